@@ -1,0 +1,189 @@
+// What the device does: join the network, set the clock, keep an MQTT session to
+// ThingsBoard, and every interval read the sensor and queue a reading for delivery.
+
+import type { DeviceConfig } from "../config";
+import { OVERRIDE_FILE, applyOverrides } from "../config";
+import { MqttSession } from "../mqtt/session";
+import type { Platform, TimerHandle } from "../platform/types";
+import { Bme280 } from "../sensors/bme280";
+import { Sht3x } from "../sensors/sht3x";
+import { SimulatedSensor } from "../sensors/simulated";
+import type { Sensor, SensorValues } from "../sensors/types";
+import { telemetryJson } from "../thingsboard/telemetry";
+import type { Logger } from "../util/log";
+import { createLogger, errorText, seconds } from "../util/log";
+import { hashString, seededRandom } from "../util/random";
+import { TelemetryQueue } from "./telemetry-queue";
+
+export interface Device {
+  session: MqttSession;
+  queue: TelemetryQueue;
+  stop(): void;
+}
+
+/** Client id from the chip id: letters and digits only, at most 23 characters (3.1.3.1). */
+export function clientIdFromChip(chipId: string): string {
+  let id = "";
+  for (let i = 0; i < chipId.length; i++) {
+    const c = chipId.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) id += chipId.charAt(i);
+  }
+  if (id.length > 18) id = id.substring(id.length - 18);
+  return "tbfw-" + id;
+}
+
+function decodeBase64(text: string): Uint8Array {
+  const binary = atobPortable(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Base64 to a binary string without atob, which Moddable's XS lacks. */
+function atobPortable(text: string): string {
+  let out = "";
+  let buffer = 0;
+  let bits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const value = BASE64.indexOf(text.charAt(i));
+    if (value < 0) continue; // padding and line breaks
+    buffer = (buffer << 6) | value;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += String.fromCharCode((buffer >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+function createSensor(platform: Platform, config: DeviceConfig, random: () => number): Sensor {
+  const sensor = config.sensor;
+  if (sensor.model === "simulated") return new SimulatedSensor(random);
+  const context = {
+    bus: platform.i2c({ sda: sensor.sda, scl: sensor.scl, bitrate: sensor.bitrate }),
+    setTimeout: (callback: () => void, ms: number) => platform.setTimeout(callback, ms),
+  };
+  if (sensor.model === "bme280") return new Bme280(context, sensor.address);
+  return new Sht3x(context, sensor.address);
+}
+
+export function startDevice(platform: Platform, builtConfig: DeviceConfig): Device {
+  const log: Logger = createLogger((line) => platform.log(line), builtConfig.debug);
+  const chipId = platform.chipId();
+  log.info("boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
+
+  let overrides: string | null = null;
+  try {
+    overrides = platform.storageRead(OVERRIDE_FILE);
+  } catch (e) {
+    log.error("config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
+  }
+  const config = applyOverrides(builtConfig, overrides, (problem) => log.error("config", problem));
+  if (config.token === "") log.error("config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
+  if (config.tls && platform.runtime === "espruino") {
+    log.warn("tls", "Espruino does not verify the server certificate: the link is encrypted but the server is not authenticated");
+  }
+
+  // Seeded from the chip id: Math.random repeats on every boot on Espruino.
+  const random = seededRandom(hashString(chipId));
+  const sensor = createSensor(platform, config, random);
+  let caDer: Uint8Array | null = null;
+  // Empty where the runtime loads the CA itself (Moddable: a flash resource).
+  if (config.tls && config.caDerBase64 !== "") caDer = decodeBase64(config.caDerBase64);
+
+  const session = new MqttSession(
+    platform,
+    {
+      host: config.host,
+      port: config.port,
+      tls: config.tls,
+      caDer: caDer,
+      clientId: clientIdFromChip(chipId),
+      username: config.token,
+      password: null,
+      keepAliveS: config.keepAliveS,
+      responseTimeoutMs: config.responseTimeoutMs,
+      backoffMinMs: config.backoffMinMs,
+      backoffMaxMs: config.backoffMaxMs,
+      stableAfterMs: 30000,
+      maxPacketBytes: 65536 + 1024,
+      maxInflight: config.maxInflight,
+    },
+    {
+      onConnected: () => queue.pump(),
+      onDisconnected: () => undefined,
+      onMessage: (topic) => log.debug("mqtt", "message on " + topic),
+    },
+    log,
+    random
+  );
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize);
+
+  let sampleTimer: TimerHandle | null = null;
+  let wifiTimer: TimerHandle | null = null;
+  let stopped = false;
+  let sessionStarted = false;
+
+  const takeSample = () => {
+    sampleTimer = platform.setTimeout(takeSample, config.telemetryIntervalMs);
+    try {
+      sensor.sample((error: string | null, values: SensorValues | null) => {
+        const ts = platform.clockIsSet() ? platform.now() : null;
+        if (error !== null) log.error("sensor", error);
+        queue.add(telemetryJson(ts, values, error));
+      });
+    } catch (e) {
+      log.error("sensor", sensor.model + " failed: " + errorText(e));
+      queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, null, sensor.model + ": " + errorText(e)));
+    }
+  };
+
+  const startSession = () => {
+    if (sessionStarted || stopped) return;
+    sessionStarted = true;
+    platform.syncClock((ok) => {
+      if (ok) log.info("clock", "set to " + new Date(platform.now()).toISOString());
+      else log.warn("clock", "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
+      if (!stopped) session.start();
+    });
+  };
+
+  let wifiAttempt = 0;
+  const joinWifi = () => {
+    wifiTimer = null;
+    log.info("wifi", "joining \"" + config.wifiSsid + "\"");
+    platform.wifiConnect(config.wifiSsid, config.wifiPassword, (state, detail) => {
+      if (stopped) return;
+      if (state === "connected") {
+        wifiAttempt = 0;
+        log.info("wifi", "connected" + (detail ? " (" + detail + ")" : ""));
+        startSession();
+      } else if (state === "disconnected" && wifiTimer === null) {
+        let delay = 2000;
+        for (let i = 0; i < wifiAttempt && delay < 60000; i++) delay *= 2;
+        if (delay > 60000) delay = 60000;
+        wifiAttempt++;
+        log.warn("wifi", "disconnected" + (detail ? " (" + detail + ")" : "") + "; retrying in " + seconds(delay));
+        wifiTimer = platform.setTimeout(joinWifi, delay);
+      }
+    });
+  };
+
+  if (platform.hasWifi) joinWifi();
+  else startSession();
+  takeSample();
+
+  return {
+    session: session,
+    queue: queue,
+    stop: () => {
+      stopped = true;
+      if (sampleTimer !== null) platform.clearTimeout(sampleTimer);
+      if (wifiTimer !== null) platform.clearTimeout(wifiTimer);
+      session.stop();
+    },
+  };
+}

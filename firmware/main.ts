@@ -1,0 +1,14 @@
+// Wires a board's configuration and a runtime's platform to the application.
+// The build generates the entry that calls main() with both (tools/build.ts).
+
+import type { DeviceConfig } from "./config";
+import { startDevice } from "./app/device";
+import type { Platform } from "./platform/types";
+
+export function main(platform: Platform, config: DeviceConfig): void {
+  try {
+    startDevice(platform, config);
+  } catch (e) {
+    platform.log("[E][boot] start-up failed: " + (e && (e as { message?: string }).message ? (e as { message: string }).message : String(e)));
+  }
+}

@@ -1,0 +1,51 @@
+// The few Espruino globals the espruino adapter uses (signatures from Espruino's source).
+// Only firmware/platform/espruino.ts may touch them.
+
+interface EspruinoSocket {
+  write(data: string): boolean;
+  end(): void;
+  on(event: "data", listener: (data: string) => void): void;
+  on(event: "close", listener: (hadError: boolean) => void): void;
+  on(event: "end", listener: () => void): void;
+  on(event: "error", listener: (error: { code: number; message: string }) => void): void;
+}
+
+interface EspruinoI2C {
+  setup(options: { sda: number | string; scl: number | string; bitrate: number }): void;
+  writeTo(address: number, data: Uint8Array): void;
+  readFrom(address: number, length: number): Uint8Array;
+}
+
+interface EspruinoStorage {
+  read(name: string): string | undefined;
+  write(name: string, data: string): boolean;
+  erase(name: string): void;
+}
+
+interface EspruinoWifi {
+  connect(ssid: string, options: { password: string }, callback: (error: string | null) => void): void;
+  on(event: "connected", listener: (details: { ip: string }) => void): void;
+  on(event: "disconnected", listener: (details: { reason?: string }) => void): void;
+  setSNTP(server: string, timezoneOffset: number): void;
+}
+
+interface EspruinoNet {
+  connect(options: { host: string; port: number; ca?: string }, onConnect: () => void): EspruinoSocket;
+}
+
+interface EspruinoE {
+  toString(data: Uint8Array): string;
+  toUint8Array(data: string): Uint8Array;
+  reboot(): void;
+}
+
+declare function require(name: "net" | "tls"): EspruinoNet;
+declare function require(name: "Storage"): EspruinoStorage;
+declare function require(name: "Wifi"): EspruinoWifi;
+declare function getSerial(): string;
+declare function setTimeout(callback: () => void, ms: number): number;
+declare function clearTimeout(id: number): void;
+declare function atob(text: string): string;
+declare const E: EspruinoE;
+declare const I2C1: EspruinoI2C;
+declare const console: { log(text: string): void };

@@ -1,0 +1,108 @@
+// Espruino adapter. Sockets carry binary strings (E.toString / E.toUint8Array convert),
+// TLS takes the CA as DER bytes in a string, and does NOT verify the server certificate
+// (Espruino's mbedtls runs with VERIFY_NONE): the app says so at boot.
+
+import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
+
+// Dates before this mean SNTP has not set the clock yet (Espruino boots at 1970).
+const CLOCK_SET_AFTER_MS = 1600000000000;
+
+function binaryString(bytes: Uint8Array): string {
+  return E.toString(bytes);
+}
+
+export function createEspruinoPlatform(hasWifi: boolean): Platform {
+  let reportWifi: ((state: WifiState, detail: string) => void) | null = null;
+  return {
+    runtime: "espruino",
+    hasWifi: hasWifi,
+    chipId: () => getSerial(),
+    now: () => Math.floor(Date.now()),
+    clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
+    setTimeout: (callback, ms) => setTimeout(callback, ms),
+    clearTimeout: (handle) => clearTimeout(handle as number),
+    log: (line) => console.log(line),
+
+    connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
+      let closed = false;
+      let lastError = "";
+      const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
+      if (options.tls && options.caDer !== null) connectOptions.ca = binaryString(options.caDer);
+      const socket = require(options.tls ? "tls" : "net").connect(connectOptions, () => handlers.onConnect());
+      socket.on("data", (data) => handlers.onData(E.toUint8Array(data)));
+      socket.on("error", (error) => {
+        lastError = error && error.message ? error.message : "socket error " + (error ? error.code : "");
+      });
+      socket.on("close", () => {
+        if (closed) return;
+        closed = true;
+        handlers.onClose(lastError !== "" ? lastError : "connection closed by the server or network");
+      });
+      return {
+        write: (bytes) => {
+          if (closed) throw new Error("socket closed");
+          socket.write(binaryString(bytes));
+        },
+        close: () => {
+          if (!closed) socket.end();
+        },
+      };
+    },
+
+    wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {
+      const wifi = require("Wifi");
+      if (reportWifi === null) {
+        // Listeners once: joinWifi runs again on every retry.
+        wifi.on("connected", (details) => {
+          if (reportWifi !== null) reportWifi("connected", details && details.ip ? "ip " + details.ip : "");
+        });
+        wifi.on("disconnected", (details) => {
+          if (reportWifi !== null) reportWifi("disconnected", details && details.reason ? String(details.reason) : "");
+        });
+      }
+      reportWifi = onState;
+      onState("connecting", "");
+      wifi.connect(ssid, { password: password }, (error) => {
+        if (error) onState("disconnected", String(error));
+      });
+    },
+
+    syncClock: (onDone) => {
+      if (Date.now() > CLOCK_SET_AFTER_MS) {
+        onDone(true);
+        return;
+      }
+      try {
+        require("Wifi").setSNTP("pool.ntp.org", 0);
+      } catch (e) {
+        onDone(false);
+        return;
+      }
+      let polls = 0;
+      const poll = () => {
+        if (Date.now() > CLOCK_SET_AFTER_MS) onDone(true);
+        else if (++polls >= 20) onDone(false);
+        else setTimeout(poll, 500);
+      };
+      setTimeout(poll, 500);
+    },
+
+    storageRead: (key) => {
+      const value = require("Storage").read(key);
+      return value === undefined ? null : value;
+    },
+    storageWrite: (key, value) => {
+      require("Storage").write(key, value);
+    },
+
+    i2c: (pins: I2CPins): I2CBus => {
+      I2C1.setup({ sda: pins.sda, scl: pins.scl, bitrate: pins.bitrate });
+      return {
+        write: (address, bytes) => I2C1.writeTo(address, bytes),
+        read: (address, length) => I2C1.readFrom(address, length),
+      };
+    },
+
+    restart: () => E.reboot(),
+  };
+}

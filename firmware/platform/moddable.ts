@@ -1,0 +1,137 @@
+// Moddable XS adapter (ESP32 and the desktop simulator mcsim). SecureSocket verifies
+// the server's chain against the embedded CA and its name, and checks certificate
+// dates against the clock, so syncClock (SNTP) must finish before a TLS connect.
+
+import { Socket as TcpSocket } from "socket";
+import SecureSocket from "securesocket";
+import Timer from "timer";
+import Preference from "preference";
+import WiFi from "wifi";
+import SNTP from "sntp";
+import Time from "time";
+import Net from "net";
+import I2C from "embedded:io/i2c";
+import Resource from "Resource";
+import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
+
+// Socket callback messages (Moddable typings/socket.d.ts).
+const MSG_ERROR = -2;
+const MSG_DISCONNECT = -1;
+const MSG_CONNECT = 1;
+const MSG_READABLE = 2;
+
+const CLOCK_SET_AFTER_MS = 1600000000000;
+const PREFERENCE_DOMAIN = "tbfw";
+
+/** NVS keys are at most 15 characters: "tb-config.json" becomes "tb-config". */
+function preferenceKey(key: string): string {
+  const dot = key.lastIndexOf(".");
+  return (dot > 0 ? key.substring(0, dot) : key).substring(0, 15);
+}
+
+export function createModdablePlatform(hasWifi: boolean): Platform {
+  let wifi: WiFi | null = null;
+  return {
+    runtime: "moddable",
+    hasWifi: hasWifi,
+    chipId: () => {
+      const mac = Net.get("MAC");
+      return mac ? mac : "moddable-sim";
+    },
+    now: () => Date.now(),
+    clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
+    setTimeout: (callback, ms) => Timer.set(callback, ms),
+    clearTimeout: (handle) => Timer.clear(handle),
+    log: (line) => trace(line + "\n"),
+
+    connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
+      let closed = false;
+      const socket =
+        options.tls
+          ? new SecureSocket({
+              host: options.host,
+              port: options.port,
+              // The CA ships as a resource in flash (manifest "resources"), not in the JS heap.
+              secure: { protocolVersion: 0x0303, certificate: new Resource("ca-root.der"), verify: true },
+            })
+          : new TcpSocket({ host: options.host, port: options.port });
+      const finish = (reason: string) => {
+        if (closed) return;
+        closed = true;
+        try {
+          socket.close();
+        } catch (e) {
+          // Already released by the runtime.
+        }
+        handlers.onClose(reason);
+      };
+      socket.callback = (message: number) => {
+        if (message === MSG_CONNECT) handlers.onConnect();
+        else if (message === MSG_READABLE) handlers.onData(new Uint8Array(socket.read(ArrayBuffer)));
+        else if (message === MSG_DISCONNECT) finish("connection closed by the server or network");
+        else if (message === MSG_ERROR) finish(options.tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
+      };
+      return {
+        write: (bytes) => {
+          if (closed) throw new Error("socket closed");
+          // Packets from the codec own their whole buffer; copy only a view into a larger one.
+          const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+          socket.write((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
+        },
+        close: () => finish("closed"),
+      };
+    },
+
+    wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {
+      if (wifi !== null) wifi.close();
+      onState("connecting", "");
+      wifi = new WiFi({ ssid: ssid, password: password }, (message) => {
+        if (message === "gotIP") onState("connected", "ip " + Net.get("IP"));
+        else if (message === "disconnect") onState("disconnected", "");
+      });
+    },
+
+    syncClock: (onDone) => {
+      if (Date.now() > CLOCK_SET_AFTER_MS) {
+        onDone(true);
+        return;
+      }
+      let done = false;
+      new SNTP({ host: "pool.ntp.org" }, (message, value) => {
+        if (done) return;
+        if (message === 1 && value !== undefined) {
+          Time.set(value);
+          done = true;
+          onDone(true);
+        } else if (message === -1) {
+          done = true;
+          onDone(false);
+        }
+      });
+    },
+
+    storageRead: (key) => {
+      const value = Preference.get(PREFERENCE_DOMAIN, preferenceKey(key));
+      return typeof value === "string" ? value : null;
+    },
+    storageWrite: (key, value) => Preference.set(PREFERENCE_DOMAIN, preferenceKey(key), value),
+
+    i2c: (pins: I2CPins): I2CBus => {
+      // ECMA-419 I2C objects are bound to one address: open one per address on demand.
+      const devices: { [address: string]: I2C } = {};
+      const device = (address: number): I2C => {
+        const key = String(address);
+        if (!devices[key]) devices[key] = new I2C({ data: pins.sda, clock: pins.scl, hz: pins.bitrate, address: address });
+        return devices[key];
+      };
+      return {
+        write: (address, bytes) => device(address).write(bytes),
+        read: (address, length) => new Uint8Array(device(address).read(length)),
+      };
+    },
+
+    restart: () => {
+      trace("[E][boot] restart is not available on this Moddable target\n");
+    },
+  };
+}

@@ -1,0 +1,62 @@
+// The one contract between device code and a runtime. Everything under firmware/
+// outside platform/ reaches Espruino or Moddable only through these interfaces.
+
+export type TimerHandle = unknown;
+
+export interface SocketOptions {
+  host: string;
+  port: number;
+  tls: boolean;
+  /** Root CA as DER bytes; verified where the runtime can (Moddable, simulator). */
+  caDer: Uint8Array | null;
+}
+
+export interface SocketHandlers {
+  onConnect(): void;
+  onData(bytes: Uint8Array): void;
+  /** Called exactly once, whatever closed the socket. */
+  onClose(reason: string): void;
+}
+
+export interface Socket {
+  /** Queues bytes for sending; throws if the socket can no longer send. */
+  write(bytes: Uint8Array): void;
+  close(): void;
+}
+
+export type WifiState = "connecting" | "connected" | "disconnected";
+
+export interface I2CBus {
+  write(address: number, bytes: Uint8Array): void;
+  read(address: number, length: number): Uint8Array;
+}
+
+export interface I2CPins {
+  sda: number;
+  scl: number;
+  bitrate: number;
+}
+
+export interface Platform {
+  readonly runtime: string;
+  /** Stable per chip; used for the client id and to seed jitter (Math.random is unseeded on Espruino). */
+  chipId(): string;
+  /** Wall-clock milliseconds since the epoch; meaningless until clockIsSet(). */
+  now(): number;
+  clockIsSet(): boolean;
+  setTimeout(callback: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+  log(line: string): void;
+  connect(options: SocketOptions, handlers: SocketHandlers): Socket;
+  /** Whether this board must join Wi-Fi itself before using the network. */
+  readonly hasWifi: boolean;
+  /** Starts joining; reports every state change. Retries are the caller's. */
+  wifiConnect(ssid: string, password: string, onState: (state: WifiState, detail: string) => void): void;
+  /** Starts setting the clock from the network (SNTP) where the runtime can. */
+  syncClock(onDone: (ok: boolean) => void): void;
+  /** Small persistent key/value store (flash on devices). Returns null when absent. */
+  storageRead(key: string): string | null;
+  storageWrite(key: string, value: string): void;
+  i2c(pins: I2CPins): I2CBus;
+  restart(): void;
+}

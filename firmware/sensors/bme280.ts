@@ -1,0 +1,153 @@
+// Bosch BME280 temperature, pressure and humidity over I2C, forced mode, x1 oversampling.
+// Compensation is the datasheet's floating-point version (BST-BME280-DS002, 4.2.3 / 8.1).
+
+import { errorText } from "../util/log";
+import type { SampleCallback, Sensor, SensorContext, SensorValues } from "./types";
+import { inRange, roundTo } from "./types";
+
+const CHIP_ID = 0x60;
+const MEASURE_MS = 12;
+
+interface Calibration {
+  t: number[];
+  p: number[];
+  h: number[];
+}
+
+function u16(bytes: Uint8Array, offset: number): number {
+  return bytes[offset] | (bytes[offset + 1] << 8);
+}
+
+function s16(bytes: Uint8Array, offset: number): number {
+  const value = u16(bytes, offset);
+  return value > 32767 ? value - 65536 : value;
+}
+
+function s12(value: number): number {
+  return value > 2047 ? value - 4096 : value;
+}
+
+/** Parses the 0x88..0xA1 (26 bytes) and 0xE1..0xE7 (7 bytes) calibration blocks. */
+export function parseCalibration(block1: Uint8Array, block2: Uint8Array): Calibration {
+  const p: number[] = [u16(block1, 6)];
+  for (let i = 8; i < 24; i += 2) p.push(s16(block1, i));
+  return {
+    t: [u16(block1, 0), s16(block1, 2), s16(block1, 4)],
+    p: p,
+    h: [
+      block1[25],
+      s16(block2, 0),
+      block2[2],
+      s12((block2[3] << 4) | (block2[4] & 0x0f)),
+      s12((block2[5] << 4) | (block2[4] >> 4)),
+      block2[6] > 127 ? block2[6] - 256 : block2[6],
+    ],
+  };
+}
+
+/** Raw 8-byte burst from 0xF7 to compensated values; null when a channel was skipped. */
+export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | null {
+  const adcP = (raw[0] << 12) | (raw[1] << 4) | (raw[2] >> 4);
+  const adcT = (raw[3] << 12) | (raw[4] << 4) | (raw[5] >> 4);
+  const adcH = (raw[6] << 8) | raw[7];
+  if (adcT === 0x80000 || adcP === 0x80000 || adcH === 0x8000) return null;
+  const t = cal.t;
+  const p = cal.p;
+  const h = cal.h;
+  let var1 = (adcT / 16384 - t[0] / 1024) * t[1];
+  let var2 = (adcT / 131072 - t[0] / 8192) * (adcT / 131072 - t[0] / 8192) * t[2];
+  const tFine = var1 + var2;
+  const temperature = tFine / 5120;
+
+  var1 = tFine / 2 - 64000;
+  var2 = (var1 * var1 * p[5]) / 32768;
+  var2 = var2 + var1 * p[4] * 2;
+  var2 = var2 / 4 + p[3] * 65536;
+  var1 = ((p[2] * var1 * var1) / 524288 + p[1] * var1) / 524288;
+  var1 = (1 + var1 / 32768) * p[0];
+  let pressure = 0;
+  if (var1 !== 0) {
+    pressure = 1048576 - adcP;
+    pressure = ((pressure - var2 / 4096) * 6250) / var1;
+    var1 = (p[8] * pressure * pressure) / 2147483648;
+    var2 = (pressure * p[7]) / 32768;
+    pressure = pressure + (var1 + var2 + p[6]) / 16;
+  }
+
+  let humidity = tFine - 76800;
+  humidity =
+    (adcH - (h[3] * 64 + (h[4] / 16384) * humidity)) *
+    ((h[1] / 65536) * (1 + (h[5] / 67108864) * humidity * (1 + (h[2] / 67108864) * humidity)));
+  humidity = humidity * (1 - (h[0] * humidity) / 524288);
+  if (humidity > 100) humidity = 100;
+  if (humidity < 0) humidity = 0;
+  return { temperature: temperature, pressure: pressure / 100, humidity: humidity };
+}
+
+export class Bme280 implements Sensor {
+  readonly model = "bme280";
+  private readonly context: SensorContext;
+  private readonly address: number;
+  private calibration: Calibration | null = null;
+
+  constructor(context: SensorContext, address: number) {
+    this.context = context;
+    this.address = address;
+  }
+
+  private readRegisters(register: number, length: number): Uint8Array {
+    this.context.bus.write(this.address, new Uint8Array([register]));
+    const data = this.context.bus.read(this.address, length);
+    if (data.length < length) throw new Error("short read (" + data.length + " of " + length + " bytes)");
+    return data;
+  }
+
+  private where(): string {
+    return " at 0x" + this.address.toString(16);
+  }
+
+  sample(done: SampleCallback): void {
+    const bus = this.context.bus;
+    try {
+      if (this.calibration === null) {
+        const id = this.readRegisters(0xd0, 1)[0];
+        if (id !== CHIP_ID) {
+          done("bme280: chip id 0x" + id.toString(16) + this.where() + " is not a BME280 (0x60)", null);
+          return;
+        }
+        this.calibration = parseCalibration(this.readRegisters(0x88, 26), this.readRegisters(0xe1, 7));
+      }
+      bus.write(this.address, new Uint8Array([0xf2, 0x01]));
+      bus.write(this.address, new Uint8Array([0xf4, 0x25]));
+    } catch (e) {
+      done("bme280: no ACK" + this.where() + " (" + errorText(e) + ")", null);
+      return;
+    }
+    this.context.setTimeout(() => {
+      let raw: Uint8Array;
+      try {
+        raw = this.readRegisters(0xf7, 8);
+      } catch (e) {
+        done("bme280: read failed" + this.where() + " (" + errorText(e) + ")", null);
+        return;
+      }
+      const calibration = this.calibration;
+      const values = calibration === null ? null : compensate(raw, calibration);
+      if (values === null) {
+        done("bme280: measurement skipped (all channels must be enabled)", null);
+        return;
+      }
+      if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
+        // A glitch may also have corrupted the calibration: read it again next time.
+        this.calibration = null;
+        done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
+        return;
+      }
+      done(null, {
+        temperature: roundTo(values.temperature, 2),
+        humidity: roundTo(values.humidity, 2),
+        pressure: roundTo(values.pressure, 2),
+      });
+    }, MEASURE_MS);
+  }
+}

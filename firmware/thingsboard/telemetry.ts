@@ -1,0 +1,21 @@
+// ThingsBoard device telemetry (v1/devices/me/telemetry) payloads.
+
+import type { SensorValues } from "../sensors/types";
+
+export const TELEMETRY_TOPIC = "v1/devices/me/telemetry";
+
+/**
+ * One reading as ThingsBoard JSON: {"ts":ms,"values":{...}} when the clock is set, else
+ * the bare values (the server stamps its own time). A sensor failure is reported as
+ * {"sensor_error": reason} instead of a made-up value.
+ */
+export function telemetryJson(ts: number | null, values: SensorValues | null, sensorError: string | null): string {
+  const body = sensorError !== null ? JSON.stringify({ sensor_error: sensorError }) : JSON.stringify(values);
+  if (ts === null) return body;
+  return "{\"ts\":" + ts + ",\"values\":" + body + "}";
+}
+
+/** Several readings in one message: a JSON array, which ThingsBoard accepts as is. */
+export function telemetryBatch(readings: string[]): string {
+  return readings.length === 1 ? readings[0] : "[" + readings.join(",") + "]";
+}
