@@ -1,0 +1,171 @@
+// Builds one image per board and runtime:
+//   dist/espruino/<board>.js   one minified, self-contained script for Espruino
+//   dist/moddable/<board>/     manifest.json, main.js (ES module), ca-root.der
+// plus a size report (raw, minified, gzip bytes) printed and written as JSON.
+//
+//   tsx tools/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { parseArgs } from "node:util";
+import { rollup } from "rollup";
+import type { Plugin, RollupLog } from "rollup";
+import typescript from "@rollup/plugin-typescript";
+import { minify } from "terser";
+import type { DeviceConfig } from "../firmware/config.ts";
+import type { Board, Runtime } from "./boards.ts";
+import { ConfigError, loadBoard, loadBoards } from "./boards.ts";
+import { loadCa } from "./ca.ts";
+import type { DeviceSettings } from "./config.ts";
+import { deviceConfigFor, resolveSettings } from "./config.ts";
+import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const ENTRY_ID = "\0tb-entry";
+
+export interface SizeReport {
+  board: string;
+  runtime: Runtime;
+  file: string;
+  raw: number;
+  minified: number;
+  gzip: number;
+}
+
+/** Modules the Moddable runtime provides; the bundle imports them. */
+const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c"];
+
+function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
+  const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
+  const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
+  return [
+    `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
+    `import { ${factory} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
+    `main(${factory}(${board.wifi}), ${JSON.stringify(config)});`,
+    "",
+  ].join("\n");
+}
+
+function virtualEntry(source: string): Plugin {
+  return {
+    name: "tb-entry",
+    resolveId: (id) => (id === ENTRY_ID ? id : null),
+    load: (id) => (id === ENTRY_ID ? source : null),
+  };
+}
+
+/** Terser settings that keep the output inside what Espruino runs (see tools/check-espruino.ts). */
+const TERSER_OPTIONS = {
+  ecma: 2015 as const,
+  module: false,
+  toplevel: false,
+  compress: { ecma: 2015 as const, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
+  mangle: true,
+  format: { ecma: 2015 as const, comments: false },
+};
+
+async function bundle(runtime: Runtime, board: Board, config: DeviceConfig): Promise<string> {
+  const typeErrors: string[] = [];
+  const build = await rollup({
+    input: ENTRY_ID,
+    external: runtime === "moddable" ? MODDABLE_EXTERNALS : [],
+    plugins: [
+      virtualEntry(entrySource(runtime, board, config)),
+      typescript({
+        tsconfig: join(ROOT, "tsconfig.json"),
+        compilerOptions: { noEmit: false, noEmitOnError: true },
+        include: [join(ROOT, "firmware/**/*.ts")],
+      }),
+    ],
+    onLog: (level, log: RollupLog) => {
+      if (log.plugin === "typescript" || log.code === "PLUGIN_WARNING") typeErrors.push(log.message);
+      else if (level === "warn") typeErrors.push((log.code ?? "") + ": " + log.message);
+    },
+  });
+  const { output } = await build.generate({ format: runtime === "espruino" ? "iife" : "es", strict: false });
+  await build.close();
+  // TypeScript 6 prints type errors as warnings and still emits: never ship that.
+  if (typeErrors.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + typeErrors.join("\n  "));
+  return output[0].code;
+}
+
+export interface BuildOptions {
+  boards: string[];
+  outDir: string;
+  settings: DeviceSettings;
+  version: string;
+  quiet?: boolean;
+}
+
+export async function buildImages(options: BuildOptions): Promise<SizeReport[]> {
+  const boards = options.boards.length === 0 ? loadBoards(join(ROOT, "boards")) : options.boards.map((b) => loadBoard(join(ROOT, "boards", b + ".json")));
+  const caPath = resolve(ROOT, options.settings.ca);
+  const ca = loadCa(caPath, options.settings.ca);
+  const reports: SizeReport[] = [];
+  for (const board of boards) {
+    for (const runtime of board.runtimes) {
+      const config = deviceConfigFor(board, runtime, options.settings, ca, options.version);
+      const raw = await bundle(runtime, board, config);
+      if (runtime === "espruino") {
+        const minified = (await minify(raw, process.env.TB_BUILD_READABLE === "1" ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
+        const file = join(options.outDir, "espruino", board.name + ".js");
+        mkdirSync(dirname(file), { recursive: true });
+        writeFileSync(file, minified + "\n");
+        reports.push({ board: board.name, runtime, file, raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
+      } else {
+        const dir = join(options.outDir, "moddable", board.name);
+        rmSync(dir, { recursive: true, force: true });
+        mkdirSync(dir, { recursive: true });
+        // XS compiles modules to bytecode, so ship readable source for xsbug; report the minified size too.
+        writeFileSync(join(dir, "main.js"), raw);
+        writeFileSync(join(dir, "ca-root.der"), ca.der);
+        for (const [name, source] of Object.entries(MODDABLE_HOST_STUBS)) writeFileSync(join(dir, name + ".js"), source);
+        writeFileSync(join(dir, "manifest.json"), JSON.stringify(moddableManifest(board, options.settings), null, 2) + "\n");
+        const minified = (await minify(raw, { ...TERSER_OPTIONS, module: true })).code ?? "";
+        reports.push({ board: board.name, runtime, file: join(dir, "main.js"), raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
+      }
+    }
+  }
+  mkdirSync(options.outDir, { recursive: true });
+  writeFileSync(join(options.outDir, "size-report.json"), JSON.stringify(reports, null, 2) + "\n");
+  if (!options.quiet) printSizes(reports, ca.subject);
+  return reports;
+}
+
+function printSizes(reports: SizeReport[], caSubject: string): void {
+  console.log("CA: " + caSubject);
+  console.log("image".padEnd(28) + "raw".padStart(9) + "minified".padStart(10) + "gzip".padStart(8));
+  for (const r of reports) {
+    console.log((r.runtime + "/" + r.board).padEnd(28) + String(r.raw).padStart(9) + String(r.minified).padStart(10) + String(r.gzip).padStart(8));
+  }
+}
+
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
+async function cli(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      board: { type: "string", multiple: true, default: [] },
+      out: { type: "string", default: "dist" },
+      config: { type: "string", default: "device.local.json" },
+    },
+  });
+  const outDir = resolve(ROOT, values.out as string);
+  try {
+    const settings = resolveSettings(process.env, resolve(ROOT, values.config as string));
+    await buildImages({ boards: values.board as string[], outDir, settings, version: packageVersion() });
+    console.log("size report: " + join(values.out as string, "size-report.json"));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error("build failed: " + e.message);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await cli();

@@ -1,0 +1,135 @@
+// Device settings for a build: defaults < device.local.json (git-ignored) < environment.
+// Secrets (token, Wi-Fi password) only ever come from these two places, never from
+// committed files, and are never printed.
+
+import { existsSync, readFileSync } from "node:fs";
+import type { DeviceConfig } from "../firmware/config.ts";
+import type { Board, Runtime } from "./boards.ts";
+import { ConfigError } from "./boards.ts";
+import type { CaCertificate } from "./ca.ts";
+
+export interface DeviceSettings {
+  host: string;
+  port: number;
+  tls: boolean;
+  token: string;
+  ca: string;
+  wifiSsid: string;
+  wifiPassword: string;
+  telemetryIntervalMs: number;
+}
+
+export const DEFAULT_SETTINGS: DeviceSettings = {
+  host: "mqtt.thingsboard.cloud",
+  port: 8883,
+  tls: true,
+  token: "",
+  ca: "certs/ca-root.pem",
+  wifiSsid: "",
+  wifiPassword: "",
+  telemetryIntervalMs: 60000,
+};
+
+/** Environment variable for each setting. */
+export const ENV_NAMES: Record<keyof DeviceSettings, string> = {
+  host: "TB_HOST",
+  port: "TB_PORT",
+  tls: "TB_TLS",
+  token: "TB_TOKEN",
+  ca: "TB_CA",
+  wifiSsid: "WIFI_SSID",
+  wifiPassword: "WIFI_PASSWORD",
+  telemetryIntervalMs: "TELEMETRY_INTERVAL_MS",
+};
+
+function parseValue(key: keyof DeviceSettings, value: unknown, where: string): DeviceSettings[keyof DeviceSettings] {
+  const problem = (what: string): never => {
+    throw new ConfigError(where + ": " + what + (key === "token" || key === "wifiPassword" ? "" : ", got " + JSON.stringify(value)));
+  };
+  if (key === "port") {
+    const port = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) problem("must be a port number 1-65535");
+    return port as number;
+  }
+  if (key === "tls") {
+    if (value === true || value === "1" || value === "true") return true;
+    if (value === false || value === "0" || value === "false") return false;
+    return problem("must be 1 (TLS on) or 0 (plain MQTT)");
+  }
+  if (key === "telemetryIntervalMs") {
+    const ms = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1000 || ms > 86400000) problem("must be whole milliseconds from 1000 to 86400000");
+    return ms as number;
+  }
+  if (typeof value !== "string") return problem("must be a string");
+  if (key === "host" && (value === "" || /\s/.test(value))) problem("must be a host name or address");
+  if (key === "token" && /[\s"\\]/.test(value)) problem("must not contain spaces, quotes or backslashes (check the copied access token)");
+  return value;
+}
+
+/** Reads settings; `localFile` is a JSON object with the same keys as DeviceSettings. */
+export function resolveSettings(env: NodeJS.ProcessEnv, localFile: string | null): DeviceSettings {
+  const settings: DeviceSettings = { ...DEFAULT_SETTINGS };
+  const keys = Object.keys(DEFAULT_SETTINGS) as (keyof DeviceSettings)[];
+  if (localFile !== null && existsSync(localFile)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(localFile, "utf8"));
+    } catch (e) {
+      throw new ConfigError(localFile + ": not valid JSON: " + (e as Error).message);
+    }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new ConfigError(localFile + ": must hold a JSON object");
+    for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+      if (!keys.includes(key as keyof DeviceSettings)) {
+        throw new ConfigError(localFile + ": unknown key \"" + key + "\" (expected one of " + keys.join(", ") + ")");
+      }
+      (settings as unknown as Record<string, unknown>)[key] = parseValue(key as keyof DeviceSettings, value, localFile + ": \"" + key + "\"");
+    }
+  }
+  for (const key of keys) {
+    const value = env[ENV_NAMES[key]];
+    if (value !== undefined && value !== "") {
+      (settings as unknown as Record<string, unknown>)[key] = parseValue(key, value, ENV_NAMES[key]);
+    }
+  }
+  return settings;
+}
+
+export const FIRMWARE_DEFAULTS = {
+  keepAliveS: 60,
+  responseTimeoutMs: 20000,
+  backoffMinMs: 2000,
+  backoffMaxMs: 300000,
+  queueCapacity: 100,
+  batchSize: 10,
+  maxInflight: 4,
+};
+
+/** The configuration compiled into one image; fails when the board needs what is missing. */
+export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, ca: CaCertificate, version: string): DeviceConfig {
+  if (board.requiresToken && settings.token === "") {
+    throw new ConfigError(
+      board.file + ": this board needs a device access token: set TB_TOKEN=<token> in the environment or \"token\" in device.local.json " +
+        "(copy it from ThingsBoard: Devices > your device > Copy access token)"
+    );
+  }
+  if (board.wifi && settings.wifiSsid === "") {
+    throw new ConfigError(board.file + ": this board joins Wi-Fi: set WIFI_SSID (and WIFI_PASSWORD) in the environment or in device.local.json");
+  }
+  return {
+    firmwareVersion: version,
+    board: board.name,
+    host: settings.host,
+    port: settings.port,
+    tls: settings.tls,
+    token: settings.token,
+    // Moddable reads the CA from a flash resource instead of the JS heap.
+    caDerBase64: settings.tls && runtime === "espruino" ? ca.der.toString("base64") : "",
+    wifiSsid: settings.wifiSsid,
+    wifiPassword: settings.wifiPassword,
+    telemetryIntervalMs: settings.telemetryIntervalMs,
+    sensor: { ...board.sensor },
+    debug: false,
+    ...FIRMWARE_DEFAULTS,
+  };
+}

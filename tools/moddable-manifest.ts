@@ -1,0 +1,46 @@
+// manifest.json for the Moddable build of a board. Hardware (esp32) gets Wi-Fi, SNTP,
+// TLS and ECMA-419 I2C; the desktop simulator (lin/mac/win) has no Wi-Fi, SNTP or I2C
+// modules, so the modules the bundle imports are mapped to stubs that say so.
+
+import type { Board } from "./boards.ts";
+import type { DeviceSettings } from "./config.ts";
+
+const unavailable = (what: string) =>
+  `// Desktop simulator stand-in: ${what} does not exist there.\n` +
+  `export default class Unavailable { constructor() { throw new Error("${what} is not available in the Moddable desktop simulator"); } }\n`;
+
+/** File name (without .js) -> source of the stand-ins shipped next to main.js. */
+export const MODDABLE_HOST_STUBS: Record<string, string> = {
+  "host-wifi": unavailable("Wi-Fi"),
+  "host-sntp": unavailable("SNTP"),
+  "host-i2c": unavailable("I2C"),
+  "host-time": "// The desktop simulator uses the host clock, which is already set.\nexport default { set() {} };\n",
+};
+
+export function moddableManifest(board: Board, settings: DeviceSettings): object {
+  const hostModules = { wifi: "./host-wifi", sntp: "./host-sntp", "embedded:io/i2c": "./host-i2c", time: "./host-time" };
+  return {
+    include: [
+      "$(MODDABLE)/examples/manifest_base.json",
+      "$(MODDABLE)/examples/manifest_net.json",
+      "$(MODDABLE)/modules/crypt/tls.json",
+      "$(MODDABLE)/modules/files/preference/manifest.json",
+    ],
+    modules: { "*": ["./main"] },
+    resources: settings.tls ? { "*": ["./ca-root"] } : {},
+    config: {
+      // Cipher families SecureSocket may offer (ssl_ciphersuites.js reads mc/config).
+      tls: { DHE_RSA: true, ECDHE_RSA: true, ECDHE_ECDSA: true },
+    },
+    creation: { stack: 512, keys: { available: 64 } },
+    platforms: {
+      esp32: {
+        include: ["$(MODDABLE)/modules/io/manifest.json"],
+      },
+      lin: { modules: hostModules },
+      mac: { modules: hostModules },
+      win: { modules: hostModules },
+      "...": { error: "board " + board.name + ": build with -p esp32 for hardware or -p lin / mac / win for the desktop simulator" },
+    },
+  };
+}
