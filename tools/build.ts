@@ -97,6 +97,10 @@ export interface BuildOptions {
   settings: DeviceSettings;
   version: string;
   quiet?: boolean;
+  /** Debug log lines ([D]) in the image, e.g. one per delivered message. */
+  debug?: boolean;
+  /** Unmangled, indented Espruino output for reading stack traces. */
+  readable?: boolean;
 }
 
 export async function buildImages(options: BuildOptions): Promise<SizeReport[]> {
@@ -106,10 +110,10 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   const reports: SizeReport[] = [];
   for (const board of boards) {
     for (const runtime of board.runtimes) {
-      const config = deviceConfigFor(board, runtime, options.settings, ca, options.version);
+      const config = deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true);
       const raw = await bundle(runtime, board, config);
       if (runtime === "espruino") {
-        const minified = (await minify(raw, process.env.TB_BUILD_READABLE === "1" ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
+        const minified = (await minify(raw, options.readable ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
         writeFileSync(file, minified + "\n");
@@ -152,12 +156,13 @@ async function cli(): Promise<void> {
       board: { type: "string", multiple: true, default: [] },
       out: { type: "string", default: "dist" },
       config: { type: "string", default: "device.local.json" },
+      readable: { type: "boolean", default: false },
     },
   });
   const outDir = resolve(ROOT, values.out as string);
   try {
     const settings = resolveSettings(process.env, resolve(ROOT, values.config as string));
-    await buildImages({ boards: values.board as string[], outDir, settings, version: packageVersion() });
+    await buildImages({ boards: values.board as string[], outDir, settings, version: packageVersion(), readable: values.readable as boolean });
     console.log("size report: " + join(values.out as string, "size-report.json"));
   } catch (e) {
     if (e instanceof ConfigError) {

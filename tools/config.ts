@@ -106,7 +106,7 @@ export const FIRMWARE_DEFAULTS = {
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */
-export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, ca: CaCertificate, version: string): DeviceConfig {
+export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, ca: CaCertificate, version: string, debug = false): DeviceConfig {
   if (board.requiresToken && settings.token === "") {
     throw new ConfigError(
       board.file + ": this board needs a device access token: set TB_TOKEN=<token> in the environment or \"token\" in device.local.json " +
@@ -129,7 +129,7 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     wifiPassword: settings.wifiPassword,
     telemetryIntervalMs: settings.telemetryIntervalMs,
     sensor: { ...board.sensor },
-    debug: false,
+    debug,
     ...FIRMWARE_DEFAULTS,
   };
 }

@@ -1,0 +1,358 @@
+// Static check of Espruino images against ../shared/reference/espruino-runtime.md and
+// what was measured on the interpreter: Espruino parses lazily (a syntax error shows
+// only when its function first runs), hoists neither functions nor vars, lacks many
+// built-ins and looks up no Builtin.prototype.method. Every finding names the file, the
+// line and the construct.
+//
+//   tsx tools/check-espruino.ts [files...]    (default: dist/espruino/*.js)
+
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as acorn from "acorn";
+import * as walk from "acorn-walk";
+
+export interface Finding {
+  file: string;
+  line: number;
+  column: number;
+  construct: string;
+}
+
+type AnyNode = acorn.Node & Record<string, any>;
+
+/** Globals Espruino 2v2x does not have (reference doc + measured on 2v29). */
+const MISSING_GLOBALS = [
+  "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "Symbol", "Reflect", "Proxy", "BigInt",
+  "TextEncoder", "TextDecoder", "RangeError", "queueMicrotask", "structuredClone",
+];
+
+/** Static members Espruino lacks. */
+const MISSING_STATICS: Record<string, string[]> = {
+  Array: ["from", "of"],
+  Object: ["freeze", "isFrozen", "seal"],
+  Number: ["isInteger", "isNaN", "isFinite", "isSafeInteger", "parseFloat", "parseInt", "EPSILON"],
+  Math: ["trunc", "imul", "log2", "log10", "hypot", "fround", "clz32", "cbrt", "expm1", "log1p"],
+  Promise: ["race", "allSettled", "any"],
+  String: ["raw"],
+  Uint8Array: ["from", "of"],
+};
+
+/** Instance methods Espruino lacks; flagged on any receiver, since types are unknown here. */
+const MISSING_METHODS = ["flat", "flatMap", "trimStart", "trimEnd", "codePointAt", "finally", "toPrecision"];
+
+const BUILTIN_CONSTRUCTORS = [
+  "Array", "String", "Object", "Function", "Number", "Boolean", "Date", "Error", "Promise", "RegExp",
+  "ArrayBuffer", "DataView", "Uint8Array", "Int8Array", "Uint16Array", "Int16Array", "Uint32Array",
+  "Int32Array", "Float32Array", "Float64Array", "Uint8ClampedArray",
+];
+
+function isFunction(node: AnyNode): boolean {
+  return node.type === "FunctionDeclaration" || node.type === "FunctionExpression" || node.type === "ArrowFunctionExpression";
+}
+
+/** Names a pattern binds (identifiers only: destructuring is reported separately). */
+function patternNames(node: AnyNode | null): AnyNode[] {
+  if (!node) return [];
+  if (node.type === "Identifier") return [node];
+  if (node.type === "AssignmentPattern") return patternNames(node.left);
+  if (node.type === "RestElement") return patternNames(node.argument);
+  if (node.type === "ArrayPattern") return node.elements.flatMap((e: AnyNode | null) => patternNames(e));
+  if (node.type === "ObjectPattern") return node.properties.flatMap((p: AnyNode) => patternNames(p.type === "RestElement" ? p : p.value));
+  return [];
+}
+
+/** Identifiers that are references (not property names, keys or labels). */
+function isReference(node: AnyNode, parent: AnyNode | undefined): boolean {
+  if (!parent) return true;
+  if ((parent.type === "MemberExpression") && parent.property === node && !parent.computed) return false;
+  if ((parent.type === "Property" || parent.type === "MethodDefinition" || parent.type === "PropertyDefinition") && parent.key === node && !parent.computed) {
+    return parent.type === "Property" && parent.shorthand;
+  }
+  if (parent.type === "LabeledStatement" || parent.type === "BreakStatement" || parent.type === "ContinueStatement") return false;
+  if (parent.type === "ExportSpecifier" || parent.type === "ImportSpecifier" || parent.type === "MetaProperty") return false;
+  return true;
+}
+
+interface ScopeDecl {
+  name: string;
+  kind: "function" | "var";
+  position: number;
+  node: AnyNode;
+}
+
+/**
+ * Children of `node` in source order, as [child, parent] pairs; does not enter nested
+ * functions when `stopAtFunctions` (their bodies run later, not in this scope's order).
+ */
+function visitOwnCode(root: AnyNode, visit: (node: AnyNode, parent: AnyNode | undefined) => void, stopAtFunctions: boolean): void {
+  const recurse = (node: AnyNode, parent: AnyNode | undefined) => {
+    visit(node, parent);
+    if (stopAtFunctions && node !== root && isFunction(node)) return;
+    for (const key of Object.keys(node)) {
+      if (key === "type" || key === "start" || key === "end" || key === "loc") continue;
+      const value = node[key];
+      if (Array.isArray(value)) {
+        for (const child of value) if (child && typeof child.type === "string") recurse(child, node);
+      } else if (value && typeof value.type === "string") recurse(value, node);
+    }
+  };
+  recurse(root, undefined);
+}
+
+/** Declarations that Espruino creates only when execution reaches them. */
+function scopeDeclarations(scopeNode: AnyNode): Map<string, ScopeDecl> {
+  const declarations = new Map<string, ScopeDecl>();
+  const body = scopeNode.type === "Program" ? scopeNode : scopeNode.body;
+  visitOwnCode(body, (node) => {
+    if (node === body) return;
+    if (node.type === "FunctionDeclaration" && node.id && !declarations.has(node.id.name)) {
+      declarations.set(node.id.name, { name: node.id.name, kind: "function", position: node.start, node });
+    }
+    if (node.type === "VariableDeclaration" && node.kind === "var") {
+      for (const declarator of node.declarations) {
+        for (const id of patternNames(declarator.id)) {
+          if (!declarations.has(id.name)) declarations.set(id.name, { name: id.name, kind: "var", position: declarator.start, node: declarator });
+        }
+      }
+    }
+  }, true);
+  return declarations;
+}
+
+/** Names a function's body (nested functions included) refers to, minus its own bindings. */
+function freeNames(fn: AnyNode): Set<string> {
+  const names = new Set<string>();
+  const own = new Set<string>();
+  for (const param of fn.params) for (const id of patternNames(param)) own.add(id.name);
+  visitOwnCode(fn.body, (node, parent) => {
+    if (node.type === "VariableDeclarator") for (const id of patternNames(node.id)) own.add(id.name);
+    if (node.type === "FunctionDeclaration" && node.id) own.add(node.id.name);
+    if (node.type === "Identifier" && isReference(node, parent)) names.add(node.name);
+  }, false);
+  for (const name of own) names.delete(name);
+  return names;
+}
+
+function checkHoisting(program: AnyNode, report: (node: AnyNode, construct: string) => void): void {
+  const scopes: AnyNode[] = [program];
+  walk.full(program as acorn.Node, (node) => {
+    if (isFunction(node as AnyNode) && (node as AnyNode).body.type === "BlockStatement") scopes.push(node as AnyNode);
+  });
+  for (const scope of scopes) {
+    const declarations = scopeDeclarations(scope);
+    if (declarations.size === 0) continue;
+    const body = scope.type === "Program" ? scope : scope.body;
+    // What each function declared in this scope may reach when called, transitively.
+    const reachCache = new Map<string, Set<string>>();
+    const reach = (name: string, seen: Set<string>): Set<string> => {
+      const cached = reachCache.get(name);
+      if (cached) return cached;
+      const result = new Set<string>();
+      const decl = declarations.get(name);
+      if (!decl || decl.kind !== "function" || seen.has(name)) return result;
+      seen.add(name);
+      for (const free of freeNames(decl.node)) {
+        if (declarations.has(free)) {
+          result.add(free);
+          for (const more of reach(free, seen)) result.add(more);
+        }
+      }
+      reachCache.set(name, result);
+      return result;
+    };
+    visitOwnCode(body, (node, parent) => {
+      if (node.type !== "Identifier" || !isReference(node, parent)) return;
+      if (parent && parent.type === "FunctionDeclaration" && parent.id === node) return;
+      if (parent && parent.type === "VariableDeclarator" && parent.id === node) return;
+      const decl = declarations.get(node.name);
+      if (!decl) return;
+      if (node.start < decl.position) {
+        report(node, (decl.kind === "function" ? "call or use of function " : "use of var ") + node.name + " before its declaration has run (Espruino does not hoist)");
+        return;
+      }
+      if (parent && parent.type === "CallExpression" && parent.callee === node && decl.kind === "function") {
+        for (const needed of reach(node.name, new Set())) {
+          const target = declarations.get(needed)!;
+          if (target.position > node.start) {
+            report(node, "call to " + node.name + " reaches " + needed + " before its declaration has run (Espruino does not hoist)");
+          }
+        }
+      }
+    }, true);
+  }
+}
+
+function checkLoopClosures(program: AnyNode, report: (node: AnyNode, construct: string) => void): void {
+  walk.full(program as acorn.Node, (raw) => {
+    const loop = raw as AnyNode;
+    let declaration: AnyNode | null = null;
+    if (loop.type === "ForStatement" && loop.init && loop.init.type === "VariableDeclaration") declaration = loop.init;
+    if ((loop.type === "ForOfStatement" || loop.type === "ForInStatement") && loop.left.type === "VariableDeclaration") declaration = loop.left;
+    if (!declaration || declaration.kind === "var") return;
+    const names = new Set(declaration.declarations.flatMap((d: AnyNode) => patternNames(d.id)).map((id: AnyNode) => id.name));
+    visitOwnCode(loop.body, (node) => {
+      if (node === loop.body || !isFunction(node)) return;
+      for (const free of freeNames(node)) {
+        if (names.has(free)) report(node, "closure over the loop's " + declaration!.kind + " " + free + " (Espruino shares one binding: every closure sees the last value)");
+      }
+    }, false);
+  });
+}
+
+export function checkSource(source: string, file: string): Finding[] {
+  const findings: Finding[] = [];
+  let program: AnyNode;
+  try {
+    program = acorn.parse(source, { ecmaVersion: 2022, sourceType: "script", locations: true }) as AnyNode;
+  } catch (e) {
+    const err = e as { message: string; loc?: { line: number; column: number } };
+    return [{ file, line: err.loc?.line ?? 0, column: err.loc?.column ?? 0, construct: "does not parse: " + err.message }];
+  }
+  const seen = new Set<string>();
+  const report = (node: AnyNode, construct: string) => {
+    const key = node.start + ":" + construct;
+    if (seen.has(key)) return;
+    seen.add(key);
+    findings.push({ file, line: node.loc!.start.line, column: node.loc!.start.column + 1, construct });
+  };
+  const declaredGlobals = new Set<string>();
+  walk.full(program as acorn.Node, (raw) => {
+    const node = raw as AnyNode;
+    if (node.type === "VariableDeclarator") for (const id of patternNames(node.id)) declaredGlobals.add(id.name);
+    if ((node.type === "FunctionDeclaration" || node.type === "ClassDeclaration") && node.id) declaredGlobals.add(node.id.name);
+  });
+
+  walk.fullAncestor(program as acorn.Node, (raw, _state, ancestors) => {
+    const node = raw as AnyNode;
+    const parent = ancestors[ancestors.length - 2] as AnyNode | undefined;
+    switch (node.type) {
+      case "AssignmentPattern":
+        report(node, parent && isFunction(parent) ? "default parameter" : "default value in destructuring");
+        break;
+      case "ObjectPattern":
+      case "ArrayPattern":
+        report(node, "destructuring");
+        break;
+      case "SpreadElement":
+        report(node, "spread (...)");
+        break;
+      case "RestElement":
+        report(node, "rest parameter or element (...)");
+        break;
+      case "AwaitExpression":
+        report(node, "await");
+        break;
+      case "YieldExpression":
+        report(node, "yield (generator)");
+        break;
+      case "ChainExpression":
+        report(node, "optional chaining (?.)");
+        break;
+      case "TaggedTemplateExpression":
+        report(node, "tagged template");
+        break;
+      case "LabeledStatement":
+        report(node, "labelled statement (labelled break/continue fail)");
+        break;
+      case "MetaProperty":
+        report(node, node.meta.name + "." + node.property.name);
+        break;
+      case "ImportExpression":
+        report(node, "dynamic import()");
+        break;
+      case "BinaryExpression":
+        if (node.operator === "**") report(node, "exponent operator (**)");
+        break;
+      case "AssignmentExpression":
+        if (["**=", "??=", "||=", "&&="].includes(node.operator)) report(node, "assignment operator " + node.operator);
+        break;
+      case "Literal":
+        if (node.regex) report(node, "RegExp literal /" + node.regex.pattern + "/" + node.regex.flags + " (Espruino's RegExp misbehaves silently)");
+        if (typeof node.bigint === "string") report(node, "BigInt literal");
+        break;
+      case "Property":
+      case "MethodDefinition":
+      case "PropertyDefinition":
+        if (node.computed) report(node, "computed key {[k]: v}");
+        if (node.key && node.key.type === "PrivateIdentifier") report(node, "private class member #" + node.key.name);
+        break;
+      case "ClassDeclaration":
+      case "ClassExpression":
+        if (node.superClass && node.superClass.type === "Identifier" && /Error$/.test(node.superClass.name)) {
+          report(node, "class extends " + node.superClass.name);
+        }
+        break;
+      case "NewExpression":
+      case "CallExpression":
+        if (node.callee.type === "Identifier" && node.callee.name === "RegExp") report(node, "RegExp constructor");
+        break;
+      case "MemberExpression": {
+        if (node.computed || node.property.type !== "Identifier") break;
+        const property = node.property.name;
+        const object = node.object as AnyNode;
+        if (object.type === "Identifier" && MISSING_STATICS[object.name]?.includes(property) && !declaredGlobals.has(object.name)) {
+          report(node, object.name + "." + property + " (missing in Espruino)");
+        }
+        if (object.type === "MemberExpression" && !object.computed && object.property.name === "prototype" &&
+            object.object.type === "Identifier" && BUILTIN_CONSTRUCTORS.includes(object.object.name) &&
+            !(object.object.name === "Object" && property === "hasOwnProperty") &&
+            !(parent && parent.type === "AssignmentExpression" && parent.left === node)) {
+          report(node, object.object.name + ".prototype." + property + " lookup (undefined in Espruino; call it on an instance)");
+        }
+        if (MISSING_METHODS.includes(property) && parent && parent.type === "CallExpression" && parent.callee === node) {
+          report(node, "." + property + "() (missing in Espruino)");
+        }
+        break;
+      }
+      case "Identifier":
+        if (MISSING_GLOBALS.includes(node.name) && isReference(node, parent) && !declaredGlobals.has(node.name)) {
+          report(node, node.name + " (missing in Espruino)");
+        }
+        break;
+    }
+    if (isFunction(node)) {
+      if (node.async) report(node, "async function");
+      if (node.generator) report(node, "generator function");
+    }
+    if (node.type === "ForOfStatement" && node.await) report(node, "for await");
+  });
+  checkHoisting(program, report);
+  checkLoopClosures(program, report);
+  findings.sort((a, b) => a.line - b.line || a.column - b.column);
+  return findings;
+}
+
+export function formatFinding(f: Finding): string {
+  return f.file + ":" + f.line + ":" + f.column + ": " + f.construct;
+}
+
+function cli(): void {
+  const root = resolve(fileURLToPath(import.meta.url), "../..");
+  let files = process.argv.slice(2);
+  if (files.length === 0) {
+    const dir = join(root, "dist/espruino");
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).filter((f) => f.endsWith(".js"));
+    } catch {
+      // reported below
+    }
+    if (names.length === 0) {
+      console.error("check:espruino: no images in dist/espruino: run npm run build first");
+      process.exit(1);
+    }
+    files = names.map((f) => join(dir, f));
+  }
+  let total = 0;
+  for (const file of files) {
+    const shown = relative(process.cwd(), file) || file;
+    const findings = checkSource(readFileSync(file, "utf8"), shown);
+    total += findings.length;
+    for (const f of findings) console.log(formatFinding(f));
+    console.log((findings.length === 0 ? "ok   " : "FAIL ") + shown + (findings.length ? " (" + findings.length + " findings)" : ""));
+  }
+  if (total > 0) process.exit(1);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) cli();

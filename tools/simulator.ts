@@ -1,0 +1,114 @@
+// npm start: builds the `sim` board's Espruino image and runs it in the Espruino
+// sandbox against an embedded ThingsBoard-compatible broker over TLS, with a
+// development CA made on first run. Shows the device's serial console and the
+// telemetry the broker received. No internet needed.
+//
+//   tsx tools/simulator.ts [--messages N] [--interval MS] [--plain]
+//   tsx tools/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
+
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "./boards.ts";
+import { startBroker } from "./broker.ts";
+import type { RunningBroker } from "./broker.ts";
+import { ROOT, buildImages, packageVersion } from "./build.ts";
+import { DEFAULT_SETTINGS } from "./config.ts";
+import type { DeviceSettings } from "./config.ts";
+import { ensureTlsFiles } from "./dev-ca.ts";
+import { runEspruinoImage } from "./espruino-sandbox.ts";
+
+const SIM_DIR = join(ROOT, ".sim");
+export const SIM_TOKEN = "sim-device-token";
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      token: { type: "string" },
+      ca: { type: "string" },
+      plain: { type: "boolean", default: false },
+      messages: { type: "string" },
+      interval: { type: "string", default: "5000" },
+      timeout: { type: "string", default: "0" },
+    },
+  });
+  const remote = values.host !== undefined;
+  const messages = values.messages === undefined ? 0 : Number(values.messages);
+  const interval = Number(values.interval);
+  if (!Number.isInteger(messages) || messages < 0) throw new ConfigError("--messages must be a whole number");
+  if (!Number.isInteger(interval) || interval < 1000) throw new ConfigError("--interval must be at least 1000 ms");
+  if (remote && !values.token) throw new ConfigError("--host needs --token <device access token>");
+
+  let broker: RunningBroker | null = null;
+  let received = 0;
+  let finish: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  const settings: DeviceSettings = { ...DEFAULT_SETTINGS, telemetryIntervalMs: interval, tls: !values.plain };
+
+  if (remote) {
+    settings.host = values.host!;
+    settings.port = values.port ? Number(values.port) : values.plain ? 1883 : 8883;
+    settings.token = values.token!;
+    if (values.ca) settings.ca = values.ca;
+    console.log("simulator: device -> " + settings.host + ":" + settings.port + (settings.tls ? " (tls, CA " + settings.ca + ")" : " (plain)"));
+  } else {
+    const tls = ensureTlsFiles(join(SIM_DIR, "tls"));
+    broker = await startBroker({
+      token: SIM_TOKEN,
+      tls,
+      onEvent: (line) => console.log("broker  | " + line),
+      onTelemetry: (payload) => {
+        received++;
+        console.log("broker  | telemetry #" + received + ": " + payload);
+        if (messages > 0 && received >= messages) finish(0);
+      },
+    });
+    settings.host = "127.0.0.1";
+    settings.port = settings.tls ? broker.tlsPort! : broker.plainPort;
+    settings.token = SIM_TOKEN;
+    settings.ca = tls.caCert;
+    console.log("simulator: embedded broker on 127.0.0.1:" + broker.plainPort + " (plain) and :" + broker.tlsPort + " (tls, CA " + tls.caCert + ")");
+  }
+
+  const outDir = join(SIM_DIR, "build");
+  await buildImages({ boards: ["sim"], outDir, settings, version: packageVersion(), quiet: true, debug: true });
+  const imagePath = join(outDir, "espruino", "sim.js");
+  console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
+  let delivered = 0;
+  const sandbox = runEspruinoImage({
+    imagePath,
+    storageDir: mkdtempSync(join(SIM_DIR, "storage-")),
+    onSerial: (line) => {
+      console.log("device  | " + line);
+      const match = /^\[D\]\[queue\] delivered (\d+) reading/.exec(line);
+      if (remote && match) {
+        delivered += Number(match[1]);
+        if (messages > 0 && delivered >= messages) finish(0);
+      }
+    },
+  });
+  process.on("SIGINT", () => finish(0));
+  const timeoutS = Number(values.timeout);
+  if (timeoutS > 0) setTimeout(() => {
+    console.error("simulator: timed out after " + timeoutS + " s");
+    finish(1);
+  }, timeoutS * 1000).unref();
+  const code = await done;
+  sandbox.stop();
+  if (broker) await broker.close();
+  if (sandbox.uncaught.length > 0) {
+    console.error("simulator: " + sandbox.uncaught.length + " uncaught error(s) in the image");
+    process.exit(1);
+  }
+  process.exit(code);
+}
+
+main().catch((e) => {
+  if (e instanceof ConfigError) {
+    console.error("simulator: " + e.message);
+    process.exit(1);
+  }
+  throw e;
+});
