@@ -56,7 +56,7 @@ export interface ConnectOptions {
 }
 
 /** Bytes the remaining-length field takes (2.2.3); at most 4. */
-function remainingLengthSize(length: number): number {
+export function remainingLengthSize(length: number): number {
   if (length < 128) return 1;
   if (length < 16384) return 2;
   if (length < 2097152) return 3;
@@ -64,20 +64,22 @@ function remainingLengthSize(length: number): number {
   throw new Error("mqtt: packet too large to encode (" + length + " bytes)");
 }
 
-/** Allocates a packet with its fixed header written; returns it and the body offset. */
-function allocatePacket(firstByte: number, remainingLength: number): { bytes: Uint8Array; offset: number } {
-  const headerSize = 1 + remainingLengthSize(remainingLength);
-  const bytes = new Uint8Array(headerSize + remainingLength);
-  bytes[0] = firstByte;
-  let offset = 1;
-  let length = remainingLength;
+/** Writes the remaining-length field (2.2.3) at `offset`; returns the offset after it. */
+export function writeRemainingLength(target: Uint8Array, offset: number, length: number): number {
   do {
     let digit = length % 128;
     length = Math.floor(length / 128);
     if (length > 0) digit |= 0x80;
-    bytes[offset++] = digit;
+    target[offset++] = digit;
   } while (length > 0);
-  return { bytes: bytes, offset: offset };
+  return offset;
+}
+
+/** Allocates a packet with its fixed header written; returns it and the body offset. */
+function allocatePacket(firstByte: number, remainingLength: number): { bytes: Uint8Array; offset: number } {
+  const bytes = new Uint8Array(1 + remainingLengthSize(remainingLength) + remainingLength);
+  bytes[0] = firstByte;
+  return { bytes: bytes, offset: writeRemainingLength(bytes, 1, remainingLength) };
 }
 
 function writeUint16(bytes: Uint8Array, offset: number, value: number): number {

@@ -140,7 +140,6 @@ export class MqttSession {
   stop(): void {
     const socket = this.socket;
     this.state = "stopped";
-    this.clearTimers();
     if (this.reconnectTimer !== null) this.platform.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     if (socket !== null) {
@@ -149,14 +148,10 @@ export class MqttSession {
       } catch (e) {
         // The link is going away anyway.
       }
-      this.closeReason = "stopped";
-      try {
-        socket.close();
-      } catch (e) {
-        // Already closed.
-      }
-      this.handleClose("stopped");
     }
+    this.closeReason = "stopped";
+    this.releaseSocket();
+    this.handleClose("stopped");
   }
 
   /** Adds a subscription kept across reconnects; sent now when connected. */
@@ -421,19 +416,25 @@ export class MqttSession {
     this.stableTimer = null;
   }
 
-  /** Closes the socket and handles the close now; its later onClose is ignored. */
+  /** Closes the socket and handles the close now; its own onClose is ignored. */
   private closeWith(reason: string, isError: boolean): void {
     if (this.closeReason === null) this.closeReason = reason;
     if (isError) this.refused = true;
-    const socket = this.socket;
-    if (socket !== null) {
-      try {
-        socket.close();
-      } catch (e) {
-        // Already closed underneath us: nothing more to release.
-      }
-    }
+    this.releaseSocket();
     this.handleClose(reason);
+  }
+
+  /** Detaches and closes the socket; bumping the generation silences its callbacks. */
+  private releaseSocket(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.generation++;
+    if (socket === null) return;
+    try {
+      socket.close();
+    } catch (e) {
+      // Already closed underneath us: nothing more to release.
+    }
   }
 
   private handleClose(socketReason: string): void {

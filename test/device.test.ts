@@ -1,0 +1,162 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { clientIdFromChip, startDevice } from "../firmware/app/device.ts";
+import type { DeviceConfig } from "../firmware/config.ts";
+import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
+import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
+import { fakePlatform } from "./helpers/fake-platform.ts";
+import type { FakeSocket } from "./helpers/fake-platform.ts";
+
+const CONFIG: DeviceConfig = {
+  firmwareVersion: "0.0.0-test",
+  board: "test",
+  host: "127.0.0.1",
+  port: 1883,
+  tls: false,
+  token: "DEVICE_TOKEN_123",
+  caDerBase64: "",
+  wifiSsid: "lab",
+  wifiPassword: "WIFI_PASSWORD_456",
+  telemetryIntervalMs: 10000,
+  sensor: { model: "simulated", address: 0, sda: -1, scl: -1, bitrate: 0 },
+  keepAliveS: 60,
+  responseTimeoutMs: 20000,
+  backoffMinMs: 2000,
+  backoffMaxMs: 300000,
+  queueCapacity: 5,
+  batchSize: 3,
+  maxInflight: 1,
+  debug: false,
+};
+
+function publishes(socket: FakeSocket): { id: number; payload: unknown; dup: boolean }[] {
+  return socket.written
+    .filter((p) => (p[0] & 0xf0) === 0x30)
+    .map((p) => {
+      let offset = 1;
+      while (p[offset] & 0x80) offset++;
+      offset++;
+      const topicLength = (p[offset] << 8) | p[offset + 1];
+      const topic = Buffer.from(p.subarray(offset + 2, offset + 2 + topicLength)).toString();
+      assert.equal(topic, "v1/devices/me/telemetry");
+      const idAt = offset + 2 + topicLength;
+      return { id: (p[idAt] << 8) | p[idAt + 1], payload: JSON.parse(Buffer.from(p.subarray(idAt + 2)).toString()), dup: (p[0] & 0x08) !== 0 };
+    });
+}
+
+test("telemetry payloads: ts + values, bare values without a clock, sensor_error instead of a value", () => {
+  assert.equal(telemetryJson(1700000000000, { temperature: 21.5 }, null), '{"ts":1700000000000,"values":{"temperature":21.5}}');
+  assert.equal(telemetryJson(null, { temperature: 21.5 }, null), '{"temperature":21.5}');
+  assert.equal(telemetryJson(5, null, "sht3x: bad CRC"), '{"ts":5,"values":{"sensor_error":"sht3x: bad CRC"}}');
+});
+
+test("client id comes from the chip id: letters and digits, at most 23 characters", () => {
+  assert.equal(clientIdFromChip("24:0a:c4:12:34:56"), "tbfw-240ac4123456");
+  const long = clientIdFromChip("00000000-addeadde-addeadde");
+  assert.equal(long, "tbfw-00addeaddeaddeadde".slice(0, 23));
+  assert.ok(long.length <= 23);
+});
+
+test("store and forward: readings taken offline are replayed in batches with their ts, each leaving on PUBACK", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, CONFIG);
+  // Boot sample, then four more while the broker is unreachable.
+  for (let i = 0; i < 4; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.size(), 5);
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  let sent = publishes(socket);
+  assert.equal(sent.length, 1, "maxInflight 1: one message at a time");
+  const firstBatch = sent[0].payload as { ts: number; values: { temperature: number } }[];
+  assert.equal(firstBatch.length, 3);
+  assert.deepEqual(firstBatch.map((r) => r.ts), [1700000000000, 1700000010000, 1700000020000]);
+  assert.equal(device.queue.size(), 5, "nothing leaves before its PUBACK");
+  socket.receive([0x40, 2, sent[0].id >> 8, sent[0].id & 0xff]);
+  assert.equal(device.queue.size(), 2);
+  sent = publishes(socket);
+  assert.equal((sent[1].payload as unknown[]).length, 2);
+  // The link drops before the second PUBACK: the batch is resent with DUP after reconnecting.
+  const socketsBefore = platform.sockets.length;
+  socket.drop();
+  platform.clock.advance(device.session.lastRetryDelayMs());
+  assert.equal(platform.sockets.length, socketsBefore + 1);
+  const again = platform.sockets[platform.sockets.length - 1];
+  assert.notEqual(again, socket);
+  again.open();
+  again.receive([0x20, 2, 0, 0]);
+  const resent = publishes(again);
+  assert.equal(resent[0].dup, true);
+  assert.deepEqual(resent[0].payload, sent[1].payload);
+  again.receive([0x40, 2, resent[0].id >> 8, resent[0].id & 0xff]);
+  assert.equal(device.queue.size(), 0);
+  assert.equal(device.queue.deliveredCount(), 5);
+  device.stop();
+});
+
+test("a full queue drops the oldest waiting reading and says so", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 });
+  for (let i = 0; i < 4; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.size(), 3);
+  assert.equal(device.queue.droppedCount(), 2);
+  assert.ok(platform.logs.includes("[W][queue] full (3 readings): dropped the oldest, 2 dropped so far"));
+  device.stop();
+});
+
+test("Wi-Fi: joins, retries with backoff when dropped, and never logs the password or token", () => {
+  const platform = fakePlatform({ hasWifi: true });
+  const device = startDevice(platform, CONFIG);
+  assert.equal(platform.wifiStates.length, 1);
+  assert.equal(platform.sockets.length, 0, "no MQTT before Wi-Fi is up");
+  platform.wifiStates[0]("disconnected", "auth failed");
+  assert.ok(platform.logs.includes("[W][wifi] disconnected (auth failed); retrying in 2.0 s"));
+  platform.clock.advance(2000);
+  assert.equal(platform.wifiStates.length, 2);
+  platform.wifiStates[1]("disconnected", "");
+  assert.ok(platform.logs.includes("[W][wifi] disconnected; retrying in 4.0 s"));
+  platform.clock.advance(4000);
+  platform.wifiStates[2]("connected", "ip 10.0.0.7");
+  assert.ok(platform.logs.includes("[I][wifi] connected (ip 10.0.0.7)"));
+  assert.equal(platform.sockets.length, 1);
+  const log = platform.logs.join("\n");
+  assert.ok(!log.includes("WIFI_PASSWORD_456") && !log.includes("DEVICE_TOKEN_123"));
+  device.stop();
+});
+
+test("per-device overrides from flash: good keys applied, bad ones reported by name", () => {
+  const problems: string[] = [];
+  const result = applyOverrides(CONFIG, JSON.stringify({ token: "OTHER", port: 8883, tls: true, colour: "red", telemetryIntervalMs: 5 }), (p) => problems.push(p));
+  assert.equal(result.token, "OTHER");
+  assert.equal(result.port, 8883);
+  assert.equal(result.tls, true);
+  assert.equal(result.telemetryIntervalMs, CONFIG.telemetryIntervalMs);
+  assert.deepEqual(problems, [
+    OVERRIDE_FILE + ': ignoring key "colour" (unknown, or a value of the wrong type or range)',
+    OVERRIDE_FILE + ': ignoring key "telemetryIntervalMs" (unknown, or a value of the wrong type or range)',
+  ]);
+  const broken: string[] = [];
+  assert.equal(applyOverrides(CONFIG, "{not json", (p) => broken.push(p)), CONFIG);
+  assert.deepEqual(broken, [OVERRIDE_FILE + " is not valid JSON; ignoring it"]);
+});
+
+test("a sensor that fails is reported as sensor_error and the device keeps sampling", () => {
+  const platform = fakePlatform({
+    bus: {
+      write: () => {
+        throw new Error("I2C Error: no ACK");
+      },
+      read: () => new Uint8Array(0),
+    },
+  });
+  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } });
+  platform.clock.advance(10000);
+  assert.equal(device.queue.size(), 2);
+  assert.ok(platform.logs.includes("[E][sensor] sht3x: no ACK at 0x44 (I2C Error: no ACK)"));
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const [first] = publishes(socket);
+  assert.deepEqual((first.payload as { values: unknown }[])[0].values, { sensor_error: "sht3x: no ACK at 0x44 (I2C Error: no ACK)" });
+  device.stop();
+});

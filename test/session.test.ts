@@ -1,0 +1,248 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { MqttSession, backoffDelay } from "../firmware/mqtt/session.ts";
+import type { SessionOptions } from "../firmware/mqtt/session.ts";
+import { createLogger } from "../firmware/util/log.ts";
+import { fakePlatform } from "./helpers/fake-platform.ts";
+import type { FakePlatform, FakeSocket } from "./helpers/fake-platform.ts";
+
+const OPTIONS: SessionOptions = {
+  host: "tb.example",
+  port: 8883,
+  tls: true,
+  caDer: new Uint8Array([1, 2, 3]),
+  clientId: "tbfw-test",
+  username: "SECRET_TOKEN",
+  password: null,
+  keepAliveS: 60,
+  responseTimeoutMs: 20000,
+  backoffMinMs: 2000,
+  backoffMaxMs: 300000,
+  stableAfterMs: 30000,
+  maxPacketBytes: 70000,
+  maxInflight: 3,
+};
+
+const CONNACK_OK = [0x20, 2, 0, 0];
+const half = () => 0.5;
+
+function setup(options: Partial<SessionOptions> = {}) {
+  const platform = fakePlatform();
+  const messages: [string, string][] = [];
+  const events = { connected: 0, disconnected: [] as string[] };
+  const session = new MqttSession(
+    platform,
+    { ...OPTIONS, ...options },
+    {
+      onConnected: () => events.connected++,
+      onDisconnected: (reason) => events.disconnected.push(reason),
+      onMessage: (topic, payload) => messages.push([topic, Buffer.from(payload).toString()]),
+    },
+    createLogger((line) => platform.log(line), true),
+    half
+  );
+  return { platform, session, messages, events };
+}
+
+function connect(platform: FakePlatform, session: MqttSession): FakeSocket {
+  if (session.getState() === "idle") session.start();
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive(CONNACK_OK);
+  assert.equal(session.isConnected(), true);
+  return socket;
+}
+
+function packetIdOf(publish: Uint8Array): number {
+  const topicLength = (publish[2] << 8) | publish[3];
+  return (publish[4 + topicLength] << 8) | publish[5 + topicLength];
+}
+
+test("connects with the token as username and reports connected", () => {
+  const { platform, session, events } = setup();
+  session.start();
+  const socket = platform.sockets[0];
+  assert.deepEqual(socket.options, { host: "tb.example", port: 8883, tls: true, caDer: OPTIONS.caDer });
+  socket.open();
+  assert.equal(socket.written[0][0], 0x10);
+  assert.ok(Buffer.from(socket.written[0]).includes(Buffer.from("SECRET_TOKEN")));
+  socket.receive(CONNACK_OK);
+  assert.equal(events.connected, 1);
+  assert.ok(platform.logs.includes("[I][mqtt] connected to tb.example:8883 (tls)"));
+  assert.ok(!platform.logs.join("\n").includes("SECRET_TOKEN"), "the token never reaches the log");
+});
+
+test("a QoS 1 message leaves only on its PUBACK", () => {
+  const { platform, session } = setup();
+  const socket = connect(platform, session);
+  let acked = 0;
+  assert.equal(session.publish("v1/devices/me/telemetry", new Uint8Array([0x7b, 0x7d]), 1, () => acked++), true);
+  const publish = socket.written[socket.written.length - 1];
+  assert.equal(publish[0], 0x32);
+  const id = packetIdOf(publish);
+  socket.receive([0x40, 2, 0, (id + 1) & 0xff]);
+  assert.equal(acked, 0);
+  assert.equal(session.inflightCount(), 1);
+  assert.ok(platform.logs.some((l) => l.startsWith("[W][mqtt] PUBACK for unknown packet id")));
+  socket.receive([0x40, 2, id >> 8, id & 0xff]);
+  assert.equal(acked, 1);
+  assert.equal(session.inflightCount(), 0);
+});
+
+test("maxInflight bounds what the session accepts", () => {
+  const { platform, session } = setup({ maxInflight: 2 });
+  connect(platform, session);
+  assert.equal(session.publish("t", new Uint8Array(1), 1, null), true);
+  assert.equal(session.publish("t", new Uint8Array(1), 1, null), true);
+  assert.equal(session.canPublish(), false);
+  assert.equal(session.publish("t", new Uint8Array(1), 1, null), false);
+});
+
+test("after a reconnect: resubscribes, then resends unacknowledged publishes with DUP and the same id", () => {
+  const { platform, session, events } = setup();
+  session.subscribe("v1/devices/me/rpc/request/+", 1);
+  const first = connect(platform, session);
+  assert.deepEqual(first.packetTypes(), [0x10, 0x82]);
+  first.receive([0x90, 3, 0, 1, 1]);
+  let acked = 0;
+  session.publish("v1/devices/me/telemetry", new Uint8Array([1]), 1, () => acked++);
+  const id = packetIdOf(first.written[2]);
+  first.drop("connection reset by peer");
+  assert.deepEqual(events.disconnected, ["connection reset by peer"]);
+  assert.equal(session.getState(), "waiting");
+  // Published while offline: kept, sent first time without DUP.
+  session.publish("v1/devices/me/telemetry", new Uint8Array([2]), 1, () => acked++);
+  assert.equal(platform.sockets.length, 1, "no reconnect before the backoff delay");
+  platform.clock.advance(session.lastRetryDelayMs());
+  assert.equal(platform.sockets.length, 2);
+  const second = connect(platform, session);
+  assert.deepEqual(second.packetTypes(), [0x10, 0x82, 0x3a, 0x32]);
+  assert.equal(packetIdOf(second.written[2]), id);
+  assert.ok(platform.logs.includes("[I][mqtt] resent 1 unacknowledged message(s) with DUP"));
+  second.receive([0x90, 3, 0, 3, 1]);
+  second.receive([0x40, 2, id >> 8, id & 0xff]);
+  second.receive([0x40, 2, 0, packetIdOf(second.written[3])]);
+  assert.equal(acked, 2);
+  assert.equal(session.inflightCount(), 0);
+});
+
+test("keep-alive: PINGREQ after the keep-alive period, link closed when PINGRESP never comes", () => {
+  const { platform, session } = setup({ keepAliveS: 30, responseTimeoutMs: 10000 });
+  const socket = connect(platform, session);
+  platform.clock.advance(29999);
+  assert.deepEqual(socket.packetTypes(), [0x10]);
+  platform.clock.advance(1);
+  assert.deepEqual(socket.packetTypes(), [0x10, 0xc0]);
+  socket.receive([0xd0, 0]);
+  platform.clock.advance(30000);
+  assert.deepEqual(socket.packetTypes(), [0x10, 0xc0, 0xc0]);
+  assert.equal(session.isConnected(), true);
+  platform.clock.advance(10000);
+  assert.equal(socket.closed, true);
+  assert.equal(session.getState(), "waiting");
+  assert.ok(platform.logs.some((l) => l.startsWith("[W][mqtt] disconnected: link dead: no PINGRESP within 10.0 s; retrying in")));
+});
+
+test("a missing PUBACK on a dead link is detected too", () => {
+  const { platform, session } = setup({ responseTimeoutMs: 15000 });
+  const socket = connect(platform, session);
+  session.publish("t", new Uint8Array(1), 1, null);
+  platform.clock.advance(15000);
+  assert.equal(socket.closed, true);
+  assert.ok(platform.logs.some((l) => l.includes("link dead: no PUBACK within 15.0 s")));
+  assert.equal(session.inflightCount(), 1, "the message is kept for the next connection");
+});
+
+test("no CONNACK in time closes the attempt and backs off", () => {
+  const { platform, session } = setup({ responseTimeoutMs: 5000 });
+  session.start();
+  platform.sockets[0].open();
+  platform.clock.advance(5000);
+  assert.equal(platform.sockets[0].closed, true);
+  assert.ok(platform.logs.some((l) => l.startsWith("[W][mqtt] connection failed: link dead: no CONNACK within 5.0 s; retrying in")));
+});
+
+test("backoff schedule: doubles from the minimum, capped, jitter between half and full", () => {
+  const zero = () => 0;
+  const almostOne = () => 0.999999;
+  const lows = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12].map((n) => backoffDelay(n, 2000, 300000, zero));
+  assert.deepEqual(lows, [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000]);
+  const highs = [0, 1, 2, 8, 20].map((n) => backoffDelay(n, 2000, 300000, almostOne));
+  assert.deepEqual(highs, [1999, 3999, 7999, 299999, 299999]);
+});
+
+test("CONNACK 5 (bad token): one clear error line with the retry time, growing delays, never a hot loop", () => {
+  const { platform, session } = setup();
+  session.start();
+  const delays: number[] = [];
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const socket = platform.sockets[platform.sockets.length - 1];
+    socket.open();
+    socket.receive([0x20, 2, 0, 5]);
+    assert.equal(socket.closed, true);
+    delays.push(session.lastRetryDelayMs());
+    const before = platform.sockets.length;
+    platform.clock.advance(session.lastRetryDelayMs() - 1);
+    assert.equal(platform.sockets.length, before, "no new attempt before the announced time");
+    platform.clock.advance(1);
+    assert.equal(platform.sockets.length, before + 1);
+  }
+  assert.deepEqual(delays, [1500, 3000, 6000, 12000, 24000, 48000]);
+  const errors = platform.logs.filter((l) => l.startsWith("[E][mqtt]"));
+  assert.equal(errors.length, 6);
+  assert.equal(errors[0], "[E][mqtt] connection refused: not authorized (CONNACK 5): the access token is wrong or unknown to the server; retrying in 1.5 s");
+});
+
+test("a connection that stays up resets the backoff", () => {
+  const { platform, session } = setup();
+  session.start();
+  for (let i = 0; i < 3; i++) {
+    platform.sockets[platform.sockets.length - 1].drop();
+    platform.clock.advance(session.lastRetryDelayMs());
+  }
+  assert.equal(session.lastRetryDelayMs(), 6000);
+  const socket = connect(platform, session);
+  platform.clock.advance(30000);
+  socket.drop();
+  assert.equal(session.lastRetryDelayMs(), 1500);
+});
+
+test("a malformed packet closes the connection with a logged reason and does not throw", () => {
+  const { platform, session } = setup();
+  const socket = connect(platform, session);
+  assert.doesNotThrow(() => socket.receive([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]));
+  assert.equal(socket.closed, true);
+  assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server: remaining length longer than 4 bytes; retrying in")));
+});
+
+test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler is contained", () => {
+  const platform = fakePlatform();
+  const session = new MqttSession(
+    platform,
+    OPTIONS,
+    {
+      onConnected: () => undefined,
+      onDisconnected: () => undefined,
+      onMessage: () => {
+        throw new Error("handler bug");
+      },
+    },
+    createLogger((line) => platform.log(line), false),
+    half
+  );
+  const socket = connect(platform, session);
+  socket.receive([0x32, 7, 0, 1, 0x74, 0x01, 0x02, 0x68, 0x69]);
+  assert.deepEqual([...socket.written[1]], [0x40, 2, 1, 2]);
+  assert.ok(platform.logs.includes("[E][mqtt] handler for t failed: handler bug"));
+  assert.equal(session.isConnected(), true);
+});
+
+test("stop sends DISCONNECT and does not reconnect", () => {
+  const { platform, session } = setup();
+  const socket = connect(platform, session);
+  session.stop();
+  assert.deepEqual(socket.packetTypes(), [0x10, 0xe0]);
+  assert.equal(socket.closed, true);
+  platform.clock.advance(600000);
+  assert.equal(platform.sockets.length, 1);
+});
