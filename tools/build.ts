@@ -14,6 +14,7 @@ import { rollup } from "rollup";
 import type { Plugin, RollupLog } from "rollup";
 import typescript from "@rollup/plugin-typescript";
 import { minify } from "terser";
+import ts from "typescript";
 import type { DeviceConfig } from "../firmware/config.ts";
 import type { Board, Runtime } from "./boards.ts";
 import { ConfigError, loadBoard, loadBoards } from "./boards.ts";
@@ -66,17 +67,52 @@ const TERSER_OPTIONS = {
   format: { ecma: 2015 as const, comments: false },
 };
 
-async function bundle(runtime: Runtime, board: Board, config: DeviceConfig): Promise<string> {
+const typeChecked = new Set<string>();
+
+/** Type-checks the project of `tsconfig` once per process; throws with every diagnostic. */
+export function typeCheck(tsconfig: string): void {
+  if (typeChecked.has(tsconfig)) return;
+  const parsed = ts.getParsedCommandLineOfConfigFile(tsconfig, {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new ConfigError(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+    },
+  });
+  if (!parsed) throw new ConfigError(tsconfig + ": cannot read");
+  const program = ts.createProgram(parsed.fileNames, parsed.options);
+  const diagnostics = ts.getPreEmitDiagnostics(program);
+  if (diagnostics.length > 0) {
+    const text = ts.formatDiagnostics(diagnostics, {
+      getCanonicalFileName: (f) => f,
+      getCurrentDirectory: () => process.cwd(),
+      getNewLine: () => "\n",
+    });
+    throw new ConfigError("the firmware does not type-check:\n" + text.trim());
+  }
+  typeChecked.add(tsconfig);
+}
+
+/** Bundles `source` (the generated entry) with the TypeScript it imports; fails on any type error. */
+export async function bundleSource(
+  runtime: Runtime,
+  source: string,
+  include: string[] = [join(ROOT, "firmware/**/*.ts")],
+  tsconfig: string = join(ROOT, "tsconfig.json")
+): Promise<string> {
+  typeCheck(tsconfig);
   const typeErrors: string[] = [];
-  const build = await rollup({
+  let build;
+  try {
+    build = await rollup({
     input: ENTRY_ID,
     external: runtime === "moddable" ? MODDABLE_EXTERNALS : [],
     plugins: [
-      virtualEntry(entrySource(runtime, board, config)),
+      virtualEntry(source),
       typescript({
-        tsconfig: join(ROOT, "tsconfig.json"),
-        compilerOptions: { noEmit: false, noEmitOnError: true },
-        include: [join(ROOT, "firmware/**/*.ts")],
+        tsconfig,
+        // Checked above with the compiler API; a thrown plugin error would leave handles open.
+        compilerOptions: { noEmit: false, noEmitOnError: false },
+        include,
       }),
     ],
     onLog: (level, log: RollupLog) => {
@@ -84,6 +120,9 @@ async function bundle(runtime: Runtime, board: Board, config: DeviceConfig): Pro
       else if (level === "warn") typeErrors.push((log.code ?? "") + ": " + log.message);
     },
   });
+  } catch (e) {
+    throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...typeErrors, (e as Error).message].join("\n  "));
+  }
   const { output } = await build.generate({ format: runtime === "espruino" ? "iife" : "es", strict: false });
   await build.close();
   // TypeScript 6 prints type errors as warnings and still emits: never ship that.
@@ -111,7 +150,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   for (const board of boards) {
     for (const runtime of board.runtimes) {
       const config = deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true);
-      const raw = await bundle(runtime, board, config);
+      const raw = await bundleSource(runtime, entrySource(runtime, board, config));
       if (runtime === "espruino") {
         const minified = (await minify(raw, options.readable ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
         const file = join(options.outDir, "espruino", board.name + ".js");

@@ -1,0 +1,127 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/boards.ts";
+import { loadCa, pemToDer } from "../tools/ca.ts";
+import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/config.ts";
+import { ROOT, buildImages } from "../tools/build.ts";
+
+const GOOD = {
+  description: "test board",
+  runtimes: ["espruino"],
+  wifi: true,
+  requiresToken: true,
+  sensor: { model: "sht3x", address: 68, sda: 21, scl: 22 },
+};
+
+function boardError(change: (b: Record<string, any>) => void): string {
+  const board = structuredClone(GOOD) as Record<string, any>;
+  change(board);
+  try {
+    validateBoard("test-board", "boards/test-board.json", board);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    return (e as Error).message;
+  }
+  return assert.fail("expected a ConfigError");
+}
+
+test("the committed boards validate", () => {
+  const boards = loadBoards(join(ROOT, "boards"));
+  assert.deepEqual(boards.map((b) => b.name), ["esp32-devkitc", "sim"]);
+  assert.deepEqual(boards[0].sensor, { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 });
+});
+
+test("board errors name the file and the key", () => {
+  assert.equal(boardError((b) => (b.sensor.sda = 34)), 'boards/test-board.json: "sensor.sda": bad pin 34: GPIO34 is input-only and cannot drive I2C');
+  assert.equal(boardError((b) => (b.sensor.scl = 7)), 'boards/test-board.json: "sensor.scl": bad pin 7: GPIO7 is wired to the SPI flash');
+  assert.equal(boardError((b) => (b.sensor.scl = 21)), 'boards/test-board.json: "sensor.scl": SDA and SCL must be different pins');
+  assert.equal(boardError((b) => (b.sensor.model = "dht22")), 'boards/test-board.json: "sensor.model": unknown sensor "dht22" (supported: sht3x, bme280, simulated)');
+  assert.equal(boardError((b) => delete b.wifi), 'boards/test-board.json: "wifi": missing');
+  assert.equal(boardError((b) => delete b.sensor.sda), 'boards/test-board.json: "sensor.sda": missing');
+  assert.equal(boardError((b) => (b.sensor.address = "0x76")), 'boards/test-board.json: "sensor.address": sht3x answers at 0x44 or 0x45, not 0x76');
+  assert.equal(boardError((b) => (b.runtimes = ["nodemcu"])), 'boards/test-board.json: "runtimes": unknown runtime "nodemcu" (expected espruino or moddable)');
+  assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor)');
+  assert.equal(esp32I2cPinProblem(25), null);
+  assert.match(esp32I2cPinProblem(1)!, /serial console/);
+  assert.match(esp32I2cPinProblem(24)!, /does not exist/);
+});
+
+test("settings: environment over device.local.json over defaults, with named errors", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tbfw-config-"));
+  const local = join(dir, "device.local.json");
+  writeFileSync(local, JSON.stringify({ host: "tb.local", port: 1883, tls: false, token: "FROM_FILE" }));
+  const settings = resolveSettings({ TB_TOKEN: "FROM_ENV", TELEMETRY_INTERVAL_MS: "15000" }, local);
+  assert.deepEqual(settings, { ...DEFAULT_SETTINGS, host: "tb.local", port: 1883, tls: false, token: "FROM_ENV", telemetryIntervalMs: 15000 });
+  assert.deepEqual(resolveSettings({}, join(dir, "absent.json")), DEFAULT_SETTINGS);
+  assert.equal(DEFAULT_SETTINGS.host, "mqtt.thingsboard.cloud");
+  assert.equal(DEFAULT_SETTINGS.port, 8883);
+  assert.equal(DEFAULT_SETTINGS.tls, true);
+  assert.equal(DEFAULT_SETTINGS.telemetryIntervalMs, 60000);
+  assert.throws(() => resolveSettings({ TB_PORT: "http" }, null), { message: 'TB_PORT: must be a port number 1-65535, got "http"' });
+  assert.throws(() => resolveSettings({ TB_TLS: "yes" }, null), { message: 'TB_TLS: must be 1 (TLS on) or 0 (plain MQTT), got "yes"' });
+  assert.throws(() => resolveSettings({ TELEMETRY_INTERVAL_MS: "10" }, null), /TELEMETRY_INTERVAL_MS: must be whole milliseconds/);
+  // A malformed token is rejected without echoing it.
+  assert.throws(() => resolveSettings({ TB_TOKEN: "abc def" }, null), { message: "TB_TOKEN: must not contain spaces, quotes or backslashes (check the copied access token)" });
+  writeFileSync(local, JSON.stringify({ tokn: "x" }));
+  assert.throws(() => resolveSettings({}, local), /device\.local\.json: unknown key "tokn"/);
+  writeFileSync(local, "{");
+  assert.throws(() => resolveSettings({}, local), /device\.local\.json: not valid JSON/);
+});
+
+test("a real board without a token fails with instructions; the sim board does not need one", () => {
+  const [devkit, sim] = loadBoards(join(ROOT, "boards"));
+  const ca = loadCa(join(ROOT, "certs/ca-root.pem"));
+  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, wifiSsid: "x" }, ca, "1"), /needs a device access token: set TB_TOKEN=<token>/);
+  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, ca, "1"), /set WIFI_SSID/);
+  const config = deviceConfigFor(sim, "espruino", DEFAULT_SETTINGS, ca, "1");
+  assert.equal(config.token, "");
+  assert.equal(Buffer.from(config.caDerBase64, "base64").equals(ca.der), true);
+  assert.equal(deviceConfigFor(sim, "moddable", DEFAULT_SETTINGS, ca, "1").caDerBase64, "", "Moddable reads the CA from a resource");
+});
+
+test("certs/ca-root.pem is ISRG Root X1, converted to DER; a malformed PEM is a build error", () => {
+  const ca = loadCa(join(ROOT, "certs/ca-root.pem"));
+  assert.match(ca.subject, /CN=ISRG Root X1/);
+  assert.equal(ca.der[0], 0x30, "DER starts with a SEQUENCE");
+  assert.throws(() => pemToDer("hello", "bad.pem"), /bad\.pem: no PEM certificate/);
+  assert.throws(() => pemToDer("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "bad.pem"), /bad\.pem: the PEM body is not a valid X\.509 certificate/);
+  const pem = readFileSync(join(ROOT, "certs/ca-root.pem"), "utf8");
+  assert.throws(() => pemToDer(pem + pem, "two.pem"), /more than one certificate/);
+});
+
+test("build: one Espruino script and one Moddable app per board, size report, CA as DER", async () => {
+  const out = mkdtempSync(join(tmpdir(), "tbfw-build-"));
+  const reports = await buildImages({
+    boards: [],
+    outDir: out,
+    settings: { ...DEFAULT_SETTINGS, token: "BUILD_TEST_TOKEN", wifiSsid: "lab", wifiPassword: "pw" },
+    version: "0.0.0",
+    quiet: true,
+  });
+  assert.deepEqual(reports.map((r) => r.runtime + "/" + r.board), ["espruino/esp32-devkitc", "moddable/esp32-devkitc", "espruino/sim", "moddable/sim"]);
+  for (const r of reports) assert.ok(r.raw > r.minified && r.minified > r.gzip && r.gzip > 0, JSON.stringify(r));
+  assert.deepEqual(JSON.parse(readFileSync(join(out, "size-report.json"), "utf8")), reports);
+  const manifest = JSON.parse(readFileSync(join(out, "moddable/esp32-devkitc/manifest.json"), "utf8"));
+  assert.ok(manifest.include.includes("$(MODDABLE)/modules/crypt/tls.json"));
+  assert.ok(manifest.include.includes("$(MODDABLE)/examples/manifest_net.json"));
+  assert.deepEqual(manifest.resources, { "*": ["./ca-root"] });
+  assert.ok(manifest.config.tls.DHE_RSA);
+  assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json"]);
+  assert.equal(manifest.platforms.lin.modules["embedded:io/i2c"], "./host-i2c");
+  assert.ok(readFileSync(join(out, "moddable/esp32-devkitc/ca-root.der")).equals(loadCa(join(ROOT, "certs/ca-root.pem")).der));
+  for (const stub of ["host-wifi", "host-sntp", "host-i2c", "host-time"]) assert.ok(existsSync(join(out, "moddable/sim", stub + ".js")));
+  const moddableMain = readFileSync(join(out, "moddable/sim/main.js"), "utf8");
+  assert.match(moddableMain, /from ['"]securesocket['"]/);
+  assert.doesNotMatch(moddableMain, /getSerial|I2C1/, "no Espruino API in the Moddable image");
+  const espruino = readFileSync(join(out, "espruino/esp32-devkitc.js"), "utf8");
+  assert.doesNotMatch(espruino, /securesocket|embedded:io/, "no Moddable module in the Espruino image");
+  assert.equal(espruino.split("\n").filter(Boolean).length, 1, "one minified line");
+});
+
+test("a type error fails the build instead of shipping", async () => {
+  const { bundleForTest } = await import("./helpers/type-error-build.ts");
+  await assert.rejects(bundleForTest(), /does not type-check:\n.*broken\.ts.*TS2322/s);
+});

@@ -1,0 +1,46 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { checkSource, formatFinding } from "../tools/check-espruino.ts";
+
+const fixture = (name: string) => fileURLToPath(new URL("./fixtures/" + name, import.meta.url));
+
+test("every forbidden construct in the fixture is found, on its own line", () => {
+  const source = readFileSync(fixture("espruino-forbidden.js"), "utf8");
+  const lines = source.split("\n");
+  const findings = checkSource(source, "espruino-forbidden.js");
+  const expected = lines.flatMap((line, index) => {
+    const match = /^\/\/ FORBIDDEN: (.*)$/.exec(line);
+    return match ? [{ line: index + 2, construct: match[1] }] : [];
+  });
+  assert.ok(expected.length >= 30, "fixture lists its constructs");
+  for (const { line, construct } of expected) {
+    const atLine = findings.filter((f) => f.line === line);
+    assert.ok(
+      atLine.some((f) => f.construct.startsWith(construct)),
+      "line " + line + ": expected \"" + construct + "\", found: " + JSON.stringify(atLine.map((f) => f.construct))
+    );
+  }
+  assert.match(formatFinding(findings[0]), /^espruino-forbidden\.js:\d+:\d+: /);
+});
+
+test("constructs Espruino runs are accepted", () => {
+  const findings = checkSource(readFileSync(fixture("espruino-allowed.js"), "utf8"), "espruino-allowed.js");
+  assert.deepEqual(findings.map(formatFinding), []);
+});
+
+test("a syntax error is a finding with its position, not a crash", () => {
+  const findings = checkSource("function ok() {}\nfunction broken( {", "broken.js");
+  assert.equal(findings.length, 1);
+  assert.equal(findings[0].line, 2);
+  assert.match(findings[0].construct, /^does not parse/);
+});
+
+test("terser's var-before-declaration output (inlined helper) is caught", () => {
+  // What terser's default inlining made of createLogger inside startDevice (seen on 2v29:
+  // "Function not found" at boot).
+  const source = "function start(p){const log=(write=l=>p.log(l),{info:(t,m)=>write(t+m)});var write;log.info('a','b')}";
+  const findings = checkSource(source, "inlined.js");
+  assert.deepEqual(findings.map((f) => f.construct), ["use of var write before its declaration has run (Espruino does not hoist)"]);
+});
