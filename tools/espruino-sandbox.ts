@@ -21,6 +21,8 @@ export interface SandboxOptions {
   /** Every console line of the device. */
   onSerial: (line: string) => void;
   chipId?: string;
+  /** Every write to a socket, for tests that check the bytes on the wire. */
+  onSocketWrite?: (socketId: number, bytes: Buffer) => void;
 }
 
 export interface RunningSandbox {
@@ -76,6 +78,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   const timers = new Map<number, NodeJS.Timeout>();
   const sockets = new Set<Socket>();
   let nextTimerId = 1;
+  let nextSocketId = 1;
   let stopped = false;
   let consoleBuffer = "";
   mkdirSync(options.storageDir, { recursive: true });
@@ -148,6 +151,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   const socketModule = (secure: boolean) => ({
     connect: (opts: { host: string; port: number; ca?: string }, onConnect?: () => void) => {
       const events = emitter();
+      const socketId = nextSocketId++;
       let socket: Socket;
       if (secure) {
         const ca = typeof opts.ca === "string" && opts.ca.length > 0 ? derToPem(Buffer.from(opts.ca, "latin1")) : undefined;
@@ -181,7 +185,9 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         // Espruino writes String(data) for anything that is not a string (measured): a
         // Uint8Array goes out as "16,2,0,0". The sandbox does the same, so such a bug shows.
         write: (data: unknown) => {
-          if (!socket.destroyed) socket.write(Buffer.from(typeof data === "string" ? data : String(data), "latin1"));
+          const bytes = Buffer.from(typeof data === "string" ? data : String(data), "latin1");
+          options.onSocketWrite?.(socketId, bytes);
+          if (!socket.destroyed) socket.write(bytes);
           return true;
         },
         end: () => socket.end(),
