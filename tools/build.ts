@@ -200,7 +200,8 @@ async function cli(): Promise<void> {
   });
   const outDir = resolve(ROOT, values.out as string);
   try {
-    const settings = resolveSettings(process.env, resolve(ROOT, values.config as string));
+    // --config none: environment only (the test build must not pick up a developer's file).
+    const settings = resolveSettings(process.env, values.config === "none" ? null : resolve(ROOT, values.config as string));
     await buildImages({ boards: values.board as string[], outDir, settings, version: packageVersion(), readable: values.readable as boolean });
     console.log("size report: " + join(values.out as string, "size-report.json"));
   } catch (e) {
