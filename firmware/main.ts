@@ -4,10 +4,11 @@
 import type { DeviceConfig } from "./config";
 import { startDevice } from "./app/device";
 import type { Platform } from "./platform/types";
+import type { SensorFactory } from "./sensors/types";
 
-export function main(platform: Platform, config: DeviceConfig): void {
+export function main(platform: Platform, config: DeviceConfig, createSensor: SensorFactory): void {
   try {
-    startDevice(platform, config);
+    startDevice(platform, config, createSensor);
   } catch (e) {
     platform.log("[E][boot] start-up failed: " + (e && (e as { message?: string }).message ? (e as { message: string }).message : String(e)));
   }

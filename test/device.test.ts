@@ -4,6 +4,8 @@ import { clientIdFromChip, startDevice } from "../firmware/app/device.ts";
 import type { DeviceConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
+import { createSht3x } from "../firmware/sensors/sht3x.ts";
+import { createSimulated } from "../firmware/sensors/simulated.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
 import type { FakeSocket } from "./helpers/fake-platform.ts";
 
@@ -59,7 +61,7 @@ test("client id comes from the chip id: letters and digits, at most 23 character
 
 test("store and forward: readings taken offline are replayed in batches with their ts, each leaving on PUBACK", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG);
+  const device = startDevice(platform, CONFIG, createSimulated);
   // Boot sample, then four more while the broker is unreachable.
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 5);
@@ -96,7 +98,7 @@ test("store and forward: readings taken offline are replayed in batches with the
 
 test("a full queue drops the oldest waiting reading and says so", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 });
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, createSimulated);
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 3);
   assert.equal(device.queue.droppedCount(), 2);
@@ -106,7 +108,7 @@ test("a full queue drops the oldest waiting reading and says so", () => {
 
 test("Wi-Fi: joins, retries with backoff when dropped, and never logs the password or token", () => {
   const platform = fakePlatform({ hasWifi: true });
-  const device = startDevice(platform, CONFIG);
+  const device = startDevice(platform, CONFIG, createSimulated);
   assert.equal(platform.wifiStates.length, 1);
   assert.equal(platform.sockets.length, 0, "no MQTT before Wi-Fi is up");
   platform.wifiStates[0]("disconnected", "auth failed");
@@ -149,7 +151,7 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
       read: () => new Uint8Array(0),
     },
   });
-  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } });
+  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } }, createSht3x);
   platform.clock.advance(10000);
   assert.equal(device.queue.size(), 2);
   assert.ok(platform.logs.includes("[E][sensor] sht3x: no ACK at 0x44 (I2C Error: no ACK)"));

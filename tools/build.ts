@@ -38,13 +38,22 @@ export interface SizeReport {
 /** Modules the Moddable runtime provides; the bundle imports them. */
 const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c"];
 
+/** Driver module and factory per sensor model: only the board's driver is linked. */
+const SENSOR_FACTORIES: Record<Board["sensor"]["model"], [string, string]> = {
+  sht3x: ["sht3x.ts", "createSht3x"],
+  bme280: ["bme280.ts", "createBme280"],
+  simulated: ["simulated.ts", "createSimulated"],
+};
+
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
+  const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
     `import { ${factory} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
-    `main(${factory}(${board.wifi}), ${JSON.stringify(config)});`,
+    `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
+    `main(${factory}(${board.wifi}), ${JSON.stringify(config)}, ${sensorFactory});`,
     "",
   ].join("\n");
 }

@@ -5,10 +5,7 @@ import type { DeviceConfig } from "../config";
 import { OVERRIDE_FILE, applyOverrides } from "../config";
 import { MqttSession } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
-import { Bme280 } from "../sensors/bme280";
-import { Sht3x } from "../sensors/sht3x";
-import { SimulatedSensor } from "../sensors/simulated";
-import type { Sensor, SensorValues } from "../sensors/types";
+import type { Sensor, SensorFactory, SensorValues } from "../sensors/types";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
@@ -59,18 +56,7 @@ function atobPortable(text: string): string {
   return out;
 }
 
-function createSensor(platform: Platform, config: DeviceConfig, random: () => number): Sensor {
-  const sensor = config.sensor;
-  if (sensor.model === "simulated") return new SimulatedSensor(random);
-  const context = {
-    bus: platform.i2c({ sda: sensor.sda, scl: sensor.scl, bitrate: sensor.bitrate }),
-    setTimeout: (callback: () => void, ms: number) => platform.setTimeout(callback, ms),
-  };
-  if (sensor.model === "bme280") return new Bme280(context, sensor.address);
-  return new Sht3x(context, sensor.address);
-}
-
-export function startDevice(platform: Platform, builtConfig: DeviceConfig): Device {
+export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory): Device {
   const log: Logger = createLogger((line) => platform.log(line), builtConfig.debug);
   const chipId = platform.chipId();
   log.info("boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
@@ -89,7 +75,12 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig): Devi
 
   // Seeded from the chip id: Math.random repeats on every boot on Espruino.
   const random = seededRandom(hashString(chipId));
-  const sensor = createSensor(platform, config, random);
+  let sensor: Sensor;
+  try {
+    sensor = createSensor(platform, config.sensor, random);
+  } catch (e) {
+    throw new Error(config.sensor.model + " set-up failed: " + errorText(e));
+  }
   let caDer: Uint8Array | null = null;
   // Empty where the runtime loads the CA itself (Moddable: a flash resource).
   if (config.tls && config.caDerBase64 !== "") caDer = decodeBase64(config.caDerBase64);

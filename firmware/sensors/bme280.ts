@@ -2,8 +2,8 @@
 // Compensation is the datasheet's floating-point version (BST-BME280-DS002, 4.2.3 / 8.1).
 
 import { errorText } from "../util/log";
-import type { SampleCallback, Sensor, SensorContext, SensorValues } from "./types";
-import { inRange, roundTo } from "./types";
+import type { SampleCallback, Sensor, SensorContext, SensorFactory, SensorValues } from "./types";
+import { i2cContext, inRange, roundTo } from "./types";
 
 const CHIP_ID = 0x60;
 const MEASURE_MS = 12;
@@ -151,3 +151,5 @@ export class Bme280 implements Sensor {
     }, MEASURE_MS);
   }
 }
+
+export const createBme280: SensorFactory = (platform, sensor) => new Bme280(i2cContext(platform, sensor), sensor.address);

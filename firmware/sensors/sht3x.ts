@@ -3,8 +3,8 @@
 // conversion; each 16-bit word is followed by CRC-8 (poly 0x31, init 0xFF).
 
 import { errorText } from "../util/log";
-import type { SampleCallback, Sensor, SensorContext } from "./types";
-import { inRange, roundTo } from "./types";
+import type { SampleCallback, Sensor, SensorContext, SensorFactory } from "./types";
+import { i2cContext, inRange, roundTo } from "./types";
 
 const MEASURE_HIGH = new Uint8Array([0x24, 0x00]);
 const CONVERSION_MS = 16;
@@ -66,3 +66,5 @@ export class Sht3x implements Sensor {
     }, CONVERSION_MS);
   }
 }
+
+export const createSht3x: SensorFactory = (platform, sensor) => new Sht3x(i2cContext(platform, sensor), sensor.address);

@@ -1,7 +1,7 @@
 // A sensor for the simulators (Moddable's desktop simulator has no I2C): plausible
 // indoor values with slow drift and a little noise, seeded so runs are repeatable.
 
-import type { SampleCallback, Sensor } from "./types";
+import type { SampleCallback, Sensor, SensorFactory } from "./types";
 import { roundTo } from "./types";
 
 export class SimulatedSensor implements Sensor {
@@ -23,3 +23,5 @@ export class SimulatedSensor implements Sensor {
     done(null, { temperature: roundTo(this.temperature, 2), humidity: roundTo(this.humidity, 2) });
   }
 }
+
+export const createSimulated: SensorFactory = (_platform, _sensor, random) => new SimulatedSensor(random);

@@ -1,4 +1,5 @@
-import type { I2CBus, TimerHandle } from "../platform/types";
+import type { SensorConfig } from "../config";
+import type { I2CBus, Platform, TimerHandle } from "../platform/types";
 
 /** Named numeric values, e.g. { temperature: 21.4, humidity: 40.2 }. */
 export type SensorValues = { [name: string]: number };
@@ -15,6 +16,20 @@ export interface Sensor {
 export interface SensorContext {
   bus: I2CBus;
   setTimeout(callback: () => void, ms: number): TimerHandle;
+}
+
+/**
+ * Makes the board's sensor. The build links only the factory of the board's model, so
+ * an image carries one driver, not all of them.
+ */
+export type SensorFactory = (platform: Platform, sensor: SensorConfig, random: () => number) => Sensor;
+
+/** The bus and timer an I2C driver needs, from the platform and the board's pins. */
+export function i2cContext(platform: Platform, sensor: SensorConfig): SensorContext {
+  return {
+    bus: platform.i2c({ sda: sensor.sda, scl: sensor.scl, bitrate: sensor.bitrate }),
+    setTimeout: (callback: () => void, ms: number) => platform.setTimeout(callback, ms),
+  };
 }
 
 /** Rounds to `decimals` places so telemetry does not carry float noise. */
