@@ -156,9 +156,21 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   const caPath = resolve(ROOT, options.settings.ca);
   const ca = loadCa(caPath, options.settings.ca);
   const reports: SizeReport[] = [];
+  // A board that cannot be configured (no token, say) does not stop the others.
+  const problems: string[] = [];
   for (const board of boards) {
     for (const runtime of board.runtimes) {
-      const config = deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true);
+      let config: DeviceConfig;
+      try {
+        config = deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true);
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        if (!problems.includes(e.message)) problems.push(e.message);
+        // Never leave an older image around to be flashed by mistake.
+        rmSync(join(options.outDir, "espruino", board.name + ".js"), { force: true });
+        rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
+        continue;
+      }
       const raw = await bundleSource(runtime, entrySource(runtime, board, config));
       if (runtime === "espruino") {
         const minified = (await minify(raw, options.readable ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
@@ -183,6 +195,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   mkdirSync(options.outDir, { recursive: true });
   writeFileSync(join(options.outDir, "size-report.json"), JSON.stringify(reports, null, 2) + "\n");
   if (!options.quiet) printSizes(reports, ca.subject);
+  if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return reports;
 }
 

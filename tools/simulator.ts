@@ -6,7 +6,6 @@
 //   tsx tools/simulator.ts [--messages N] [--interval MS] [--plain]
 //   tsx tools/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 
-import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "./boards.ts";
@@ -79,7 +78,8 @@ async function main(): Promise<void> {
   let delivered = 0;
   const sandbox = runEspruinoImage({
     imagePath,
-    storageDir: mkdtempSync(join(SIM_DIR, "storage-")),
+    // Like a board's flash: kept between runs.
+    storageDir: join(SIM_DIR, "storage"),
     onSerial: (line) => {
       console.log("device  | " + line);
       const match = /^\[D\]\[queue\] delivered (\d+) reading/.exec(line);
