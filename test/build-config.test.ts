@@ -125,3 +125,14 @@ test("a type error fails the build instead of shipping", async () => {
   const { bundleForTest } = await import("./helpers/type-error-build.ts");
   await assert.rejects(bundleForTest(), /does not type-check:\n.*broken\.ts.*TS2322/s);
 });
+
+test("without a token the sim board still builds, the real board is reported and leaves no image", async () => {
+  const out = mkdtempSync(join(tmpdir(), "tbfw-build-notoken-"));
+  await assert.rejects(
+    buildImages({ boards: [], outDir: out, settings: { ...DEFAULT_SETTINGS, wifiSsid: "lab" }, version: "0.0.0", quiet: true }),
+    { message: /^boards\/esp32-devkitc\.json: this board needs a device access token/ }
+  );
+  assert.ok(existsSync(join(out, "espruino/sim.js")));
+  assert.ok(!existsSync(join(out, "espruino/esp32-devkitc.js")));
+  assert.ok(!existsSync(join(out, "moddable/esp32-devkitc")));
+});
