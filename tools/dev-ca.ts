@@ -23,7 +23,7 @@ function rsaKeys(): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki
 function certificate(
   subjectCn: string,
   publicKey: forge.pki.rsa.PublicKey,
-  issuer: forge.pki.CertificateField[] | null,
+  issuer: forge.pki.Certificate | null,
   signingKey: forge.pki.rsa.PrivateKey,
   isCa: boolean
 ): forge.pki.Certificate {
@@ -34,10 +34,20 @@ function certificate(
   cert.validity.notAfter = new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000);
   const subject = [{ name: "commonName", value: subjectCn }, { name: "organizationName", value: "tb-firmware development" }];
   cert.setSubject(subject);
-  cert.setIssuer(issuer ?? subject);
+  cert.setIssuer(issuer ? issuer.subject.attributes : subject);
+  // Key identifiers as OpenSSL's CA defaults issue them. Moddable's chain check reads the
+  // AKI of every certificate the server sends, mosquitto sends the CA too, and Moddable
+  // throws on a certificate without one, so the CA carries its own key id as AKI.
   const extensions: object[] = isCa
-    ? [{ name: "basicConstraints", cA: true, critical: true }, { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true }]
+    ? [
+        { name: "basicConstraints", cA: true, critical: true },
+        { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
+        { name: "subjectKeyIdentifier" },
+        { name: "authorityKeyIdentifier", keyIdentifier: cert.generateSubjectKeyIdentifier().getBytes() },
+      ]
     : [
+        { name: "authorityKeyIdentifier", keyIdentifier: issuer!.generateSubjectKeyIdentifier().getBytes() },
+        { name: "subjectKeyIdentifier" },
         { name: "basicConstraints", cA: false },
         { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
         { name: "extKeyUsage", serverAuth: true },
@@ -54,7 +64,7 @@ export function createTlsFiles(dir: string, caName = "tb-firmware development CA
   const caKeys = rsaKeys();
   const ca = certificate(caName, caKeys.publicKey, null, caKeys.privateKey, true);
   const serverKeys = rsaKeys();
-  const server = certificate("localhost", serverKeys.publicKey, ca.subject.attributes, caKeys.privateKey, false);
+  const server = certificate("localhost", serverKeys.publicKey, ca, caKeys.privateKey, false);
   const files: TlsFiles = { dir, caCert: join(dir, "ca.pem"), serverCert: join(dir, "server.pem"), serverKey: join(dir, "server-key.pem") };
   writeFileSync(files.caCert, forge.pki.certificateToPem(ca));
   writeFileSync(files.serverCert, forge.pki.certificateToPem(server));
@@ -66,9 +76,9 @@ export function createTlsFiles(dir: string, caName = "tb-firmware development CA
 export function ensureTlsFiles(dir: string): TlsFiles {
   const files: TlsFiles = { dir, caCert: join(dir, "ca.pem"), serverCert: join(dir, "server.pem"), serverKey: join(dir, "server-key.pem") };
   if (existsSync(files.caCert) && existsSync(files.serverCert) && existsSync(files.serverKey)) {
-    // Regenerate when the server certificate has expired.
-    const pem = readFileSync(files.serverCert, "utf8");
-    if (forge.pki.certificateFromPem(pem).validity.notAfter.getTime() > Date.now() + 24 * 3600 * 1000) return files;
+    // Regenerate when expired, or when made before certificates carried key identifiers.
+    const server = forge.pki.certificateFromPem(readFileSync(files.serverCert, "utf8"));
+    if (server.validity.notAfter.getTime() > Date.now() + 24 * 3600 * 1000 && forge.pki.certificateFromPem(readFileSync(files.caCert, "utf8")).getExtension("authorityKeyIdentifier")) return files;
   }
   return createTlsFiles(dir);
 }
