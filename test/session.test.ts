@@ -246,3 +246,25 @@ test("stop sends DISCONNECT and does not reconnect", () => {
   platform.clock.advance(600000);
   assert.equal(platform.sockets.length, 1);
 });
+
+test("random bytes from the server never throw out of the session", () => {
+  const random = seededRandomForTest(20261128);
+  for (let round = 0; round < 300; round++) {
+    const { platform, session } = setup();
+    const socket = connect(platform, session);
+    const length = 1 + Math.floor(random() * 40);
+    const bytes: number[] = [];
+    for (let i = 0; i < length; i++) bytes.push(Math.floor(random() * 256));
+    assert.doesNotThrow(() => socket.receive(bytes), JSON.stringify(bytes));
+    assert.ok(["connected", "waiting"].includes(session.getState()));
+    if (socket.closed) assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server:") || l.includes("link dead")), platform.logs.join("\n"));
+  }
+});
+
+function seededRandomForTest(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+}
