@@ -11,6 +11,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as acorn from "acorn";
 import * as walk from "acorn-walk";
+import { MISSING_GLOBALS, MISSING_METHODS, MISSING_STATICS } from "./espruino-builtins.ts";
 
 export interface Finding {
   file: string;
@@ -21,25 +22,8 @@ export interface Finding {
 
 type AnyNode = acorn.Node & Record<string, any>;
 
-/** Globals Espruino 2v2x does not have (reference doc + measured on 2v29). */
-const MISSING_GLOBALS = [
-  "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "Symbol", "Reflect", "Proxy", "BigInt",
-  "TextEncoder", "TextDecoder", "RangeError", "queueMicrotask", "structuredClone",
-];
-
-/** Static members Espruino lacks. */
-const MISSING_STATICS: Record<string, string[]> = {
-  Array: ["from", "of"],
-  Object: ["freeze", "isFrozen", "seal"],
-  Number: ["isInteger", "isNaN", "isFinite", "isSafeInteger", "parseFloat", "parseInt", "EPSILON"],
-  Math: ["trunc", "imul", "log2", "log10", "hypot", "fround", "clz32", "cbrt", "expm1", "log1p"],
-  Promise: ["race", "allSettled", "any"],
-  String: ["raw"],
-  Uint8Array: ["from", "of"],
-};
-
-/** Instance methods Espruino lacks; flagged on any receiver, since types are unknown here. */
-const MISSING_METHODS = ["flat", "flatMap", "trimStart", "trimEnd", "codePointAt", "finally", "toPrecision"];
+/** Method names flagged on any receiver, since types are unknown here. */
+const MISSING_METHOD_NAMES = Object.values(MISSING_METHODS).flat();
 
 const BUILTIN_CONSTRUCTORS = [
   "Array", "String", "Object", "Function", "Number", "Boolean", "Date", "Error", "Promise", "RegExp",
@@ -300,7 +284,7 @@ export function checkSource(source: string, file: string): Finding[] {
             !(parent && parent.type === "AssignmentExpression" && parent.left === node)) {
           report(node, object.object.name + ".prototype." + property + " lookup (undefined in Espruino; call it on an instance)");
         }
-        if (MISSING_METHODS.includes(property) && parent && parent.type === "CallExpression" && parent.callee === node) {
+        if (MISSING_METHOD_NAMES.includes(property) && parent && parent.type === "CallExpression" && parent.callee === node) {
           report(node, "." + property + "() (missing in Espruino)");
         }
         break;

@@ -13,6 +13,7 @@ import { isIP } from "node:net";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import vm from "node:vm";
+import { removalScript } from "./espruino-builtins.ts";
 
 export interface SandboxOptions {
   imagePath: string;
@@ -31,25 +32,6 @@ export interface RunningSandbox {
   stop(): void;
 }
 
-/** Built-ins removed from the context: missing on Espruino 2v2x (reference doc, measured on 2v29). */
-const PRELUDE = `
-(function () {
-  var g = globalThis;
-  ["Map","Set","WeakMap","WeakSet","WeakRef","Symbol","Reflect","Proxy","BigInt","TextEncoder","TextDecoder",
-   "RangeError","queueMicrotask","structuredClone","FinalizationRegistry","SharedArrayBuffer","Atomics","Intl",
-   "WebAssembly","BigInt64Array","BigUint64Array","AggregateError","eval"].forEach(function (n) { delete g[n]; });
-  var statics = { Array: ["from","of"], Object: ["freeze","isFrozen","seal"],
-    Number: ["isInteger","isNaN","isFinite","isSafeInteger","parseFloat","parseInt","EPSILON"],
-    Math: ["trunc","imul","log2","log10","hypot","fround","clz32","cbrt","expm1","log1p"],
-    Promise: ["race","allSettled","any"], String: ["raw"] };
-  Object.keys(statics).forEach(function (k) { statics[k].forEach(function (m) { delete g[k][m]; }); });
-  delete Uint8Array.from; delete Uint8Array.of;
-  Object.getPrototypeOf(Uint8Array).from = undefined; Object.getPrototypeOf(Uint8Array).of = undefined;
-  delete Array.prototype.flat; delete Array.prototype.flatMap;
-  delete String.prototype.trimStart; delete String.prototype.trimEnd; delete String.prototype.codePointAt;
-  delete Promise.prototype.finally; delete Number.prototype.toPrecision;
-})();
-`;
 
 const MAX_STORAGE_NAME = 28;
 
@@ -105,7 +87,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   };
 
   const context = vm.createContext({}, { name: "espruino", codeGeneration: { strings: false, wasm: false } });
-  vm.runInContext(PRELUDE, context);
+  vm.runInContext(removalScript(), context);
   const ContextUint8Array = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
 
   const toBinaryString = (data: unknown): string => {

@@ -3,7 +3,7 @@
 
 import type { DeviceConfig } from "../config";
 import { OVERRIDE_FILE, applyOverrides } from "../config";
-import { MqttSession } from "../mqtt/session";
+import { MqttSession, backoffDelay } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
 import type { Sensor, SensorFactory, SensorValues } from "../sensors/types";
 import { telemetryJson } from "../thingsboard/telemetry";
@@ -29,31 +29,25 @@ export function clientIdFromChip(chipId: string): string {
   return "tbfw-" + id;
 }
 
-function decodeBase64(text: string): Uint8Array {
-  const binary = atobPortable(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/** Base64 to a binary string without atob, which Moddable's XS lacks. */
-function atobPortable(text: string): string {
-  let out = "";
+/** Base64 to bytes without atob, which Moddable's XS lacks. */
+function decodeBase64(text: string): Uint8Array {
+  const bytes = new Uint8Array(Math.floor((text.length * 3) / 4));
+  let length = 0;
   let buffer = 0;
   let bits = 0;
   for (let i = 0; i < text.length; i++) {
     const value = BASE64.indexOf(text.charAt(i));
     if (value < 0) continue; // padding and line breaks
-    buffer = (buffer << 6) | value;
+    buffer = ((buffer << 6) | value) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out += String.fromCharCode((buffer >> bits) & 0xff);
+      bytes[length++] = (buffer >> bits) & 0xff;
     }
   }
-  return out;
+  return bytes.subarray(0, length);
 }
 
 export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory): Device {
@@ -118,17 +112,16 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   let stopped = false;
   let sessionStarted = false;
 
+  const record = (values: SensorValues | null, error: string | null) => {
+    if (error !== null) log.error("sensor", error);
+    queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, values, error));
+  };
   const takeSample = () => {
     sampleTimer = platform.setTimeout(takeSample, config.telemetryIntervalMs);
     try {
-      sensor.sample((error: string | null, values: SensorValues | null) => {
-        const ts = platform.clockIsSet() ? platform.now() : null;
-        if (error !== null) log.error("sensor", error);
-        queue.add(telemetryJson(ts, values, error));
-      });
+      sensor.sample((error: string | null, values: SensorValues | null) => record(values, error));
     } catch (e) {
-      log.error("sensor", sensor.model + " failed: " + errorText(e));
-      queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, null, sensor.model + ": " + errorText(e)));
+      record(null, sensor.model + ": " + errorText(e));
     }
   };
 
@@ -153,9 +146,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
         log.info("wifi", "connected" + (detail ? " (" + detail + ")" : ""));
         startSession();
       } else if (state === "disconnected" && wifiTimer === null) {
-        let delay = 2000;
-        for (let i = 0; i < wifiAttempt && delay < 60000; i++) delay *= 2;
-        if (delay > 60000) delay = 60000;
+        // One access point, one device: no jitter needed, so the delay is the full ceiling.
+        const delay = backoffDelay(wifiAttempt, 2000, 60000, () => 1);
         wifiAttempt++;
         log.warn("wifi", "disconnected" + (detail ? " (" + detail + ")" : "") + "; retrying in " + seconds(delay));
         wifiTimer = platform.setTimeout(joinWifi, delay);

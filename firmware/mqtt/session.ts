@@ -12,7 +12,6 @@ import {
   PUBLISH,
   PacketDecoder,
   SUBACK,
-  UNSUBACK,
   connackReason,
   encodeConnect,
   encodeDisconnect,
@@ -288,9 +287,8 @@ export class MqttSession {
       }
     } else if (packet.type === PINGRESP) {
       this.pingOutstanding = false;
-    } else if (packet.type === UNSUBACK) {
-      // Nothing is unsubscribed by this client; tolerated.
     }
+    // UNSUBACK needs nothing: this client never unsubscribes.
     this.armResponseTimerIfWaiting();
   }
 
