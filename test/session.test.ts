@@ -268,3 +268,24 @@ function seededRandomForTest(seed: number): () => number {
     return state / 2147483648;
   };
 }
+
+test("a connect that throws at once (Espruino: 'Unable to create socket') backs off and retries", () => {
+  const { platform, session } = setup();
+  const realConnect = platform.connect;
+  let refusals = 0;
+  platform.connect = (options, handlers) => {
+    if (refusals < 2) {
+      refusals++;
+      throw new Error("Unable to create socket");
+    }
+    return realConnect(options, handlers);
+  };
+  session.start();
+  assert.equal(session.getState(), "waiting");
+  assert.ok(platform.logs.includes("[W][mqtt] connection failed: cannot open socket: Unable to create socket; retrying in 1.5 s"));
+  platform.clock.advance(1500);
+  assert.ok(platform.logs.includes("[W][mqtt] connection failed: cannot open socket: Unable to create socket; retrying in 3.0 s"));
+  platform.clock.advance(3000);
+  connect(platform, session);
+  assert.equal(session.isConnected(), true);
+});
