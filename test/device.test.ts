@@ -162,3 +162,55 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
   assert.deepEqual((first.payload as { values: unknown }[])[0].values, { sensor_error: "sht3x: no ACK at 0x44 (I2C Error: no ACK)" });
   device.stop();
 });
+
+function publishPacket(topic: string, payload: string, packetId: number): number[] {
+  const t = Buffer.from(topic);
+  const p = Buffer.from(payload);
+  const remaining = 2 + t.length + 2 + p.length;
+  return [0x32, remaining, t.length >> 8, t.length & 0xff, ...t, packetId >> 8, packetId & 0xff, ...p];
+}
+
+function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: unknown }[] {
+  return socket.written
+    .filter((p) => (p[0] & 0xf0) === 0x30)
+    .map((p) => {
+      const topicLength = (p[2] << 8) | p[3];
+      const topic = Buffer.from(p.subarray(4, 4 + topicLength)).toString();
+      const qos = (p[0] >> 1) & 3;
+      return { topic, body: Buffer.from(p.subarray(4 + topicLength + (qos ? 2 : 0))).toString() };
+    })
+    .filter((r) => r.topic.startsWith(prefix))
+    .map((r) => ({ topic: r.topic, body: JSON.parse(r.body as string) }));
+}
+
+test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, CONFIG, createSimulated);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const subscribe = socket.written.find((p) => p[0] === 0x82)!;
+  assert.ok(Buffer.from(subscribe).includes(Buffer.from("v1/devices/me/rpc/request/+")));
+  assert.equal(subscribe[subscribe.length - 1], 1, "QoS 1 subscription");
+  socket.receive([0x90, 3, subscribe[2], subscribe[3], 1]);
+
+  socket.receive(publishPacket("v1/devices/me/rpc/request/41", '{"method":"getStatus","params":{}}', 7));
+  assert.ok(socket.written.some((p) => p.length === 4 && p[0] === 0x40 && p[3] === 7), "the request is PUBACKed");
+  socket.receive(publishPacket("v1/devices/me/rpc/request/42", "not json", 8));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/43", '{"method":"reboot"}', 9));
+  const replies = repliesOn(socket, "v1/devices/me/rpc/response/");
+  assert.deepEqual(replies.map((r) => r.topic), ["v1/devices/me/rpc/response/41", "v1/devices/me/rpc/response/42", "v1/devices/me/rpc/response/43"]);
+  assert.deepEqual(replies[0].body, { firmware: "0.0.0-test", board: "test", runtime: "test", queued: 1, delivered: 0, dropped: 0 });
+  assert.deepEqual(replies[1].body, { error: 'bad request: expected JSON {"method": string, "params": any}' });
+  assert.deepEqual(replies[2].body, { error: 'unknown method "reboot"' });
+  assert.ok(platform.logs.includes('[W][rpc] unknown method "reboot" (request 43)'));
+
+  // After a reconnect the subscription is sent again.
+  socket.drop();
+  platform.clock.advance(device.session.lastRetryDelayMs());
+  const again = platform.sockets[platform.sockets.length - 1];
+  again.open();
+  again.receive([0x20, 2, 0, 0]);
+  assert.ok(again.written.some((p) => p[0] === 0x82 && Buffer.from(p).includes(Buffer.from("v1/devices/me/rpc/request/+"))));
+  device.stop();
+});

@@ -139,7 +139,7 @@ test("a wrong token gets CONNACK 5 from the embedded broker and the device backs
   }
 });
 
-test("broker restart: the device reconnects and delivers the readings taken while offline", async () => {
+test("broker restart: the device reconnects, resubscribes and delivers the readings taken while offline", async () => {
   const own = await startMosquitto();
   const device = runDevice(imageTrustingTestCa, { port: own.plainPort, tls: false });
   try {
@@ -157,6 +157,18 @@ test("broker restart: the device reconnects and delivers the readings taken whil
       const batch = JSON.parse(received.find((p) => p.startsWith("["))!) as { ts: number }[];
       assert.ok(batch.length >= 2);
       for (let i = 1; i < batch.length; i++) assert.ok(batch[i].ts > batch[i - 1].ts, "readings keep their own ts, in order");
+      // The device subscribed again after reconnecting: a server-side RPC gets its answer.
+      const replies: string[] = [];
+      subscriber.on("message", (topic, payload) => {
+        if (topic === "v1/devices/me/rpc/response/77") replies.push(payload.toString());
+      });
+      await subscriber.subscribeAsync("v1/devices/me/rpc/response/+", { qos: 1 });
+      await subscriber.publishAsync("v1/devices/me/rpc/request/77", JSON.stringify({ method: "getStatus", params: {} }), { qos: 1 });
+      await device.waitFor(() => replies.length > 0, 10000, "the RPC reply");
+      const status = JSON.parse(replies[0]);
+      assert.equal(status.runtime, "espruino");
+      assert.equal(status.board, "sim");
+      assert.ok(status.delivered >= batch.length + 1);
       assert.deepEqual(device.sandbox.uncaught, []);
     } finally {
       await subscriber.endAsync();

@@ -6,6 +6,7 @@ import { OVERRIDE_FILE, applyOverrides } from "../config";
 import { MqttSession, backoffDelay } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
 import type { Sensor, SensorFactory, SensorValues } from "../sensors/types";
+import { RPC_REQUEST_FILTER, RpcServer } from "../thingsboard/rpc";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
@@ -100,12 +101,26 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     {
       onConnected: () => queue.pump(),
       onDisconnected: () => undefined,
-      onMessage: (topic) => log.debug("mqtt", "message on " + topic),
+      onMessage: (topic, payload) => {
+        if (!rpc.handle(topic, payload)) log.warn("mqtt", "message on unexpected topic " + topic);
+      },
     },
     log,
     random
   );
   const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize);
+  const rpc = new RpcServer(session, log, {
+    getStatus: () => ({
+      firmware: config.firmwareVersion,
+      board: config.board,
+      runtime: platform.runtime,
+      queued: queue.size(),
+      delivered: queue.deliveredCount(),
+      dropped: queue.droppedCount(),
+    }),
+  });
+  // Kept by the session and sent again after every connect (ThingsBoard keeps no subscriptions).
+  session.subscribe(RPC_REQUEST_FILTER, 1);
 
   let sampleTimer: TimerHandle | null = null;
   let wifiTimer: TimerHandle | null = null;
