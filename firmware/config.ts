@@ -36,6 +36,8 @@ export interface DeviceConfig {
   queueCapacity: number;
   /** Readings sent in one PUBLISH when a backlog is replayed. */
   batchSize: number;
+  /** Batches of readings kept in flash once RAM is full (0: none, drop instead). */
+  spillBatches: number;
   maxInflight: number;
   debug: boolean;
 }

@@ -27,6 +27,7 @@ const CONFIG: DeviceConfig = {
   backoffMaxMs: 300000,
   queueCapacity: 5,
   batchSize: 3,
+  spillBatches: 0,
   maxInflight: 1,
   debug: false,
 };
@@ -174,10 +175,13 @@ function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: u
   return socket.written
     .filter((p) => (p[0] & 0xf0) === 0x30)
     .map((p) => {
-      const topicLength = (p[2] << 8) | p[3];
-      const topic = Buffer.from(p.subarray(4, 4 + topicLength)).toString();
+      let offset = 1;
+      while (p[offset] & 0x80) offset++;
+      offset++;
+      const topicLength = (p[offset] << 8) | p[offset + 1];
+      const topic = Buffer.from(p.subarray(offset + 2, offset + 2 + topicLength)).toString();
       const qos = (p[0] >> 1) & 3;
-      return { topic, body: Buffer.from(p.subarray(4 + topicLength + (qos ? 2 : 0))).toString() };
+      return { topic, body: Buffer.from(p.subarray(offset + 2 + topicLength + (qos ? 2 : 0))).toString() };
     })
     .filter((r) => r.topic.startsWith(prefix))
     .map((r) => ({ topic: r.topic, body: JSON.parse(r.body as string) }));
@@ -200,7 +204,7 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   socket.receive(publishPacket("v1/devices/me/rpc/request/43", '{"method":"reboot"}', 9));
   const replies = repliesOn(socket, "v1/devices/me/rpc/response/");
   assert.deepEqual(replies.map((r) => r.topic), ["v1/devices/me/rpc/response/41", "v1/devices/me/rpc/response/42", "v1/devices/me/rpc/response/43"]);
-  assert.deepEqual(replies[0].body, { firmware: "0.0.0-test", board: "test", runtime: "test", queued: 1, delivered: 0, dropped: 0 });
+  assert.deepEqual(replies[0].body, { firmware: "0.0.0-test", board: "test", runtime: "test", queued: 1, inFlash: 0, delivered: 0, dropped: 0 });
   assert.deepEqual(replies[1].body, { error: 'bad request: expected JSON {"method": string, "params": any}' });
   assert.deepEqual(replies[2].body, { error: 'unknown method "reboot"' });
   assert.ok(platform.logs.includes('[W][rpc] unknown method "reboot" (request 43)'));
@@ -212,5 +216,72 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   again.open();
   again.receive([0x20, 2, 0, 0]);
   assert.ok(again.written.some((p) => p[0] === 0x82 && Buffer.from(p).includes(Buffer.from("v1/devices/me/rpc/request/+"))));
+  device.stop();
+});
+
+/** PUBACKs every telemetry message as it comes until the queue is empty; returns the ts values delivered, in order. */
+function deliverAll(socket: FakeSocket, limit = 50): number[] {
+  const delivered: number[] = [];
+  let acked = 0;
+  for (let round = 0; round < limit; round++) {
+    const sent = publishes(socket);
+    if (sent.length === acked) break;
+    const message = sent[acked++];
+    const body = message.payload as { ts: number } | { ts: number }[];
+    for (const reading of Array.isArray(body) ? body : [body]) delivered.push(reading.ts);
+    socket.receive([0x40, 2, message.id >> 8, message.id & 0xff]);
+  }
+  return delivered;
+}
+
+test("RAM full while offline: the oldest readings go to flash and come back first once online", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1 };
+  const device = startDevice(platform, config, createSimulated);
+  for (let i = 0; i < 9; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.size(), 6);
+  assert.equal(device.queue.spilledBatches(), 2);
+  assert.equal(device.queue.droppedCount(), 0);
+  assert.deepEqual(Object.keys(platform.storage).sort(), ["tbq-0", "tbq-1", "tbq-index"]);
+  assert.ok(platform.logs.includes("[I][queue] RAM full: moved 2 reading(s) to flash (1 batch(es) there)"));
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const delivered = deliverAll(socket);
+  const all = Array.from({ length: 10 }, (_, i) => 1700000000000 + i * 10000);
+  assert.deepEqual([...delivered].sort(), all, "every reading delivered exactly once");
+  assert.deepEqual(delivered.slice(4, 8), all.slice(0, 4), "flash batches go out as soon as there is room, oldest first");
+  assert.equal(device.queue.spilledBatches(), 0);
+  assert.deepEqual(Object.keys(platform.storage), ["tbq-index"]);
+  assert.equal(device.queue.deliveredCount(), 10);
+  device.stop();
+});
+
+test("readings in flash survive a restart", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, queueCapacity: 4, batchSize: 2, spillBatches: 10 };
+  const before = startDevice(platform, config, createSimulated);
+  for (let i = 0; i < 5; i++) platform.clock.advance(10000);
+  assert.equal(before.queue.spilledBatches(), 1);
+  before.stop();
+  // Power cycle: RAM is gone, flash stays.
+  const after = startDevice(platform, config, createSimulated);
+  assert.ok(platform.logs.includes("[I][queue] 1 batch(es) of readings waiting in flash from before the restart"));
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const delivered = deliverAll(socket);
+  assert.ok(delivered.includes(1700000000000) && delivered.includes(1700000010000), "the two oldest readings came back from flash");
+  assert.equal(after.queue.spilledBatches(), 0);
+  after.stop();
+});
+
+test("a full flash queue drops its oldest batch and counts the readings", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, createSimulated);
+  for (let i = 0; i < 5; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.spilledBatches(), 2);
+  assert.equal(device.queue.droppedCount(), 2);
+  assert.ok(platform.logs.includes("[W][queue] flash queue full (2 batches): dropped the oldest batch, 2 reading(s) lost so far"));
   device.stop();
 });

@@ -102,6 +102,7 @@ export const FIRMWARE_DEFAULTS = {
   backoffMaxMs: 300000,
   queueCapacity: 100,
   batchSize: 10,
+  spillBatches: 50,
   maxInflight: 4,
 };
 

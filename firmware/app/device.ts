@@ -11,6 +11,7 @@ import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
 import { hashString, seededRandom } from "../util/random";
+import { SpillStore } from "./spill-store";
 import { TelemetryQueue } from "./telemetry-queue";
 
 export interface Device {
@@ -108,13 +109,15 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     log,
     random
   );
-  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize);
+  const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill);
   const rpc = new RpcServer(session, log, {
     getStatus: () => ({
       firmware: config.firmwareVersion,
       board: config.board,
       runtime: platform.runtime,
       queued: queue.size(),
+      inFlash: queue.spilledBatches(),
       delivered: queue.deliveredCount(),
       dropped: queue.droppedCount(),
     }),

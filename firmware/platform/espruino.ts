@@ -92,8 +92,10 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
       return value === undefined ? null : value;
     },
     storageWrite: (key, value) => {
-      require("Storage").write(key, value);
+      // Storage.write returns false when flash is full: make that an error the caller logs.
+      if (!require("Storage").write(key, value)) throw new Error("Storage full writing " + key);
     },
+    storageRemove: (key) => require("Storage").erase(key),
 
     i2c: (pins: I2CPins): I2CBus => {
       I2C1.setup({ sda: pins.sda, scl: pins.scl, bitrate: pins.bitrate });

@@ -34,6 +34,7 @@ declare module "preference" {
   const Preference: {
     get(domain: string, key: string): string | number | boolean | ArrayBuffer | undefined;
     set(domain: string, key: string, value: string): void;
+    delete(domain: string, key: string): void;
   };
   export default Preference;
 }

@@ -115,6 +115,7 @@ export function createModdablePlatform(hasWifi: boolean): Platform {
       return typeof value === "string" ? value : null;
     },
     storageWrite: (key, value) => Preference.set(PREFERENCE_DOMAIN, preferenceKey(key), value),
+    storageRemove: (key) => Preference.delete(PREFERENCE_DOMAIN, preferenceKey(key)),
 
     i2c: (pins: I2CPins): I2CBus => {
       // ECMA-419 I2C objects are bound to one address: open one per address on demand.

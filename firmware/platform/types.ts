@@ -57,6 +57,7 @@ export interface Platform {
   /** Small persistent key/value store (flash on devices). Returns null when absent. */
   storageRead(key: string): string | null;
   storageWrite(key: string, value: string): void;
+  storageRemove(key: string): void;
   i2c(pins: I2CPins): I2CBus;
   restart(): void;
 }

@@ -123,6 +123,9 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     storageWrite: (key, value) => {
       platform.storage[key] = value;
     },
+    storageRemove: (key) => {
+      delete platform.storage[key];
+    },
     i2c: () => {
       if (!options.bus) throw new Error("no I2C bus in this test");
       return options.bus;

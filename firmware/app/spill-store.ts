@@ -1,0 +1,109 @@
+// Flash overflow for the telemetry queue. When the RAM queue is full (a long outage),
+// its oldest readings are written to flash as one small file per batch instead of being
+// dropped, and read back, oldest first, once there is room again. Flash is written only
+// then, so a device that stays online never wears it. Spilled batches survive a restart.
+
+import type { Logger } from "../util/log";
+import { errorText } from "../util/log";
+
+/** The slice of the platform's storage the spill needs. */
+export interface KeyValueStore {
+  storageRead(key: string): string | null;
+  storageWrite(key: string, value: string): void;
+  storageRemove(key: string): void;
+}
+
+const INDEX_KEY = "tbq-index";
+const BATCH_PREFIX = "tbq-";
+
+export class SpillStore {
+  private readonly store: KeyValueStore;
+  private readonly log: Logger;
+  private readonly maxBatches: number;
+  /** Batches first..next-1 are in flash. */
+  private first = 0;
+  private next = 0;
+  private lost = 0;
+
+  constructor(store: KeyValueStore, log: Logger, maxBatches: number) {
+    this.store = store;
+    this.log = log;
+    this.maxBatches = maxBatches;
+    let index: unknown = null;
+    try {
+      const text = store.storageRead(INDEX_KEY);
+      index = text === null ? null : JSON.parse(text);
+    } catch (e) {
+      log.error("queue", "flash queue index unreadable (" + errorText(e) + "); starting empty");
+    }
+    if (index !== null && typeof index === "object") {
+      const first = (index as { first?: unknown }).first;
+      const next = (index as { next?: unknown }).next;
+      if (typeof first === "number" && typeof next === "number" && first >= 0 && next >= first && next - first <= maxBatches) {
+        this.first = first;
+        this.next = next;
+      }
+    }
+    if (this.batches() > 0) log.info("queue", this.batches() + " batch(es) of readings waiting in flash from before the restart");
+  }
+
+  batches(): number {
+    return this.next - this.first;
+  }
+
+  /** Readings lost because flash was full or a batch could not be read. */
+  lostCount(): number {
+    return this.lost;
+  }
+
+  /** Writes readings (oldest first) as one batch; returns false if it could not. */
+  push(readings: string[]): boolean {
+    if (this.batches() >= this.maxBatches) {
+      const oldest = this.take();
+      this.lost += oldest === null ? 0 : oldest.length;
+      this.log.warn("queue", "flash queue full (" + this.maxBatches + " batches): dropped the oldest batch, " + this.lost + " reading(s) lost so far");
+    }
+    try {
+      this.store.storageWrite(BATCH_PREFIX + this.next, JSON.stringify(readings));
+      this.next++;
+      this.saveIndex();
+      return true;
+    } catch (e) {
+      this.log.error("queue", "cannot write to flash: " + errorText(e));
+      return false;
+    }
+  }
+
+  /** Removes and returns the oldest batch, or null when there is none. */
+  take(): string[] | null {
+    while (this.first < this.next) {
+      const key = BATCH_PREFIX + this.first;
+      let readings: unknown = null;
+      try {
+        const text = this.store.storageRead(key);
+        readings = text === null ? null : JSON.parse(text);
+        this.store.storageRemove(key);
+      } catch (e) {
+        this.log.error("queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
+      }
+      this.first++;
+      if (this.first === this.next) {
+        // Empty again: restart numbering so keys stay short.
+        this.first = 0;
+        this.next = 0;
+      }
+      this.saveIndex();
+      if (Array.isArray(readings)) return readings as string[];
+      this.lost++;
+    }
+    return null;
+  }
+
+  private saveIndex(): void {
+    try {
+      this.store.storageWrite(INDEX_KEY, JSON.stringify({ first: this.first, next: this.next }));
+    } catch (e) {
+      this.log.error("queue", "cannot write the flash queue index: " + errorText(e));
+    }
+  }
+}
