@@ -109,7 +109,7 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   assert.ok(manifest.include.includes("$(MODDABLE)/examples/manifest_net.json"));
   assert.deepEqual(manifest.resources, { "*": ["./ca-root"] });
   assert.ok(manifest.config.tls.DHE_RSA);
-  assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json"]);
+  assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json", "$(MODDABLE)/modules/network/wifi/manifest.json"]);
   assert.equal(manifest.platforms.lin.modules["embedded:io/i2c"], "./host-i2c");
   assert.ok(readFileSync(join(out, "moddable/esp32-devkitc/ca-root.der")).equals(loadCa(join(ROOT, "certs/ca-root.pem")).der));
   for (const stub of ["host-wifi", "host-sntp", "host-i2c", "host-time"]) assert.ok(existsSync(join(out, "moddable/sim", stub + ".js")));

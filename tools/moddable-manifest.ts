@@ -35,7 +35,9 @@ export function moddableManifest(board: Board, settings: DeviceSettings): object
     creation: { stack: 512, keys: { available: 64 } },
     platforms: {
       esp32: {
-        include: ["$(MODDABLE)/modules/io/manifest.json"],
+        // manifest_net joins Wi-Fi through ECMA-419 io; the classic "wifi" module the
+        // adapter uses for reconnects is a manifest of its own.
+        include: ["$(MODDABLE)/modules/io/manifest.json", "$(MODDABLE)/modules/network/wifi/manifest.json"],
       },
       lin: { modules: hostModules },
       mac: { modules: hostModules },
