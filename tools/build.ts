@@ -5,7 +5,7 @@
 //
 //   tsx tools/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -193,10 +193,27 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
     }
   }
   mkdirSync(options.outDir, { recursive: true });
-  writeFileSync(join(options.outDir, "size-report.json"), JSON.stringify(reports, null, 2) + "\n");
+  writeSizeReport(join(options.outDir, "size-report.json"), reports);
   if (!options.quiet) printSizes(reports, ca.subject);
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return reports;
+}
+
+/** Updates the report in place: a build of some boards keeps the other boards' rows. */
+function writeSizeReport(file: string, reports: SizeReport[]): void {
+  let rows: SizeReport[] = [];
+  if (existsSync(file)) {
+    try {
+      rows = JSON.parse(readFileSync(file, "utf8")) as SizeReport[];
+    } catch {
+      rows = [];
+    }
+  }
+  const key = (r: SizeReport) => r.runtime + "/" + r.board;
+  const fresh = new Set(reports.map(key));
+  rows = rows.filter((r) => !fresh.has(key(r)) && existsSync(r.file)).concat(reports);
+  rows.sort((a, b) => a.board.localeCompare(b.board) || a.runtime.localeCompare(b.runtime));
+  writeFileSync(file, JSON.stringify(rows, null, 2) + "\n");
 }
 
 function printSizes(reports: SizeReport[], caSubject: string): void {

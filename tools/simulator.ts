@@ -1,4 +1,4 @@
-// npm start: builds the `sim` board's Espruino image and runs it in the Espruino
+// npm start: builds the `sim` board's image (dist/espruino/sim.js) and runs it in the Espruino
 // sandbox against an embedded ThingsBoard-compatible broker over TLS, with a
 // development CA made on first run. Shows the device's serial console and the
 // telemetry the broker received. No internet needed.
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     console.log("simulator: embedded broker on 127.0.0.1:" + broker.plainPort + " (plain) and :" + broker.tlsPort + " (tls, CA " + tls.caCert + ")");
   }
 
-  const outDir = join(SIM_DIR, "build");
+  const outDir = join(ROOT, "dist");
   await buildImages({ boards: ["sim"], outDir, settings, version: packageVersion(), quiet: true, debug: true });
   const imagePath = join(outDir, "espruino", "sim.js");
   console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
