@@ -63,40 +63,66 @@ interface ScopeDecl {
   kind: "function" | "var";
   position: number;
   node: AnyNode;
+  /** For a var declared in an if branch, loop body, catch or case: the source range of that part. */
+  region: [number, number] | null;
 }
 
 /**
  * Children of `node` in source order, as [child, parent] pairs; does not enter nested
  * functions when `stopAtFunctions` (their bodies run later, not in this scope's order).
  */
-function visitOwnCode(root: AnyNode, visit: (node: AnyNode, parent: AnyNode | undefined) => void, stopAtFunctions: boolean): void {
-  const recurse = (node: AnyNode, parent: AnyNode | undefined) => {
-    visit(node, parent);
+function visitOwnCode(
+  root: AnyNode,
+  visit: (node: AnyNode, parent: AnyNode | undefined, ancestors: AnyNode[]) => void,
+  stopAtFunctions: boolean
+): void {
+  const ancestors: AnyNode[] = [];
+  const recurse = (node: AnyNode) => {
+    visit(node, ancestors[ancestors.length - 1], ancestors);
     if (stopAtFunctions && node !== root && isFunction(node)) return;
+    ancestors.push(node);
     for (const key of Object.keys(node)) {
       if (key === "type" || key === "start" || key === "end" || key === "loc") continue;
       const value = node[key];
       if (Array.isArray(value)) {
-        for (const child of value) if (child && typeof child.type === "string") recurse(child, node);
-      } else if (value && typeof value.type === "string") recurse(value, node);
+        for (const child of value) if (child && typeof child.type === "string") recurse(child);
+      } else if (value && typeof value.type === "string") recurse(value);
     }
+    ancestors.pop();
   };
-  recurse(root, undefined);
+  recurse(root);
+}
+
+/** The part of `ancestors` that runs only sometimes (if branch, loop body, catch, case), innermost. */
+function conditionalRegion(ancestors: AnyNode[], node: AnyNode): [number, number] | null {
+  let child = node;
+  for (let i = ancestors.length - 1; i >= 0; i--) {
+    const a = ancestors[i];
+    const conditional =
+      (a.type === "IfStatement" && (child === a.consequent || child === a.alternate)) ||
+      ((a.type === "ForStatement" || a.type === "ForInStatement" || a.type === "ForOfStatement" || a.type === "WhileStatement") && child === a.body) ||
+      (a.type === "TryStatement" && child === a.handler) ||
+      a.type === "SwitchCase";
+    if (conditional) return a.type === "SwitchCase" ? [a.start, a.end] : [child.start, child.end];
+    child = a;
+  }
+  return null;
 }
 
 /** Declarations that Espruino creates only when execution reaches them. */
 function scopeDeclarations(scopeNode: AnyNode): Map<string, ScopeDecl> {
   const declarations = new Map<string, ScopeDecl>();
   const body = scopeNode.type === "Program" ? scopeNode : scopeNode.body;
-  visitOwnCode(body, (node) => {
+  visitOwnCode(body, (node, _parent, ancestors) => {
     if (node === body) return;
     if (node.type === "FunctionDeclaration" && node.id && !declarations.has(node.id.name)) {
-      declarations.set(node.id.name, { name: node.id.name, kind: "function", position: node.start, node });
+      declarations.set(node.id.name, { name: node.id.name, kind: "function", position: node.start, node, region: null });
     }
     if (node.type === "VariableDeclaration" && node.kind === "var") {
+      const region = conditionalRegion(ancestors, node);
       for (const declarator of node.declarations) {
         for (const id of patternNames(declarator.id)) {
-          if (!declarations.has(id.name)) declarations.set(id.name, { name: id.name, kind: "var", position: declarator.start, node: declarator });
+          if (!declarations.has(id.name)) declarations.set(id.name, { name: id.name, kind: "var", position: declarator.start, node: declarator, region });
         }
       }
     }
@@ -153,6 +179,10 @@ function checkHoisting(program: AnyNode, report: (node: AnyNode, construct: stri
       if (!decl) return;
       if (node.start < decl.position) {
         report(node, (decl.kind === "function" ? "call or use of function " : "use of var ") + node.name + " before its declaration has run (Espruino does not hoist)");
+        return;
+      }
+      if (decl.region !== null && (node.start < decl.region[0] || node.start >= decl.region[1])) {
+        report(node, "use of var " + node.name + " outside the block that declares it (Espruino creates it only if that block runs)");
         return;
       }
       if (parent && parent.type === "CallExpression" && parent.callee === node && decl.kind === "function") {
