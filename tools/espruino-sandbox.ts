@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from "node:path";
 import vm from "node:vm";
 import { removalScript } from "./espruino-builtins.ts";
+import type { VirtualI2CDevice } from "./virtual-i2c.ts";
 
 export interface SandboxOptions {
   imagePath: string;
@@ -22,6 +23,8 @@ export interface SandboxOptions {
   /** Every console line of the device. */
   onSerial: (line: string) => void;
   chipId?: string;
+  /** Chips on the virtual I2C1 bus by 7-bit address; an address with none NACKs. */
+  i2cDevices?: Record<number, VirtualI2CDevice>;
   /** Every write to a socket, for tests that check the bytes on the wire. */
   onSocketWrite?: (socketId: number, bytes: Buffer) => void;
 }
@@ -96,6 +99,12 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       return String.fromCharCode(...Array.from(data as ArrayLike<number>, (b) => b & 0xff));
     }
     return String(data);
+  };
+
+  const i2cDevice = (address: number): VirtualI2CDevice => {
+    const device = options.i2cDevices?.[address];
+    if (!device) throw new Error("I2C Error: no ACK from 0x" + address.toString(16));
+    return device;
   };
 
   const storagePath = (name: string) => {
@@ -248,11 +257,15 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     },
     I2C1: {
       setup: () => undefined,
-      writeTo: (address: number) => {
-        throw new Error("I2C: no device at address 0x" + address.toString(16) + " (the simulator has no I2C bus)");
+      writeTo: (address: number, ...data: unknown[]) => {
+        const bytes = Buffer.from(data.map((d) => toBinaryString(typeof d === "number" ? [d] : d)).join(""), "latin1");
+        i2cDevice(address).write(new Uint8Array(bytes));
       },
-      readFrom: (address: number) => {
-        throw new Error("I2C: no device at address 0x" + address.toString(16) + " (the simulator has no I2C bus)");
+      readFrom: (address: number, length: number) => {
+        const bytes = i2cDevice(address).read(length);
+        const result = new ContextUint8Array(bytes.length);
+        for (let i = 0; i < bytes.length; i++) result[i] = bytes[i];
+        return result;
       },
     },
   };

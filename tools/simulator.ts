@@ -3,12 +3,12 @@
 // development CA made on first run. Shows the device's serial console and the
 // telemetry the broker received. No internet needed.
 //
-//   tsx tools/simulator.ts [--messages N] [--interval MS] [--plain]
+//   tsx tools/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain]
 //   tsx tools/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError } from "./boards.ts";
+import { ConfigError, loadBoard } from "./boards.ts";
 import { startBroker } from "./broker.ts";
 import type { RunningBroker } from "./broker.ts";
 import { ROOT, buildImages, packageVersion } from "./build.ts";
@@ -16,6 +16,7 @@ import { DEFAULT_SETTINGS } from "./config.ts";
 import type { DeviceSettings } from "./config.ts";
 import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
+import { virtualSensor } from "./virtual-i2c.ts";
 
 const SIM_DIR = join(ROOT, ".sim");
 export const SIM_TOKEN = "sim-device-token";
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
       messages: { type: "string" },
       interval: { type: "string", default: "5000" },
       timeout: { type: "string", default: "0" },
+      board: { type: "string", default: "sim" },
+      "no-sensor": { type: "boolean", default: false },
     },
   });
   const remote = values.host !== undefined;
@@ -71,15 +74,23 @@ async function main(): Promise<void> {
     console.log("simulator: embedded broker on 127.0.0.1:" + broker.plainPort + " (plain) and :" + broker.tlsPort + " (tls, CA " + tls.caCert + ")");
   }
 
+  const board = loadBoard(join(ROOT, "boards", values.board + ".json"));
+  if (!board.runtimes.includes("espruino")) throw new ConfigError(board.file + ": the simulator runs Espruino images; this board has none");
+  // A Wi-Fi board joins the sandbox's simulated network: any name will do.
+  if (board.wifi && settings.wifiSsid === "") settings.wifiSsid = "simulated-wifi";
   const outDir = join(ROOT, "dist");
-  await buildImages({ boards: ["sim"], outDir, settings, version: packageVersion(), quiet: true, debug: true });
-  const imagePath = join(outDir, "espruino", "sim.js");
+  await buildImages({ boards: [board.name], outDir, settings, version: packageVersion(), quiet: true, debug: true });
+  const imagePath = join(outDir, "espruino", board.name + ".js");
+  // The board's real driver talks to a simulated chip on the virtual I2C bus.
+  const chip = values["no-sensor"] ? null : virtualSensor(board.sensor.model);
+  const i2cDevices = chip ? { [board.sensor.address]: chip } : {};
   console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
   let delivered = 0;
   const sandbox = runEspruinoImage({
     imagePath,
-    // Like a board's flash: kept between runs.
-    storageDir: join(SIM_DIR, "storage"),
+    // Like a board's flash: kept between runs, one per board.
+    storageDir: join(SIM_DIR, "storage", board.name),
+    i2cDevices,
     onSerial: (line) => {
       console.log("device  | " + line);
       const match = /^\[D\]\[queue\] delivered (\d+) reading/.exec(line);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import mqttPacket from "mqtt-packet";
 import type { Packet } from "mqtt-packet";
 import { runEspruinoImage } from "../../tools/espruino-sandbox.ts";
-import type { RunningSandbox } from "../../tools/espruino-sandbox.ts";
+import type { RunningSandbox, SandboxOptions } from "../../tools/espruino-sandbox.ts";
 
 export interface DeviceRun {
   serial: string[];
@@ -17,13 +17,14 @@ export interface DeviceRun {
   stop(): void;
 }
 
-export function runDevice(imagePath: string, overrides: object | null): DeviceRun {
+export function runDevice(imagePath: string, overrides: object | null, extra: Partial<SandboxOptions> = {}): DeviceRun {
   const storageDir = mkdtempSync(join(tmpdir(), "tbfw-storage-"));
   if (overrides !== null) writeFileSync(join(storageDir, "tb-config.json"), JSON.stringify(overrides));
   const serial: string[] = [];
   const sent: Packet[] = [];
   const parsers = new Map<number, ReturnType<typeof mqttPacket.parser>>();
   const sandbox = runEspruinoImage({
+    ...extra,
     imagePath,
     storageDir,
     onSerial: (line) => serial.push(line),
