@@ -2,18 +2,11 @@
 // real SHT3x or BME280 driver) runs in the simulator: they answer the same commands and
 // registers as the datasheets describe, with slowly drifting values.
 
+import { sht3xCrc } from "../firmware/sensors/sht3x.ts";
+
 export interface VirtualI2CDevice {
   write(bytes: Uint8Array): void;
   read(length: number): Uint8Array;
-}
-
-function sht3xCrc(a: number, b: number): number {
-  let crc = 0xff;
-  for (const byte of [a, b]) {
-    crc ^= byte;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x80 ? ((crc << 1) ^ 0x31) & 0xff : (crc << 1) & 0xff;
-  }
-  return crc;
 }
 
 /** Sensirion SHT3x: single-shot 0x2400, then 6 bytes (T, CRC, RH, CRC). */
@@ -36,10 +29,11 @@ export class VirtualSht3x implements VirtualI2CDevice {
     const humidity = this.base.humidity + Math.cos(this.step / 13) * 5;
     const rawT = Math.round(((temperature + 45) / 175) * 65535);
     const rawH = Math.round((humidity / 100) * 65535);
-    const data = [rawT >> 8, rawT & 0xff, 0, rawH >> 8, rawH & 0xff, 0];
-    data[2] = sht3xCrc(data[0], data[1]);
-    data[5] = sht3xCrc(data[3], data[4]);
-    return new Uint8Array(data.slice(0, length));
+    // The CRC routine is the driver's; test/sensors.test.ts checks it against the datasheet.
+    const data = new Uint8Array([rawT >> 8, rawT & 0xff, 0, rawH >> 8, rawH & 0xff, 0]);
+    data[2] = sht3xCrc(data, 0);
+    data[5] = sht3xCrc(data, 3);
+    return data.slice(0, length);
   }
 }
 
