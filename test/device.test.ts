@@ -32,7 +32,15 @@ const CONFIG: DeviceConfig = {
   debug: false,
 };
 
-function publishes(socket: FakeSocket): { id: number; payload: unknown; dup: boolean }[] {
+interface SentPublish {
+  topic: string;
+  id: number;
+  dup: boolean;
+  body: string;
+}
+
+/** Every PUBLISH the device wrote, parsed (variable-length header included). */
+function sentPublishes(socket: FakeSocket): SentPublish[] {
   return socket.written
     .filter((p) => (p[0] & 0xf0) === 0x30)
     .map((p) => {
@@ -41,10 +49,21 @@ function publishes(socket: FakeSocket): { id: number; payload: unknown; dup: boo
       offset++;
       const topicLength = (p[offset] << 8) | p[offset + 1];
       const topic = Buffer.from(p.subarray(offset + 2, offset + 2 + topicLength)).toString();
-      assert.equal(topic, "v1/devices/me/telemetry");
+      const qos = (p[0] >> 1) & 3;
       const idAt = offset + 2 + topicLength;
-      return { id: (p[idAt] << 8) | p[idAt + 1], payload: JSON.parse(Buffer.from(p.subarray(idAt + 2)).toString()), dup: (p[0] & 0x08) !== 0 };
+      return {
+        topic,
+        id: qos ? (p[idAt] << 8) | p[idAt + 1] : 0,
+        dup: (p[0] & 0x08) !== 0,
+        body: Buffer.from(p.subarray(idAt + (qos ? 2 : 0))).toString(),
+      };
     });
+}
+
+function publishes(socket: FakeSocket): { id: number; payload: unknown; dup: boolean }[] {
+  return sentPublishes(socket)
+    .filter((p) => p.topic === "v1/devices/me/telemetry")
+    .map((p) => ({ id: p.id, payload: JSON.parse(p.body), dup: p.dup }));
 }
 
 test("telemetry payloads: ts + values, bare values without a clock, sensor_error instead of a value", () => {
@@ -172,19 +191,9 @@ function publishPacket(topic: string, payload: string, packetId: number): number
 }
 
 function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: unknown }[] {
-  return socket.written
-    .filter((p) => (p[0] & 0xf0) === 0x30)
-    .map((p) => {
-      let offset = 1;
-      while (p[offset] & 0x80) offset++;
-      offset++;
-      const topicLength = (p[offset] << 8) | p[offset + 1];
-      const topic = Buffer.from(p.subarray(offset + 2, offset + 2 + topicLength)).toString();
-      const qos = (p[0] >> 1) & 3;
-      return { topic, body: Buffer.from(p.subarray(offset + 2 + topicLength + (qos ? 2 : 0))).toString() };
-    })
+  return sentPublishes(socket)
     .filter((r) => r.topic.startsWith(prefix))
-    .map((r) => ({ topic: r.topic, body: JSON.parse(r.body as string) }));
+    .map((r) => ({ topic: r.topic, body: JSON.parse(r.body) }));
 }
 
 test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {

@@ -73,18 +73,26 @@ export class TelemetryQueue {
     this.pump();
   }
 
+  /** Up to batchSize of the oldest readings not yet on the wire. */
+  private oldestWaiting(): QueuedReading[] {
+    const batch: QueuedReading[] = [];
+    for (let i = 0; i < this.readings.length && batch.length < this.batchSize; i++) {
+      if (!this.readings[i].handed) batch.push(this.readings[i]);
+    }
+    return batch;
+  }
+
+  private static texts(batch: QueuedReading[]): string[] {
+    const texts: string[] = [];
+    for (let i = 0; i < batch.length; i++) texts.push(batch[i].json);
+    return texts;
+  }
+
   /** Moves the oldest batch of readings not on the wire to flash; false if it could not. */
   private spillOldest(): boolean {
     if (this.spill === null) return false;
-    const batch: QueuedReading[] = [];
-    const texts: string[] = [];
-    for (let i = 0; i < this.readings.length && batch.length < this.batchSize; i++) {
-      if (!this.readings[i].handed) {
-        batch.push(this.readings[i]);
-        texts.push(this.readings[i].json);
-      }
-    }
-    if (batch.length === 0 || !this.spill.push(texts)) return false;
+    const batch = this.oldestWaiting();
+    if (batch.length === 0 || !this.spill.push(TelemetryQueue.texts(batch))) return false;
     for (let i = 0; i < batch.length; i++) this.readings.splice(this.readings.indexOf(batch[i]), 1);
     this.log.info("queue", "RAM full: moved " + batch.length + " reading(s) to flash (" + this.spill.batches() + " batch(es) there)");
     return true;
@@ -101,16 +109,9 @@ export class TelemetryQueue {
     }
     for (;;) {
       if (!this.session.canPublish()) return;
-      const batch: QueuedReading[] = [];
-      const texts: string[] = [];
-      for (let i = 0; i < this.readings.length && batch.length < this.batchSize; i++) {
-        if (!this.readings[i].handed) {
-          batch.push(this.readings[i]);
-          texts.push(this.readings[i].json);
-        }
-      }
+      const batch = this.oldestWaiting();
       if (batch.length === 0) return;
-      const accepted = this.session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(texts)), 1, () => {
+      const accepted = this.session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(TelemetryQueue.texts(batch))), 1, () => {
         this.acknowledge(batch);
       });
       if (!accepted) return;
