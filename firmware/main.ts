@@ -5,11 +5,12 @@ import type { DeviceConfig } from "./config";
 import { startDevice } from "./app/device";
 import type { Platform } from "./platform/types";
 import type { SensorFactory } from "./sensors/types";
+import { errorText } from "./util/log";
 
 export function main(platform: Platform, config: DeviceConfig, createSensor: SensorFactory): void {
   try {
     startDevice(platform, config, createSensor);
   } catch (e) {
-    platform.log("[E][boot] start-up failed: " + (e && (e as { message?: string }).message ? (e as { message: string }).message : String(e)));
+    platform.log("[E][boot] start-up failed: " + errorText(e));
   }
 }

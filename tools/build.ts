@@ -109,7 +109,7 @@ export async function bundleSource(
   tsconfig: string = join(ROOT, "tsconfig.json")
 ): Promise<string> {
   typeCheck(tsconfig);
-  const typeErrors: string[] = [];
+  const problems: string[] = [];
   let build;
   try {
     build = await rollup({
@@ -125,17 +125,17 @@ export async function bundleSource(
       }),
     ],
     onLog: (level, log: RollupLog) => {
-      if (log.plugin === "typescript" || log.code === "PLUGIN_WARNING") typeErrors.push(log.message);
-      else if (level === "warn") typeErrors.push((log.code ?? "") + ": " + log.message);
+      if (log.plugin === "typescript" || log.code === "PLUGIN_WARNING") problems.push(log.message);
+      else if (level === "warn") problems.push((log.code ?? "") + ": " + log.message);
     },
   });
   } catch (e) {
-    throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...typeErrors, (e as Error).message].join("\n  "));
+    throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...problems, (e as Error).message].join("\n  "));
   }
   const { output } = await build.generate({ format: runtime === "espruino" ? "iife" : "es", strict: false });
   await build.close();
   // TypeScript 6 prints type errors as warnings and still emits: never ship that.
-  if (typeErrors.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + typeErrors.join("\n  "));
+  if (problems.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + problems.join("\n  "));
   return output[0].code;
 }
 

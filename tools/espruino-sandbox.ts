@@ -77,15 +77,20 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     }
   };
 
+  /** What Espruino prints for an exception nobody caught; the run goes on. */
+  const reportUncaught = (e: unknown) => {
+    const message = e && typeof e === "object" && "message" in e ? String((e as Error).message) : String(e);
+    uncaught.push(message);
+    serial("Uncaught Error: " + message + "\n");
+  };
+
   /** Runs image code from the host's event loop the way Espruino does: errors are printed, not fatal. */
   const guarded = (fn: unknown, ...args: unknown[]) => {
     if (stopped || typeof fn !== "function") return;
     try {
       (fn as Listener)(...args);
     } catch (e) {
-      const message = e && typeof e === "object" && "message" in e ? String((e as Error).message) : String(e);
-      uncaught.push(message);
-      serial("Uncaught Error: " + message + "\n");
+      reportUncaught(e);
     }
   };
 
@@ -96,7 +101,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   const toBinaryString = (data: unknown): string => {
     if (typeof data === "string") return data;
     if (data && typeof data === "object" && "length" in data) {
-      return String.fromCharCode(...Array.from(data as ArrayLike<number>, (b) => b & 0xff));
+      // Buffer.from keeps the low 8 bits of each element, as Espruino does.
+      return Buffer.from(data as ArrayLike<number>).toString("latin1");
     }
     return String(data);
   };
@@ -275,9 +281,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   try {
     vm.runInContext(source, context, { filename: options.imagePath });
   } catch (e) {
-    const message = e && typeof e === "object" && "message" in e ? String((e as Error).message) : String(e);
-    uncaught.push(message);
-    serial("Uncaught Error: " + message + "\n");
+    reportUncaught(e);
   }
 
   return {

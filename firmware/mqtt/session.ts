@@ -95,7 +95,7 @@ export class MqttSession {
   private stableTimer: TimerHandle | null = null;
   private pingOutstanding = false;
   private subscribeOutstanding = false;
-  /** Time of the next connection attempt, for status reports. */
+  /** Delay before the next connection attempt, for tests and status reports. */
   private retryDelayMs = 0;
 
   constructor(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number) {
@@ -149,7 +149,6 @@ export class MqttSession {
       }
     }
     this.closeReason = "stopped";
-    this.releaseSocket();
     this.handleClose("stopped");
   }
 
@@ -418,7 +417,6 @@ export class MqttSession {
   private closeWith(reason: string, isError: boolean): void {
     if (this.closeReason === null) this.closeReason = reason;
     if (isError) this.refused = true;
-    this.releaseSocket();
     this.handleClose(reason);
   }
 
@@ -437,8 +435,8 @@ export class MqttSession {
 
   private handleClose(socketReason: string): void {
     const reason = this.closeReason !== null ? this.closeReason : socketReason;
-    this.generation++;
-    this.socket = null;
+    // Closing an already closed platform socket is a no-op, so this serves every path.
+    this.releaseSocket();
     this.clearTimers();
     const wasConnected = this.state === "connected";
     if (this.state === "stopped") {

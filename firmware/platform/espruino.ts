@@ -3,9 +3,8 @@
 // (Espruino's mbedtls runs with VERIFY_NONE): the app says so at boot.
 
 import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
+import { CLOCK_SET_AFTER_MS } from "./types";
 
-// Dates before this mean SNTP has not set the clock yet (Espruino boots at 1970).
-const CLOCK_SET_AFTER_MS = 1600000000000;
 
 function binaryString(bytes: Uint8Array): string {
   return E.toString(bytes);

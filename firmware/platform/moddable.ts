@@ -13,6 +13,7 @@ import Net from "net";
 import I2C from "embedded:io/i2c";
 import Resource from "Resource";
 import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
+import { CLOCK_SET_AFTER_MS } from "./types";
 
 // Socket callback messages (Moddable typings/socket.d.ts).
 const MSG_ERROR = -2;
@@ -20,7 +21,6 @@ const MSG_DISCONNECT = -1;
 const MSG_CONNECT = 1;
 const MSG_READABLE = 2;
 
-const CLOCK_SET_AFTER_MS = 1600000000000;
 const PREFERENCE_DOMAIN = "tbfw";
 
 /** NVS keys are at most 15 characters: "tb-config.json" becomes "tb-config". */

@@ -3,6 +3,9 @@
 
 export type TimerHandle = unknown;
 
+/** Wall-clock times before this (Sep 2020) mean the clock was never set: both runtimes boot near 1970. */
+export const CLOCK_SET_AFTER_MS = 1600000000000;
+
 export interface SocketOptions {
   host: string;
   port: number;

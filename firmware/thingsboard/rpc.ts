@@ -4,6 +4,7 @@
 
 import type { MqttSession } from "../mqtt/session";
 import type { Logger } from "../util/log";
+import { errorText } from "../util/log";
 import { utf8Decode, utf8Encode } from "../util/utf8";
 
 export const RPC_REQUEST_FILTER = "v1/devices/me/rpc/request/+";
@@ -47,7 +48,7 @@ export class RpcServer {
         reply = this.handlers[method]((request as { params?: unknown }).params);
         this.log.info("rpc", method + " (request " + id + ") answered");
       } catch (e) {
-        const message = e && typeof e === "object" && "message" in e ? String((e as { message: unknown }).message) : String(e);
+        const message = errorText(e);
         this.log.error("rpc", method + " failed: " + message);
         reply = { error: method + " failed: " + message };
       }
