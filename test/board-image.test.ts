@@ -91,7 +91,7 @@ test("a BME280 board validates, and the bundled BME280 driver reads the simulate
   const entry = `import { Bme280 } from ${JSON.stringify(join(ROOT, "firmware/sensors/bme280.ts"))};
     const bus = { write: (a, b) => I2C1.writeTo(a, b), read: (a, n) => I2C1.readFrom(a, n) };
     new Bme280({ bus, setTimeout: (f, ms) => setTimeout(f, ms) }, 0x76).sample((e, v) => console.log(JSON.stringify({ e, v })));`;
-  const code = await bundleSource("espruino", entry);
+  const { image: code } = await bundleSource("espruino", entry);
   const image = join(bmeBoardDir, "bme.js");
   writeFileSync(image, code);
   const device = runDevice(image, null, { i2cDevices: { 0x76: new VirtualBme280() } });

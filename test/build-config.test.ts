@@ -30,7 +30,7 @@ function boardError(change: (b: Record<string, any>) => void): string {
 
 test("the committed boards validate", () => {
   const boards = loadBoards(join(ROOT, "boards"));
-  assert.deepEqual(boards.map((b) => b.name), ["esp32-devkitc", "sim"]);
+  assert.deepEqual(boards.map((b) => b.name), ["esp32-devkitc", "esp32-devkitc-telemetry", "sim"]);
   assert.deepEqual(boards[0].sensor, { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 });
 });
 
@@ -43,7 +43,9 @@ test("board errors name the file and the key", () => {
   assert.equal(boardError((b) => delete b.sensor.sda), 'boards/test-board.json: "sensor.sda": missing');
   assert.equal(boardError((b) => (b.sensor.address = "0x76")), 'boards/test-board.json: "sensor.address": sht3x answers at 0x44 or 0x45, not 0x76');
   assert.equal(boardError((b) => (b.runtimes = ["nodemcu"])), 'boards/test-board.json: "runtimes": unknown runtime "nodemcu" (expected espruino or moddable)');
-  assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor)');
+  assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor, features)');
+  assert.equal(boardError((b) => (b.features = ["ota"])), 'boards/test-board.json: "features": unknown feature "ota" (known: rpc)');
+  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (rpc), [] for telemetry only');
   assert.equal(esp32I2cPinProblem(25), null);
   assert.match(esp32I2cPinProblem(1)!, /serial console/);
   assert.match(esp32I2cPinProblem(24)!, /does not exist/);
@@ -72,7 +74,9 @@ test("settings: environment over device.local.json over defaults, with named err
 });
 
 test("a real board without a token fails with instructions; the sim board does not need one", () => {
-  const [devkit, sim] = loadBoards(join(ROOT, "boards"));
+  const boards = loadBoards(join(ROOT, "boards"));
+  const devkit = boards.find((b) => b.name === "esp32-devkitc")!;
+  const sim = boards.find((b) => b.name === "sim")!;
   const ca = loadCa(join(ROOT, "certs/ca-root.pem"));
   assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, wifiSsid: "x" }, ca, "1"), /needs a device access token: set TB_TOKEN=<token>/);
   assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, ca, "1"), /set WIFI_SSID/);
@@ -101,7 +105,9 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
     version: "0.0.0",
     quiet: true,
   });
-  assert.deepEqual(reports.map((r) => r.runtime + "/" + r.board), ["espruino/esp32-devkitc", "moddable/esp32-devkitc", "espruino/sim", "moddable/sim"]);
+  assert.deepEqual(reports.map((r) => r.runtime + "/" + r.board), [
+    "espruino/esp32-devkitc", "moddable/esp32-devkitc", "espruino/esp32-devkitc-telemetry", "moddable/esp32-devkitc-telemetry", "espruino/sim", "moddable/sim",
+  ]);
   for (const r of reports) assert.ok(r.raw > r.minified && r.minified > r.gzip && r.gzip > 0, JSON.stringify(r));
   assert.deepEqual(JSON.parse(readFileSync(join(out, "size-report.json"), "utf8")), reports);
   const manifest = JSON.parse(readFileSync(join(out, "moddable/esp32-devkitc/manifest.json"), "utf8"));
@@ -119,6 +125,11 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   const espruino = readFileSync(join(out, "espruino/esp32-devkitc.js"), "utf8");
   assert.doesNotMatch(espruino, /securesocket|embedded:io/, "no Moddable module in the Espruino image");
   assert.equal(espruino.split("\n").filter(Boolean).length, 1, "one minified line");
+  // Features are linked per board: the telemetry-only board carries no RPC code.
+  assert.match(espruino, /v1\/devices\/me\/rpc\/request\/\+/);
+  const telemetryOnly = readFileSync(join(out, "espruino/esp32-devkitc-telemetry.js"), "utf8");
+  assert.doesNotMatch(telemetryOnly, /rpc\/request|getStatus/);
+  assert.ok(telemetryOnly.length < espruino.length);
 });
 
 test("a type error fails the build instead of shipping", async () => {
@@ -130,7 +141,7 @@ test("without a token the sim board still builds, the real board is reported and
   const out = mkdtempSync(join(tmpdir(), "tbfw-build-notoken-"));
   await assert.rejects(
     buildImages({ boards: [], outDir: out, settings: { ...DEFAULT_SETTINGS, wifiSsid: "lab" }, version: "0.0.0", quiet: true }),
-    { message: /^boards\/esp32-devkitc\.json: this board needs a device access token/ }
+    { message: /^boards\/esp32-devkitc\.json: this board needs a device access token/m }
   );
   assert.ok(existsSync(join(out, "espruino/sim.js")));
   assert.ok(!existsSync(join(out, "espruino/esp32-devkitc.js")));

@@ -1,17 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  PacketDecoder,
-  encodeConnect,
-  encodeDisconnect,
-  encodePingreq,
-  encodePuback,
-  encodePublish,
-  encodeSubscribe,
-  encodeUnsubscribe,
-  remainingLengthSize,
-  writeRemainingLength,
-} from "../firmware/mqtt/codec.ts";
+import mqttPacket from "mqtt-packet";
+import { PacketDecoder, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "../firmware/mqtt/codec.ts";
 import { utf8Decode, utf8Encode } from "../firmware/util/utf8.ts";
 
 const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
@@ -27,7 +17,21 @@ function decodeAll(chunks: number[][], max = 1 << 20) {
   return { packets, pending: decoder.pending() };
 }
 
-test("remaining length: the specification's examples (2.2.3)", () => {
+/** What mqtt-packet (the codec behind mqtt.js) reads from bytes the firmware wrote. */
+function parsedByMqttPacket(encoded: Uint8Array): mqttPacket.Packet {
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const packets: mqttPacket.Packet[] = [];
+  parser.on("packet", (p) => packets.push(p));
+  parser.on("error", (e) => assert.fail("mqtt-packet rejects the firmware's bytes: " + e.message));
+  parser.parse(Buffer.from(encoded));
+  assert.equal(packets.length, 1);
+  return packets[0];
+}
+
+/** A server packet written by mqtt-packet, for the firmware's decoder. */
+const fromServer = (packet: Record<string, unknown>) => [...mqttPacket.generate(packet as unknown as mqttPacket.Packet)];
+
+test("remaining length: the specification's examples (2.2.3), both ways", () => {
   const examples: [number, number[]][] = [
     [0, [0x00]],
     [127, [0x7f]],
@@ -39,77 +43,94 @@ test("remaining length: the specification's examples (2.2.3)", () => {
     [268435455, [0xff, 0xff, 0xff, 0x7f]],
   ];
   for (const [length, encoded] of examples) {
-    const target = new Uint8Array(4);
-    const end = writeRemainingLength(target, 0, length);
-    assert.deepEqual([...target.subarray(0, end)], encoded, "encode " + length);
-    assert.equal(remainingLengthSize(length), encoded.length);
-    // The decoder reads the same field back: it waits for the body (or rejects it as too large).
+    // The decoder reads the field and waits for the body (or rejects it as too large).
     const decoder = new PacketDecoder(300000000);
     decoder.push(new Uint8Array([0x30, ...encoded]));
-    if (length === 0) assert.throws(() => decoder.next(), /PUBLISH too short/);
+    if (length === 0) assert.throws(() => decoder.next(), /PUBLISH topic past the end/);
     else assert.equal(decoder.next(), null, "incomplete packet of " + length);
   }
-  assert.throws(() => remainingLengthSize(268435456), /too large/);
+  // The encoder writes it: a PUBLISH whose body is exactly that long (up to 2 MB here).
+  for (const [length, encoded] of examples.filter(([l]) => l >= 4 && l <= 2097152)) {
+    const packet = encodePublish("t", new Uint8Array(length - 3), 0, 0, false);
+    assert.deepEqual(bytes(packet.subarray(1, 1 + encoded.length)), encoded, "encode " + length);
+    assert.equal(packet.length, 1 + encoded.length + length);
+  }
 });
 
-test("CONNECT: token as username, no password, clean session, keep-alive", () => {
-  const packet = encodeConnect({ clientId: "tbfw-1", username: "TOKEN", password: null, keepAliveS: 60, cleanSession: true });
+test("CONNECT: token as username, no password, clean session, keep-alive; mqtt-packet reads it back", () => {
+  const packet = encodeConnect("tbfw-1", "TOKEN", null, 60);
   assert.deepEqual(bytes(packet), [
     0x10, 25, 0x00, 0x04, ...ascii("MQTT"), 0x04, 0x82, 0x00, 0x3c, 0x00, 0x06, ...ascii("tbfw-1"), 0x00, 0x05, ...ascii("TOKEN"),
   ]);
-  const withPassword = encodeConnect({ clientId: "c", username: "u", password: "pw", keepAliveS: 300, cleanSession: false });
-  assert.deepEqual(bytes(withPassword), [0x10, 20, 0, 4, ...ascii("MQTT"), 4, 0xc0, 0x01, 0x2c, 0, 1, ...ascii("c"), 0, 1, ...ascii("u"), 0, 2, ...ascii("pw")]);
-  assert.throws(() => encodeConnect({ clientId: "c", username: null, password: "p", keepAliveS: 1, cleanSession: true }), /needs a username/);
+  const withPassword = encodeConnect("c", "u", "pw", 300);
+  assert.deepEqual(bytes(withPassword), [0x10, 20, 0, 4, ...ascii("MQTT"), 4, 0xc2, 0x01, 0x2c, 0, 1, ...ascii("c"), 0, 1, ...ascii("u"), 0, 2, ...ascii("pw")]);
+  const parsed = parsedByMqttPacket(encodeConnect("tbfw-ü", "töken", "pw", 45)) as mqttPacket.IConnectPacket;
+  assert.equal(parsed.clientId, "tbfw-ü");
+  assert.equal(parsed.username, "töken");
+  assert.equal(String(parsed.password), "pw");
+  assert.equal(parsed.keepalive, 45);
+  assert.equal(parsed.clean, true);
+  assert.equal(parsed.protocolVersion, 4);
+  // A password without a username is not sent (3.1.2.9).
+  assert.equal((parsedByMqttPacket(encodeConnect("c", null, "p", 1)) as mqttPacket.IConnectPacket).password, undefined);
 });
 
-test("PUBLISH QoS 0, QoS 1 and QoS 1 with DUP", () => {
+test("PUBLISH QoS 0, QoS 1 and QoS 1 with DUP; mqtt-packet reads them back", () => {
   const payload = new Uint8Array(ascii("hi"));
-  assert.deepEqual(bytes(encodePublish("a/b", payload, 0, 0, false, false)), [0x30, 7, 0, 3, ...ascii("a/b"), ...ascii("hi")]);
-  assert.deepEqual(bytes(encodePublish("a/b", payload, 1, 10, false, false)), [0x32, 9, 0, 3, ...ascii("a/b"), 0, 10, ...ascii("hi")]);
-  assert.deepEqual(bytes(encodePublish("a/b", payload, 1, 10, true, false)), [0x3a, 9, 0, 3, ...ascii("a/b"), 0, 10, ...ascii("hi")]);
-  assert.deepEqual(bytes(encodePublish("t", new Uint8Array(0), 0, 0, false, true)), [0x31, 3, 0, 1, ...ascii("t")]);
-  assert.throws(() => encodePublish("t", payload, 2, 1, false, false), /QoS 0 and 1/);
-  assert.throws(() => encodePublish("t", payload, 1, 0, false, false), /packet id 0/);
-  assert.throws(() => encodePublish("", payload, 0, 0, false, false), /empty topic/);
+  assert.deepEqual(bytes(encodePublish("a/b", payload, 0, 0, false)), [0x30, 7, 0, 3, ...ascii("a/b"), ...ascii("hi")]);
+  assert.deepEqual(bytes(encodePublish("a/b", payload, 1, 10, false)), [0x32, 9, 0, 3, ...ascii("a/b"), 0, 10, ...ascii("hi")]);
+  assert.deepEqual(bytes(encodePublish("a/b", payload, 1, 10, true)), [0x3a, 9, 0, 3, ...ascii("a/b"), 0, 10, ...ascii("hi")]);
+  assert.deepEqual(bytes(encodePublish("t", new Uint8Array(0), 0, 0, true)), [0x30, 3, 0, 1, ...ascii("t")], "no DUP at QoS 0");
+  for (const size of [0, 1, 100, 200, 16384, 70000]) {
+    const body = new Uint8Array(size).map((_, i) => i * 7);
+    const parsed = parsedByMqttPacket(encodePublish("v1/devices/me/telemetry/é", body, 1, 65535, true)) as mqttPacket.IPublishPacket;
+    assert.equal(parsed.topic, "v1/devices/me/telemetry/é");
+    assert.equal(parsed.messageId, 65535);
+    assert.equal(parsed.qos, 1);
+    assert.equal(parsed.dup, true);
+    assert.equal(parsed.retain, false);
+    assert.deepEqual([...(parsed.payload as Buffer)], [...body], "payload of " + size);
+  }
 });
 
-test("a 200-byte PUBLISH uses a two-byte remaining length", () => {
-  const packet = encodePublish("v1/devices/me/telemetry", new Uint8Array(200), 1, 1, false, false);
-  const remaining = 2 + 23 + 2 + 200;
-  assert.deepEqual(bytes(packet.subarray(0, 3)), [0x32, (remaining % 128) | 0x80, Math.floor(remaining / 128)]);
-  assert.equal(packet.length, 3 + remaining);
-});
-
-test("PUBACK, SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT", () => {
+test("PUBACK, SUBSCRIBE, PINGREQ, DISCONNECT as the specification and mqtt-packet have them", () => {
   assert.deepEqual(bytes(encodePuback(0x1234)), [0x40, 2, 0x12, 0x34]);
+  assert.deepEqual(bytes(encodePuback(0x1234)), [...mqttPacket.generate({ cmd: "puback", messageId: 0x1234 })]);
   const filter = "v1/devices/me/rpc/request/+";
   assert.deepEqual(bytes(encodeSubscribe(1, [filter], [1])), [0x82, 32, 0, 1, 0, 27, ...ascii(filter), 1]);
   assert.deepEqual(bytes(encodeSubscribe(7, ["a", "b/#"], [0, 1])), [0x82, 12, 0, 7, 0, 1, ...ascii("a"), 0, 0, 3, ...ascii("b/#"), 1]);
-  assert.deepEqual(bytes(encodeUnsubscribe(2, ["a"])), [0xa2, 5, 0, 2, 0, 1, ...ascii("a")]);
-  assert.deepEqual(bytes(encodePingreq()), [0xc0, 0]);
-  assert.deepEqual(bytes(encodeDisconnect()), [0xe0, 0]);
+  const parsed = parsedByMqttPacket(encodeSubscribe(9, ["v1/devices/me/attributes", "v2/fw/response/+/chunk/+"], [1, 0])) as mqttPacket.ISubscribePacket;
+  assert.equal(parsed.messageId, 9);
+  assert.deepEqual(parsed.subscriptions.map((s) => [s.topic, s.qos]), [["v1/devices/me/attributes", 1], ["v2/fw/response/+/chunk/+", 0]]);
+  assert.deepEqual(bytes(encodeEmpty(12)), [0xc0, 0]);
+  assert.deepEqual(bytes(encodeEmpty(14)), [0xe0, 0]);
+  assert.equal(parsedByMqttPacket(encodeEmpty(12)).cmd, "pingreq");
+  assert.equal(parsedByMqttPacket(encodeEmpty(14)).cmd, "disconnect");
 });
 
-test("decodes CONNACK, PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP from the server", () => {
+test("decodes CONNACK, PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP as written by mqtt-packet", () => {
+  const packet = (type: number, fields: Record<string, unknown>) => ({ type, code: 0, id: 0, topic: "", payload: null, qos: 0, ...fields });
   const { packets } = decodeAll([
-    [0x20, 2, 0, 0],
-    [0x20, 2, 1, 5],
-    [0x32, 10, 0, 4, ...ascii("x/yz"), 0x01, 0x02, ...ascii("ok")],
-    [0x30, 5, 0, 1, ...ascii("t"), ...ascii("pq")],
-    [0x40, 2, 0x12, 0x34],
-    [0x90, 4, 0, 9, 1, 0x80],
-    [0xb0, 2, 0, 3],
-    [0xd0, 0],
+    fromServer({ cmd: "connack", returnCode: 0, sessionPresent: false }),
+    fromServer({ cmd: "connack", returnCode: 5, sessionPresent: true }),
+    fromServer({ cmd: "publish", topic: "x/yz", payload: Buffer.from("ok"), qos: 1, messageId: 0x0102, dup: false, retain: false }),
+    fromServer({ cmd: "publish", topic: "t", payload: Buffer.from("pq"), qos: 0, dup: false, retain: false }),
+    fromServer({ cmd: "puback", messageId: 0x1234 }),
+    fromServer({ cmd: "suback", messageId: 9, granted: [1, 0x80] }),
+    fromServer({ cmd: "suback", messageId: 10, granted: [0, 1] }),
+    fromServer({ cmd: "unsuback", messageId: 3 }),
+    fromServer({ cmd: "pingresp" }),
   ]);
   assert.deepEqual(packets, [
-    { type: 2, sessionPresent: false, returnCode: 0 },
-    { type: 2, sessionPresent: true, returnCode: 5 },
-    { type: 3, topic: "x/yz", payload: new Uint8Array(ascii("ok")), qos: 1, dup: false, retain: false, packetId: 0x0102 },
-    { type: 3, topic: "t", payload: new Uint8Array(ascii("pq")), qos: 0, dup: false, retain: false, packetId: 0 },
-    { type: 4, packetId: 0x1234 },
-    { type: 9, packetId: 9, granted: [1, 0x80] },
-    { type: 11, packetId: 3 },
-    { type: 13 },
+    packet(2, { code: 0 }),
+    packet(2, { code: 5, id: 0x0105 }),
+    packet(3, { topic: "x/yz", payload: new Uint8Array(ascii("ok")), qos: 1, id: 0x0102 }),
+    packet(3, { topic: "t", payload: new Uint8Array(ascii("pq")) }),
+    packet(4, { id: 0x1234 }),
+    packet(9, { id: 9, code: 0x80 }),
+    packet(9, { id: 10 }),
+    packet(11, { id: 3 }),
+    packet(13, {}),
   ]);
 });
 
@@ -121,7 +142,7 @@ test("streaming: one byte at a time, and several packets in one read", () => {
   assert.deepEqual(byByte.packets, whole.packets);
   assert.equal(whole.pending, 0);
   // A large payload split at awkward places (buffer growth and compaction).
-  const big = bytes(encodePublish("t", new Uint8Array(5000).fill(7), 0, 0, false, false));
+  const big = bytes(encodePublish("t", new Uint8Array(5000).fill(7), 0, 0, false));
   const pieces = [big.slice(0, 1), big.slice(1, 2), big.slice(2, 3000), big.slice(3000)];
   const result = decodeAll([[0xd0, 0], ...pieces, [0xd0, 0]]);
   assert.equal(result.packets.length, 3);
@@ -137,17 +158,18 @@ test("streaming: one byte at a time, and several packets in one read", () => {
 
 test("malformed packets throw an error naming the problem", () => {
   const cases: [number[], RegExp][] = [
-    [[0x30, 0xff, 0xff, 0xff, 0xff, 0x7f], /longer than 4 bytes/],
-    [[0x20, 3, 0, 0, 0], /CONNACK with remaining length 3/],
-    [[0x21, 2, 0, 0], /CONNACK with reserved flags/],
-    [[0x20, 2, 2, 0], /reserved acknowledge flags/],
+    [[0x30, 0xff, 0xff, 0xff, 0xff, 0x7f], /remaining length over 4 bytes/],
+    [[0x20, 3, 0, 0, 0], /packet type 2: bad flags or length 3/],
+    [[0x21, 2, 0, 0], /packet type 2: bad flags/],
+    [[0x20, 2, 2, 0], /CONNACK flags 2/],
     [[0x34, 5, 0, 1, 0x74, 0, 1], /QoS 2/],
-    [[0x32, 3, 0, 1, 0x74], /runs past the packet end/],
-    [[0x30, 4, 0, 9, 0x74, 0x74], /runs past the packet end/],
-    [[0x30, 3, 0, 1, 0xff], /not valid UTF-8/],
+    [[0x32, 3, 0, 1, 0x74], /topic past the end/],
+    [[0x30, 4, 0, 9, 0x74, 0x74], /topic past the end/],
+    [[0x30, 3, 0, 1, 0xff], /topic not UTF-8/],
     [[0x32, 5, 0, 1, 0x74, 0, 0], /packet id 0/],
-    [[0x90, 3, 0, 1, 3], /invalid return code 3/],
-    [[0xd0, 1, 0], /PINGRESP with remaining length 1/],
+    [[0x90, 3, 0, 1, 3], /SUBACK code 3/],
+    [[0x90, 2, 0, 1], /packet type 9: bad flags or length 2/],
+    [[0xd0, 1, 0], /packet type 13: bad flags or length 1/],
     [[0x10, 0], /unexpected packet type 1/],
     [[0x82, 0], /unexpected packet type 8/],
     [[0x50, 2, 0, 1], /unexpected packet type 5/],
@@ -159,7 +181,7 @@ test("malformed packets throw an error naming the problem", () => {
   }
   const small = new PacketDecoder(100);
   small.push(new Uint8Array([0x30, 0x80, 0x01]));
-  assert.throws(() => small.next(), /131 bytes exceeds the 100-byte limit/);
+  assert.throws(() => small.next(), /packet of 131 B over the 100 B limit/);
 });
 
 test("UTF-8 round trip without TextEncoder", () => {

@@ -4,6 +4,7 @@ import { clientIdFromChip, startDevice } from "../firmware/app/device.ts";
 import type { DeviceConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
+import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
 import { createSht3x } from "../firmware/sensors/sht3x.ts";
 import { createSimulated } from "../firmware/sensors/simulated.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
@@ -81,7 +82,7 @@ test("client id comes from the chip id: letters and digits, at most 23 character
 
 test("store and forward: readings taken offline are replayed in batches with their ts, each leaving on PUBACK", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG, createSimulated);
+  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
   // Boot sample, then four more while the broker is unreachable.
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 5);
@@ -118,7 +119,7 @@ test("store and forward: readings taken offline are replayed in batches with the
 
 test("a full queue drops the oldest waiting reading and says so", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, createSimulated);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, createSimulated, [rpcFeature]);
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 3);
   assert.equal(device.queue.droppedCount(), 2);
@@ -128,7 +129,7 @@ test("a full queue drops the oldest waiting reading and says so", () => {
 
 test("Wi-Fi: joins, retries with backoff when dropped, and never logs the password or token", () => {
   const platform = fakePlatform({ hasWifi: true });
-  const device = startDevice(platform, CONFIG, createSimulated);
+  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
   assert.equal(platform.wifiStates.length, 1);
   assert.equal(platform.sockets.length, 0, "no MQTT before Wi-Fi is up");
   platform.wifiStates[0]("disconnected", "auth failed");
@@ -171,7 +172,7 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
       read: () => new Uint8Array(0),
     },
   });
-  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } }, createSht3x);
+  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } }, createSht3x, [rpcFeature]);
   platform.clock.advance(10000);
   assert.equal(device.queue.size(), 2);
   assert.ok(platform.logs.includes("[E][sensor] sht3x: no ACK at 0x44 (I2C Error: no ACK)"));
@@ -198,7 +199,7 @@ function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: u
 
 test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG, createSimulated);
+  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -246,7 +247,7 @@ function deliverAll(socket: FakeSocket, limit = 50): number[] {
 test("RAM full while offline: the oldest readings go to flash and come back first once online", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1 };
-  const device = startDevice(platform, config, createSimulated);
+  const device = startDevice(platform, config, createSimulated, [rpcFeature]);
   for (let i = 0; i < 9; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 6);
   assert.equal(device.queue.spilledBatches(), 2);
@@ -269,12 +270,12 @@ test("RAM full while offline: the oldest readings go to flash and come back firs
 test("readings in flash survive a restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 4, batchSize: 2, spillBatches: 10 };
-  const before = startDevice(platform, config, createSimulated);
+  const before = startDevice(platform, config, createSimulated, [rpcFeature]);
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(before.queue.spilledBatches(), 1);
   before.stop();
   // Power cycle: RAM is gone, flash stays.
-  const after = startDevice(platform, config, createSimulated);
+  const after = startDevice(platform, config, createSimulated, [rpcFeature]);
   assert.ok(platform.logs.includes("[I][queue] 1 batch(es) of readings waiting in flash from before the restart"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
@@ -287,7 +288,7 @@ test("readings in flash survive a restart", () => {
 
 test("a full flash queue drops its oldest batch and counts the readings", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, createSimulated);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, createSimulated, [rpcFeature]);
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(device.queue.spilledBatches(), 2);
   assert.equal(device.queue.droppedCount(), 2);

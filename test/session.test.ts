@@ -10,7 +10,7 @@ const OPTIONS: SessionOptions = {
   host: "tb.example",
   port: 8883,
   tls: true,
-  caDer: new Uint8Array([1, 2, 3]),
+  caDerBase64: "AQID",
   clientId: "tbfw-test",
   username: "SECRET_TOKEN",
   password: null,
@@ -62,7 +62,7 @@ test("connects with the token as username and reports connected", () => {
   const { platform, session, events } = setup();
   session.start();
   const socket = platform.sockets[0];
-  assert.deepEqual(socket.options, { host: "tb.example", port: 8883, tls: true, caDer: OPTIONS.caDer });
+  assert.deepEqual(socket.options, { host: "tb.example", port: 8883, tls: true, caDerBase64: "AQID" });
   socket.open();
   assert.equal(socket.written[0][0], 0x10);
   assert.ok(Buffer.from(socket.written[0]).includes(Buffer.from("SECRET_TOKEN")));
@@ -212,7 +212,7 @@ test("a malformed packet closes the connection with a logged reason and does not
   const socket = connect(platform, session);
   assert.doesNotThrow(() => socket.receive([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]));
   assert.equal(socket.closed, true);
-  assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server: remaining length longer than 4 bytes; retrying in")));
+  assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server: remaining length over 4 bytes; retrying in")));
 });
 
 test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler is contained", () => {

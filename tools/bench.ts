@@ -18,7 +18,7 @@ function ours(): number {
   const decoder = new PacketDecoder(70000);
   let decoded = 0;
   for (let i = 0; i < MESSAGES; i++) {
-    decoder.push(encodePublish(TOPIC, utf8Encode(PAYLOAD), 1, (i % 65535) + 1, false, false));
+    decoder.push(encodePublish(TOPIC, utf8Encode(PAYLOAD), 1, (i % 65535) + 1, false));
     while (decoder.next() !== null) decoded++;
   }
   return decoded;

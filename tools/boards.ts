@@ -15,6 +15,11 @@ export interface BoardSensor {
   bitrate: number;
 }
 
+/** Board features: each links one module of the firmware. */
+export const FEATURES: Record<string, [file: string, factory: string]> = {
+  rpc: ["thingsboard/rpc.ts", "rpcFeature"],
+};
+
 export interface Board {
   name: string;
   file: string;
@@ -23,6 +28,8 @@ export interface Board {
   wifi: boolean;
   requiresToken: boolean;
   sensor: BoardSensor;
+  /** Names from FEATURES; every feature when the board file does not say. */
+  features: string[];
 }
 
 export class ConfigError extends Error {}
@@ -58,7 +65,7 @@ export function validateBoard(name: string, file: string, raw: unknown): Board {
   if (!/^[a-z0-9][a-z0-9-]{0,27}$/.test(name)) fail(file, "(file name)", "board names are lower-case letters, digits and dashes, at most 28 characters");
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail(file, "(top level)", "must be a JSON object");
   const obj = raw as Record<string, unknown>;
-  const known = ["description", "runtimes", "wifi", "requiresToken", "sensor"];
+  const known = ["description", "runtimes", "wifi", "requiresToken", "sensor", "features"];
   for (const key of Object.keys(obj)) if (!known.includes(key)) fail(file, key, "unknown key (expected one of " + known.join(", ") + ")");
   const description = field(obj, "description", file, "description");
   if (typeof description !== "string") fail(file, "description", "must be a string");
@@ -98,9 +105,15 @@ export function validateBoard(name: string, file: string, raw: unknown): Board {
   } else if (!runtimes.every((r) => r === "espruino" || r === "moddable")) {
     fail(file, "runtimes", "unsupported");
   }
+  const features = obj.features === undefined ? Object.keys(FEATURES) : obj.features;
+  if (!Array.isArray(features)) fail(file, "features", "must be an array of feature names (" + Object.keys(FEATURES).join(", ") + "), [] for telemetry only");
+  for (const feature of features) {
+    if (typeof feature !== "string" || !(feature in FEATURES)) fail(file, "features", "unknown feature " + JSON.stringify(feature) + " (known: " + Object.keys(FEATURES).join(", ") + ")");
+  }
   return {
     name,
     file,
+    features: features as string[],
     description,
     runtimes: runtimes as Runtime[],
     wifi,
@@ -123,6 +136,6 @@ export function loadBoard(path: string, cwd = process.cwd()): Board {
 export function loadBoards(dir: string): Board[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((f) => loadBoard(join(dir, f)));
+    .map((f) => loadBoard(join(dir, f)))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
 }

@@ -11,20 +11,19 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { parseArgs } from "node:util";
 import { rollup } from "rollup";
-import type { Plugin, RollupLog } from "rollup";
-import typescript from "@rollup/plugin-typescript";
+import type { RollupLog } from "rollup";
 import { minify } from "terser";
 import ts from "typescript";
 import type { DeviceConfig } from "../firmware/config.ts";
 import type { Board, Runtime } from "./boards.ts";
-import { ConfigError, loadBoard, loadBoards } from "./boards.ts";
+import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
 import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { deviceConfigFor, resolveSettings } from "./config.ts";
 import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
+import { imageOptions, MODDABLE_TERSER } from "../rollup.config.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const ENTRY_ID = "\0tb-entry";
 
 export interface SizeReport {
   board: string;
@@ -34,9 +33,6 @@ export interface SizeReport {
   minified: number;
   gzip: number;
 }
-
-/** Modules the Moddable runtime provides; the bundle imports them. */
-const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c"];
 
 /** Driver module and factory per sensor model: only the board's driver is linked. */
 const SENSOR_FACTORIES: Record<Board["sensor"]["model"], [string, string]> = {
@@ -49,32 +45,16 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
   const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
+  const features = board.features.map((name) => FEATURES[name]);
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
     `import { ${factory} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
     `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
-    `main(${factory}(${board.wifi}), ${JSON.stringify(config)}, ${sensorFactory});`,
+    ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
+    `main(${factory}(${board.wifi}), ${JSON.stringify(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
     "",
   ].join("\n");
 }
-
-function virtualEntry(source: string): Plugin {
-  return {
-    name: "tb-entry",
-    resolveId: (id) => (id === ENTRY_ID ? id : null),
-    load: (id) => (id === ENTRY_ID ? source : null),
-  };
-}
-
-/** Terser settings that keep the output inside what Espruino runs (see tools/check-espruino.ts). */
-const TERSER_OPTIONS = {
-  ecma: 2015 as const,
-  module: false,
-  toplevel: false,
-  compress: { ecma: 2015 as const, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
-  mangle: true,
-  format: { ecma: 2015 as const, comments: false },
-};
 
 const typeChecked = new Set<string>();
 
@@ -101,42 +81,41 @@ export function typeCheck(tsconfig: string): void {
   typeChecked.add(tsconfig);
 }
 
-/** Bundles `source` (the generated entry) with the TypeScript it imports; fails on any type error. */
+/** Rollup's log handler for an image: any warning fails the build. */
+function collectProblems(problems: string[]) {
+  return (level: string, log: RollupLog) => {
+    if (log.plugin === "typescript" || log.code === "PLUGIN_WARNING") problems.push(log.message);
+    else if (level === "warn") problems.push((log.code ?? "") + ": " + log.message);
+  };
+}
+
+/**
+ * Bundles `source` (the generated entry) with the TypeScript it imports, with the options
+ * of rollup.config.mjs; fails on any type error. Returns the raw bundle and, for
+ * Espruino, the minified image.
+ */
 export async function bundleSource(
   runtime: Runtime,
   source: string,
   include: string[] = [join(ROOT, "firmware/**/*.ts")],
-  tsconfig: string = join(ROOT, "tsconfig.json")
-): Promise<string> {
+  tsconfig: string = join(ROOT, "tsconfig.json"),
+  readable = false
+): Promise<{ raw: string; image: string }> {
   typeCheck(tsconfig);
   const problems: string[] = [];
+  const options = imageOptions({ runtime, entrySource: source, tsconfig, include, readable, onLog: collectProblems(problems) });
   let build;
   try {
-    build = await rollup({
-    input: ENTRY_ID,
-    external: runtime === "moddable" ? MODDABLE_EXTERNALS : [],
-    plugins: [
-      virtualEntry(source),
-      typescript({
-        tsconfig,
-        // Checked above with the compiler API; a thrown plugin error would leave handles open.
-        compilerOptions: { noEmit: false, noEmitOnError: false },
-        include,
-      }),
-    ],
-    onLog: (level, log: RollupLog) => {
-      if (log.plugin === "typescript" || log.code === "PLUGIN_WARNING") problems.push(log.message);
-      else if (level === "warn") problems.push((log.code ?? "") + ": " + log.message);
-    },
-  });
+    build = await rollup(options);
   } catch (e) {
     throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...problems, (e as Error).message].join("\n  "));
   }
-  const { output } = await build.generate({ format: runtime === "espruino" ? "iife" : "es", strict: false });
+  const raw = (await build.generate({ ...options.output, file: undefined, plugins: [] })).output[0].code;
+  const image = (await build.generate({ ...options.output, file: undefined })).output[0].code;
   await build.close();
   // TypeScript 6 prints type errors as warnings and still emits: never ship that.
   if (problems.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + problems.join("\n  "));
-  return output[0].code;
+  return { raw, image };
 }
 
 export interface BuildOptions {
@@ -171,9 +150,9 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
         continue;
       }
-      const raw = await bundleSource(runtime, entrySource(runtime, board, config));
+      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true);
       if (runtime === "espruino") {
-        const minified = (await minify(raw, options.readable ? { ...TERSER_OPTIONS, mangle: false, format: { ...TERSER_OPTIONS.format, beautify: true } } : TERSER_OPTIONS)).code ?? "";
+        const minified = image.trimEnd();
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
         writeFileSync(file, minified + "\n");
@@ -187,7 +166,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         writeFileSync(join(dir, "ca-root.der"), ca.der);
         for (const [name, source] of Object.entries(MODDABLE_HOST_STUBS)) writeFileSync(join(dir, name + ".js"), source);
         writeFileSync(join(dir, "manifest.json"), JSON.stringify(moddableManifest(board, options.settings), null, 2) + "\n");
-        const minified = (await minify(raw, { ...TERSER_OPTIONS, module: true })).code ?? "";
+        const minified = (await minify(raw, MODDABLE_TERSER)).code ?? "";
         reports.push({ board: board.name, runtime, file: join(dir, "main.js"), raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       }
     }
@@ -222,6 +201,19 @@ function printSizes(reports: SizeReport[], caSubject: string): void {
   for (const r of reports) {
     console.log((r.runtime + "/" + r.board).padEnd(28) + String(r.raw).padStart(9) + String(r.minified).padStart(10) + String(r.gzip).padStart(8));
   }
+}
+
+/** One image's rollup options, for `BOARD=... RUNTIME=... npx rollup -c` (see rollup.config.mjs). */
+export function rollupOptionsFor(boardName: string, runtime: string) {
+  if (runtime !== "espruino" && runtime !== "moddable") throw new ConfigError("RUNTIME=" + runtime + ": expected espruino or moddable");
+  const board = loadBoard(join(ROOT, "boards", boardName + ".json"));
+  if (!board.runtimes.includes(runtime)) throw new ConfigError("boards/" + boardName + ".json does not list the runtime " + runtime);
+  const settings = resolveSettings(process.env, resolve(ROOT, "device.local.json"));
+  const config = deviceConfigFor(board, runtime, settings, loadCa(resolve(ROOT, settings.ca), settings.ca), packageVersion(), false);
+  const tsconfig = join(ROOT, "tsconfig.json");
+  typeCheck(tsconfig);
+  const file = runtime === "espruino" ? join(ROOT, "dist/espruino", board.name + ".js") : join(ROOT, "dist/moddable", board.name, "main.js");
+  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], file });
 }
 
 export function packageVersion(): string {

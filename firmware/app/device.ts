@@ -6,7 +6,6 @@ import { OVERRIDE_FILE, applyOverrides } from "../config";
 import { MqttSession, backoffDelay } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
 import type { Sensor, SensorFactory, SensorValues } from "../sensors/types";
-import { RPC_REQUEST_FILTER, RpcServer } from "../thingsboard/rpc";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
@@ -20,6 +19,23 @@ export interface Device {
   stop(): void;
 }
 
+/** What a feature (RPC, attributes...) gets to work with. */
+export interface DeviceContext {
+  platform: Platform;
+  config: DeviceConfig;
+  session: MqttSession;
+  queue: TelemetryQueue;
+  log: Logger;
+  /** Handlers for incoming messages; each returns whether the topic was its own. */
+  onMessage: ((topic: string, payload: Uint8Array) => boolean)[];
+}
+
+/**
+ * A feature chosen per board at build time: the generated entry passes only the
+ * board's features, so a board without one does not link its code.
+ */
+export type Feature = (device: DeviceContext) => void;
+
 /** Client id from the chip id: letters and digits only, at most 23 characters (3.1.3.1). */
 export function clientIdFromChip(chipId: string): string {
   let id = "";
@@ -31,28 +47,7 @@ export function clientIdFromChip(chipId: string): string {
   return "tbfw-" + id;
 }
 
-const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/** Base64 to bytes without atob, which Moddable's XS lacks. */
-function decodeBase64(text: string): Uint8Array {
-  const bytes = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let length = 0;
-  let buffer = 0;
-  let bits = 0;
-  for (let i = 0; i < text.length; i++) {
-    const value = BASE64.indexOf(text.charAt(i));
-    if (value < 0) continue; // padding and line breaks
-    buffer = ((buffer << 6) | value) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes[length++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return bytes.subarray(0, length);
-}
-
-export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory): Device {
+export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory, features: Feature[]): Device {
   const log: Logger = createLogger((line) => platform.log(line), builtConfig.debug);
   const chipId = platform.chipId();
   log.info("boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
@@ -77,17 +72,13 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   } catch (e) {
     throw new Error(config.sensor.model + " set-up failed: " + errorText(e));
   }
-  let caDer: Uint8Array | null = null;
-  // Empty where the runtime loads the CA itself (Moddable: a flash resource).
-  if (config.tls && config.caDerBase64 !== "") caDer = decodeBase64(config.caDerBase64);
-
   const session = new MqttSession(
     platform,
     {
       host: config.host,
       port: config.port,
       tls: config.tls,
-      caDer: caDer,
+      caDerBase64: config.tls ? config.caDerBase64 : "",
       clientId: clientIdFromChip(chipId),
       username: config.token,
       password: null,
@@ -103,7 +94,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       onConnected: () => queue.pump(),
       onDisconnected: () => undefined,
       onMessage: (topic, payload) => {
-        if (!rpc.handle(topic, payload)) log.warn("mqtt", "message on unexpected topic " + topic);
+        for (let i = 0; i < messageHandlers.length; i++) if (messageHandlers[i](topic, payload)) return;
+        log.warn("mqtt", "message on unexpected topic " + topic);
       },
     },
     log,
@@ -111,19 +103,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   );
   const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
   const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill);
-  const rpc = new RpcServer(session, log, {
-    getStatus: () => ({
-      firmware: config.firmwareVersion,
-      board: config.board,
-      runtime: platform.runtime,
-      queued: queue.size(),
-      inFlash: queue.spilledBatches(),
-      delivered: queue.deliveredCount(),
-      dropped: queue.droppedCount(),
-    }),
-  });
-  // Kept by the session and sent again after every connect (ThingsBoard keeps no subscriptions).
-  session.subscribe(RPC_REQUEST_FILTER, 1);
+  const messageHandlers: ((topic: string, payload: Uint8Array) => boolean)[] = [];
+  const context: DeviceContext = { platform: platform, config: config, session: session, queue: queue, log: log, onMessage: messageHandlers };
+  for (let i = 0; i < features.length; i++) features[i](context);
 
   let sampleTimer: TimerHandle | null = null;
   let wifiTimer: TimerHandle | null = null;

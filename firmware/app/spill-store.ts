@@ -17,18 +17,18 @@ const INDEX_KEY = "tbq-index";
 const BATCH_PREFIX = "tbq-";
 
 export class SpillStore {
-  private readonly store: KeyValueStore;
-  private readonly log: Logger;
-  private readonly maxBatches: number;
+  private readonly _store: KeyValueStore;
+  private readonly _log: Logger;
+  private readonly _maxBatches: number;
   /** Batches first..next-1 are in flash. */
-  private first = 0;
-  private next = 0;
-  private lost = 0;
+  private _first = 0;
+  private _next = 0;
+  private _lost = 0;
 
   constructor(store: KeyValueStore, log: Logger, maxBatches: number) {
-    this.store = store;
-    this.log = log;
-    this.maxBatches = maxBatches;
+    this._store = store;
+    this._log = log;
+    this._maxBatches = maxBatches;
     let index: unknown = null;
     try {
       const text = store.storageRead(INDEX_KEY);
@@ -40,70 +40,70 @@ export class SpillStore {
       const first = (index as { first?: unknown }).first;
       const next = (index as { next?: unknown }).next;
       if (typeof first === "number" && typeof next === "number" && first >= 0 && next >= first && next - first <= maxBatches) {
-        this.first = first;
-        this.next = next;
+        this._first = first;
+        this._next = next;
       }
     }
     if (this.batches() > 0) log.info("queue", this.batches() + " batch(es) of readings waiting in flash from before the restart");
   }
 
   batches(): number {
-    return this.next - this.first;
+    return this._next - this._first;
   }
 
   /** Readings lost because flash was full or a batch could not be read. */
   lostCount(): number {
-    return this.lost;
+    return this._lost;
   }
 
   /** Writes readings (oldest first) as one batch; returns false if it could not. */
   push(readings: string[]): boolean {
-    if (this.batches() >= this.maxBatches) {
+    if (this.batches() >= this._maxBatches) {
       const oldest = this.take();
-      this.lost += oldest === null ? 0 : oldest.length;
-      this.log.warn("queue", "flash queue full (" + this.maxBatches + " batches): dropped the oldest batch, " + this.lost + " reading(s) lost so far");
+      this._lost += oldest === null ? 0 : oldest.length;
+      this._log.warn("queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this._lost + " reading(s) lost so far");
     }
     try {
-      this.store.storageWrite(BATCH_PREFIX + this.next, JSON.stringify(readings));
-      this.next++;
-      this.saveIndex();
+      this._store.storageWrite(BATCH_PREFIX + this._next, JSON.stringify(readings));
+      this._next++;
+      this._saveIndex();
       return true;
     } catch (e) {
-      this.log.error("queue", "cannot write to flash: " + errorText(e));
+      this._log.error("queue", "cannot write to flash: " + errorText(e));
       return false;
     }
   }
 
   /** Removes and returns the oldest batch, or null when there is none. */
   take(): string[] | null {
-    while (this.first < this.next) {
-      const key = BATCH_PREFIX + this.first;
+    while (this._first < this._next) {
+      const key = BATCH_PREFIX + this._first;
       let readings: unknown = null;
       try {
-        const text = this.store.storageRead(key);
+        const text = this._store.storageRead(key);
         readings = text === null ? null : JSON.parse(text);
-        this.store.storageRemove(key);
+        this._store.storageRemove(key);
       } catch (e) {
-        this.log.error("queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
+        this._log.error("queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
       }
-      this.first++;
-      if (this.first === this.next) {
+      this._first++;
+      if (this._first === this._next) {
         // Empty again: restart numbering so keys stay short.
-        this.first = 0;
-        this.next = 0;
+        this._first = 0;
+        this._next = 0;
       }
-      this.saveIndex();
+      this._saveIndex();
       if (Array.isArray(readings)) return readings as string[];
-      this.lost++;
+      this._lost++;
     }
     return null;
   }
 
-  private saveIndex(): void {
+  private _saveIndex(): void {
     try {
-      this.store.storageWrite(INDEX_KEY, JSON.stringify({ first: this.first, next: this.next }));
+      this._store.storageWrite(INDEX_KEY, JSON.stringify({ first: this._first, next: this._next }));
     } catch (e) {
-      this.log.error("queue", "cannot write the flash queue index: " + errorText(e));
+      this._log.error("queue", "cannot write the flash queue index: " + errorText(e));
     }
   }
 }

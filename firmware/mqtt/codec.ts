@@ -1,373 +1,216 @@
-// MQTT 3.1.1 packet codec: pure functions and a streaming decoder, no I/O.
-// Section numbers refer to the OASIS MQTT Version 3.1.1 specification.
+// MQTT 3.1.1 client codec: encodes only what a client sends (CONNECT, PUBLISH, PUBACK,
+// SUBSCRIBE, PINGREQ, DISCONNECT) and decodes only what a server sends (CONNACK,
+// PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP). Pure, no I/O. Section numbers refer to
+// the OASIS MQTT Version 3.1.1 specification. The tests cross-check it with mqtt-packet.
 
-import { utf8Decode, utf8Length, utf8Write } from "../util/utf8";
+import { utf8Decode, utf8Encode } from "../util/utf8";
 
 // Control packet types (2.2.1). Plain constants so the bundler inlines them.
-export const CONNECT = 1;
 export const CONNACK = 2;
 export const PUBLISH = 3;
 export const PUBACK = 4;
-export const SUBSCRIBE = 8;
 export const SUBACK = 9;
-export const UNSUBSCRIBE = 10;
-export const UNSUBACK = 11;
-export const PINGREQ = 12;
 export const PINGRESP = 13;
+export const PINGREQ = 12;
 export const DISCONNECT = 14;
 
-export interface ConnackPacket {
-  type: 2;
-  sessionPresent: boolean;
-  returnCode: number;
-}
-export interface PublishPacket {
-  type: 3;
+/** Everything a server may send, in one shape: fewer objects and property names on the device. */
+export interface ServerPacket {
+  /** Control packet type (2.2.1). */
+  type: number;
+  /** CONNACK: the return code; SUBACK: 0x80 when the server refused any filter, else 0. */
+  code: number;
+  /** PUBLISH (0 for QoS 0), PUBACK, SUBACK, UNSUBACK: the packet id. */
+  id: number;
+  /** PUBLISH only ("" otherwise). */
   topic: string;
-  payload: Uint8Array;
+  /** PUBLISH only: a copy, the decoder's buffer is reused. */
+  payload: Uint8Array | null;
   qos: number;
-  dup: boolean;
-  retain: boolean;
-  /** 0 for QoS 0. */
-  packetId: number;
-}
-export interface AckPacket {
-  type: 4 | 11;
-  packetId: number;
-}
-export interface SubackPacket {
-  type: 9;
-  packetId: number;
-  /** One per requested filter: 0, 1, 2 or 0x80 (failure). */
-  granted: number[];
-}
-export interface PingrespPacket {
-  type: 13;
-}
-/** Everything a server may send to a client. */
-export type ServerPacket = ConnackPacket | PublishPacket | AckPacket | SubackPacket | PingrespPacket;
-
-export interface ConnectOptions {
-  clientId: string;
-  username: string | null;
-  password: string | null;
-  keepAliveS: number;
-  cleanSession: boolean;
 }
 
-/** Bytes the remaining-length field takes (2.2.3); at most 4. */
-export function remainingLengthSize(length: number): number {
-  if (length < 128) return 1;
-  if (length < 16384) return 2;
-  if (length < 2097152) return 3;
-  if (length < 268435456) return 4;
-  throw new Error("mqtt: packet too large to encode (" + length + " bytes)");
-}
-
-/** Writes the remaining-length field (2.2.3) at `offset`; returns the offset after it. */
-export function writeRemainingLength(target: Uint8Array, offset: number, length: number): number {
-  do {
-    let digit = length % 128;
-    length = Math.floor(length / 128);
-    if (length > 0) digit |= 0x80;
-    target[offset++] = digit;
-  } while (length > 0);
-  return offset;
-}
-
-/** Allocates a packet with its fixed header written; returns it and the body offset. */
-function allocatePacket(firstByte: number, remainingLength: number): { bytes: Uint8Array; offset: number } {
-  const bytes = new Uint8Array(1 + remainingLengthSize(remainingLength) + remainingLength);
+/** A packet with its fixed header (2.2) written; the body starts at length - bodyLength. */
+function frame(firstByte: number, bodyLength: number): Uint8Array {
+  let headerLength = 2;
+  for (let rest = bodyLength; rest > 127; rest = Math.floor(rest / 128)) headerLength++;
+  const bytes = new Uint8Array(headerLength + bodyLength);
   bytes[0] = firstByte;
-  return { bytes: bytes, offset: writeRemainingLength(bytes, 1, remainingLength) };
-}
-
-function writeUint16(bytes: Uint8Array, offset: number, value: number): number {
-  bytes[offset] = (value >> 8) & 0xff;
-  bytes[offset + 1] = value & 0xff;
-  return offset + 2;
-}
-
-function writeString(bytes: Uint8Array, offset: number, text: string, byteLength: number): number {
-  offset = writeUint16(bytes, offset, byteLength);
-  return utf8Write(text, bytes, offset);
-}
-
-function checkStringLength(what: string, byteLength: number): void {
-  if (byteLength > 65535) throw new Error("mqtt: " + what + " is longer than 65535 bytes");
-}
-
-function checkPacketId(packetId: number): void {
-  if (!(packetId >= 1 && packetId <= 65535)) throw new Error("mqtt: packet id " + packetId + " is outside 1..65535");
-}
-
-/** CONNECT (3.1). */
-export function encodeConnect(options: ConnectOptions): Uint8Array {
-  const clientIdLength = utf8Length(options.clientId);
-  const usernameLength = options.username === null ? 0 : utf8Length(options.username);
-  const passwordLength = options.password === null ? 0 : utf8Length(options.password);
-  checkStringLength("client id", clientIdLength);
-  checkStringLength("username", usernameLength);
-  checkStringLength("password", passwordLength);
-  if (options.password !== null && options.username === null) {
-    throw new Error("mqtt: a password needs a username (3.1.2.9)");
+  // Remaining length (2.2.3): 7 bits a byte, least significant first.
+  for (let i = 1, rest = bodyLength; i < headerLength; i++, rest = Math.floor(rest / 128)) {
+    bytes[i] = (rest % 128) | (i < headerLength - 1 ? 128 : 0);
   }
-  let remaining = 10 + 2 + clientIdLength;
-  if (options.username !== null) remaining += 2 + usernameLength;
-  if (options.password !== null) remaining += 2 + passwordLength;
-  const packet = allocatePacket(CONNECT << 4, remaining);
-  const bytes = packet.bytes;
-  let offset = writeString(bytes, packet.offset, "MQTT", 4);
-  bytes[offset++] = 4; // protocol level 3.1.1
-  let flags = 0;
-  if (options.username !== null) flags |= 0x80;
-  if (options.password !== null) flags |= 0x40;
-  if (options.cleanSession) flags |= 0x02;
-  bytes[offset++] = flags;
-  offset = writeUint16(bytes, offset, options.keepAliveS);
-  offset = writeString(bytes, offset, options.clientId, clientIdLength);
-  if (options.username !== null) offset = writeString(bytes, offset, options.username, usernameLength);
-  if (options.password !== null) writeString(bytes, offset, options.password, passwordLength);
   return bytes;
 }
 
-/** PUBLISH (3.3). `packetId` is ignored for QoS 0. */
-export function encodePublish(
-  topic: string,
-  payload: Uint8Array,
-  qos: number,
-  packetId: number,
-  dup: boolean,
-  retain: boolean
-): Uint8Array {
-  if (qos !== 0 && qos !== 1) throw new Error("mqtt: only QoS 0 and 1 are supported, not " + qos);
-  const topicLength = utf8Length(topic);
-  checkStringLength("topic", topicLength);
-  if (topicLength === 0) throw new Error("mqtt: empty topic");
-  if (qos > 0) checkPacketId(packetId);
-  const remaining = 2 + topicLength + (qos > 0 ? 2 : 0) + payload.length;
-  const firstByte = (PUBLISH << 4) | (dup && qos > 0 ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0);
-  const packet = allocatePacket(firstByte, remaining);
-  let offset = writeString(packet.bytes, packet.offset, topic, topicLength);
-  if (qos > 0) offset = writeUint16(packet.bytes, offset, packetId);
-  packet.bytes.set(payload, offset);
-  return packet.bytes;
+function putUint16(bytes: Uint8Array, offset: number, value: number): number {
+  bytes[offset] = value >> 8;
+  bytes[offset + 1] = value;
+  return offset + 2;
+}
+
+/** A length-prefixed UTF-8 string (1.5.3), already encoded. */
+function putString(bytes: Uint8Array, offset: number, text: Uint8Array): number {
+  bytes.set(text, putUint16(bytes, offset, text.length));
+  return offset + 2 + text.length;
+}
+
+/** A packet with no body: PINGREQ (3.12) or DISCONNECT (3.14). */
+export function encodeEmpty(type: number): Uint8Array {
+  return frame(type << 4, 0);
+}
+
+/** CONNECT (3.1) with a clean session; the password needs a username (3.1.2.9). */
+export function encodeConnect(clientId: string, username: string | null, password: string | null, keepAliveS: number): Uint8Array {
+  const id = utf8Encode(clientId);
+  const user = username === null ? null : utf8Encode(username);
+  const pass = password === null || user === null ? null : utf8Encode(password);
+  const bodyLength = 12 + id.length + (user === null ? 0 : 2 + user.length) + (pass === null ? 0 : 2 + pass.length);
+  const bytes = frame(0x10, bodyLength);
+  const offset0 = bytes.length - bodyLength;
+  // Protocol name "MQTT", level 4 (3.1.1), flags: username, password, clean session.
+  bytes.set([0, 4, 77, 81, 84, 84, 4, (user === null ? 0 : 0x80) | (pass === null ? 0 : 0x40) | 0x02], offset0);
+  let offset = putUint16(bytes, offset0 + 8, keepAliveS);
+  offset = putString(bytes, offset, id);
+  if (user !== null) offset = putString(bytes, offset, user);
+  if (pass !== null) putString(bytes, offset, pass);
+  return bytes;
+}
+
+/** PUBLISH (3.3) at QoS 0 or 1, never retained; `packetId` is ignored for QoS 0. */
+export function encodePublish(topic: string, payload: Uint8Array, qos: number, packetId: number, dup: boolean): Uint8Array {
+  const name = utf8Encode(topic);
+  const bodyLength = 2 + name.length + (qos > 0 ? 2 : 0) + payload.length;
+  const bytes = frame(0x30 | (dup && qos > 0 ? 0x08 : 0) | (qos > 0 ? 0x02 : 0), bodyLength);
+  let offset = putString(bytes, bytes.length - bodyLength, name);
+  if (qos > 0) offset = putUint16(bytes, offset, packetId);
+  bytes.set(payload, offset);
+  return bytes;
 }
 
 /** PUBACK (3.4). */
 export function encodePuback(packetId: number): Uint8Array {
-  checkPacketId(packetId);
-  const packet = allocatePacket(PUBACK << 4, 2);
-  writeUint16(packet.bytes, packet.offset, packetId);
-  return packet.bytes;
+  const bytes = frame(0x40, 2);
+  putUint16(bytes, 2, packetId);
+  return bytes;
 }
 
-/** SUBSCRIBE (3.8); the fixed-header flags must be 0010. */
+/** SUBSCRIBE (3.8): fixed-header flags 0010, one requested QoS per filter. */
 export function encodeSubscribe(packetId: number, filters: string[], qos: number[]): Uint8Array {
-  checkPacketId(packetId);
-  if (filters.length === 0) throw new Error("mqtt: SUBSCRIBE needs at least one filter (3.8.3)");
-  let remaining = 2;
-  const lengths: number[] = [];
+  const names: Uint8Array[] = [];
+  let bodyLength = 2;
   for (let i = 0; i < filters.length; i++) {
-    const length = utf8Length(filters[i]);
-    checkStringLength("topic filter", length);
-    lengths.push(length);
-    remaining += 2 + length + 1;
+    names.push(utf8Encode(filters[i]));
+    bodyLength += 3 + names[i].length;
   }
-  const packet = allocatePacket((SUBSCRIBE << 4) | 0x02, remaining);
-  let offset = writeUint16(packet.bytes, packet.offset, packetId);
-  for (let i = 0; i < filters.length; i++) {
-    offset = writeString(packet.bytes, offset, filters[i], lengths[i]);
-    packet.bytes[offset++] = qos[i] & 0x03;
+  const bytes = frame(0x82, bodyLength);
+  let offset = putUint16(bytes, bytes.length - bodyLength, packetId);
+  for (let i = 0; i < names.length; i++) {
+    offset = putString(bytes, offset, names[i]);
+    bytes[offset++] = qos[i];
   }
-  return packet.bytes;
-}
-
-/** UNSUBSCRIBE (3.10); the fixed-header flags must be 0010. */
-export function encodeUnsubscribe(packetId: number, filters: string[]): Uint8Array {
-  checkPacketId(packetId);
-  if (filters.length === 0) throw new Error("mqtt: UNSUBSCRIBE needs at least one filter (3.10.3)");
-  let remaining = 2;
-  const lengths: number[] = [];
-  for (let i = 0; i < filters.length; i++) {
-    const length = utf8Length(filters[i]);
-    checkStringLength("topic filter", length);
-    lengths.push(length);
-    remaining += 2 + length;
-  }
-  const packet = allocatePacket((UNSUBSCRIBE << 4) | 0x02, remaining);
-  let offset = writeUint16(packet.bytes, packet.offset, packetId);
-  for (let i = 0; i < filters.length; i++) offset = writeString(packet.bytes, offset, filters[i], lengths[i]);
-  return packet.bytes;
-}
-
-/** PINGREQ (3.12). */
-export function encodePingreq(): Uint8Array {
-  return allocatePacket(PINGREQ << 4, 0).bytes;
-}
-
-/** DISCONNECT (3.14). */
-export function encodeDisconnect(): Uint8Array {
-  return allocatePacket(DISCONNECT << 4, 0).bytes;
-}
-
-/** Human-readable meaning of a CONNACK return code (3.2.2.3), as ThingsBoard uses them. */
-export function connackReason(returnCode: number): string {
-  if (returnCode === 1) return "unacceptable protocol version (CONNACK 1)";
-  if (returnCode === 2) return "client id rejected (CONNACK 2)";
-  if (returnCode === 3) return "server unavailable or connect rate limit hit (CONNACK 3)";
-  if (returnCode === 4) return "bad user name or password (CONNACK 4): check the access token";
-  if (returnCode === 5) return "not authorized (CONNACK 5): the access token is wrong or unknown to the server";
-  return "refused with unknown code " + returnCode;
+  return bytes;
 }
 
 /**
- * Streaming decoder: push socket reads in any split, take whole packets out.
- * `next()` throws an Error naming the problem on a malformed packet; the caller closes
- * the connection, since the stream can no longer be framed.
+ * Streaming decoder: push socket reads in any split, take whole packets out. `next()`
+ * throws an Error naming the problem on a malformed packet; the caller closes the
+ * connection, since the stream can no longer be framed.
  */
 export class PacketDecoder {
-  private buffer: Uint8Array;
-  private start = 0;
-  private end = 0;
-  private readonly maxPacketBytes: number;
+  private _buffer = new Uint8Array(256);
+  private _start = 0;
+  private _end = 0;
+  private readonly _maxBytes: number;
 
   constructor(maxPacketBytes: number) {
-    this.maxPacketBytes = maxPacketBytes;
-    this.buffer = new Uint8Array(256);
+    this._maxBytes = maxPacketBytes;
   }
 
   /** Drops buffered bytes, e.g. when a new connection starts. */
   reset(): void {
-    this.start = 0;
-    this.end = 0;
+    this._start = this._end = 0;
   }
 
   /** Bytes received but not yet returned as a packet. */
   pending(): number {
-    return this.end - this.start;
+    return this._end - this._start;
   }
 
   push(chunk: Uint8Array): void {
-    const needed = this.end - this.start + chunk.length;
-    if (this.end + chunk.length > this.buffer.length) {
-      if (needed <= this.buffer.length) {
-        // Compact in place instead of growing.
-        this.buffer.set(this.buffer.subarray(this.start, this.end), 0);
-      } else {
-        let size = this.buffer.length * 2;
-        while (size < needed) size *= 2;
-        const grown = new Uint8Array(size);
-        grown.set(this.buffer.subarray(this.start, this.end), 0);
-        this.buffer = grown;
-      }
-      this.end -= this.start;
-      this.start = 0;
+    let buffer = this._buffer;
+    const kept = this._end - this._start;
+    if (this._end + chunk.length > buffer.length) {
+      // Compact in place, or grow by doubling when that is not enough.
+      let size = buffer.length;
+      while (size < kept + chunk.length) size *= 2;
+      if (size > buffer.length) buffer = new Uint8Array(size);
+      buffer.set(this._buffer.subarray(this._start, this._end), 0);
+      this._buffer = buffer;
+      this._start = 0;
+      this._end = kept;
     }
-    this.buffer.set(chunk, this.end);
-    this.end += chunk.length;
+    buffer.set(chunk, this._end);
+    this._end += chunk.length;
   }
 
   next(): ServerPacket | null {
-    const bytes = this.buffer;
-    const available = this.end - this.start;
-    if (available < 2) return null;
+    const bytes = this._buffer;
+    const start = this._start;
+    let index = start + 1;
     // Remaining length (2.2.3): at most four bytes.
-    let remaining = 0;
-    let multiplier = 1;
-    let index = this.start + 1;
-    let digit: number;
-    do {
-      if (index - this.start > 4) throw new Error("remaining length longer than 4 bytes");
-      if (index >= this.end) return null;
+    let length = 0;
+    let digit = 128;
+    for (let multiplier = 1; digit & 128; multiplier *= 128) {
+      if (index >= this._end) return null;
+      if (index > start + 4) throw new Error("remaining length over 4 bytes");
       digit = bytes[index++];
-      remaining += (digit & 0x7f) * multiplier;
-      multiplier *= 128;
-    } while ((digit & 0x80) !== 0);
-    const total = index - this.start + remaining;
-    if (total > this.maxPacketBytes) {
-      throw new Error("packet of " + total + " bytes exceeds the " + this.maxPacketBytes + "-byte limit");
+      length += (digit & 127) * multiplier;
     }
-    if (available < total) return null;
-    const firstByte = bytes[this.start];
-    const bodyStart = index;
-    const bodyEnd = index + remaining;
-    this.start += total;
-    if (this.start === this.end) {
-      this.start = 0;
-      this.end = 0;
-    }
-    return decodeBody(firstByte, bytes, bodyStart, bodyEnd);
+    const total = index - start + length;
+    if (total > this._maxBytes) throw new Error("packet of " + total + " B over the " + this._maxBytes + " B limit");
+    if (this._end - start < total) return null;
+    this._start += total;
+    if (this._start === this._end) this._start = this._end = 0;
+    return decodeBody(bytes[start], bytes, index, index + length);
   }
 }
 
-function readUint16(bytes: Uint8Array, offset: number): number {
-  return (bytes[offset] << 8) | bytes[offset + 1];
-}
-
-function expectFlags(firstByte: number, flags: number, name: string): void {
-  if ((firstByte & 0x0f) !== flags) throw new Error(name + " with reserved flags " + (firstByte & 0x0f));
-}
-
-function expectLength(length: number, expected: number, name: string): void {
-  if (length !== expected) throw new Error(name + " with remaining length " + length + ", expected " + expected);
-}
-
-/** Decodes one whole packet body. The buffer is reused later, so payloads are copied. */
+/** Decodes one whole packet body (2.2, 3.x). */
 function decodeBody(firstByte: number, bytes: Uint8Array, start: number, end: number): ServerPacket {
   const type = firstByte >> 4;
+  const flags = firstByte & 15;
   const length = end - start;
+  const id = length >= 2 ? (bytes[start] << 8) | bytes[start + 1] : 0;
+  const packet: ServerPacket = { type: type, code: 0, id: id, topic: "", payload: null, qos: 0 };
   if (type === PUBLISH) {
-    const qos = (firstByte >> 1) & 0x03;
-    if (qos > 1) throw new Error("PUBLISH with QoS " + qos + " (only 0 and 1 are subscribed)");
-    if (length < 2) throw new Error("PUBLISH too short for its topic length");
-    const topicLength = readUint16(bytes, start);
-    let offset = start + 2 + topicLength;
-    if (offset + (qos > 0 ? 2 : 0) > end) throw new Error("PUBLISH topic runs past the packet end");
+    const qos = (flags >> 1) & 3;
+    // id holds the topic length here.
+    let offset = start + 2 + id;
+    if (qos > 1 || offset + qos * 2 > end) throw new Error(qos > 1 ? "PUBLISH with QoS " + qos : "PUBLISH topic past the end");
     const topic = utf8Decode(bytes, start + 2, offset);
-    if (topic === null) throw new Error("PUBLISH topic is not valid UTF-8");
-    let packetId = 0;
+    if (topic === null) throw new Error("PUBLISH topic not UTF-8");
+    packet.topic = topic;
+    packet.qos = qos;
+    packet.id = 0;
     if (qos > 0) {
-      packetId = readUint16(bytes, offset);
-      if (packetId === 0) throw new Error("PUBLISH QoS 1 with packet id 0");
+      packet.id = (bytes[offset] << 8) | bytes[offset + 1];
+      if (packet.id === 0) throw new Error("PUBLISH with packet id 0");
       offset += 2;
     }
-    return {
-      type: PUBLISH,
-      topic: topic,
-      payload: bytes.slice(offset, end),
-      qos: qos,
-      dup: (firstByte & 0x08) !== 0,
-      retain: (firstByte & 0x01) !== 0,
-      packetId: packetId,
-    };
+    packet.payload = bytes.slice(offset, end);
+    return packet;
   }
+  // The other server packets have fixed flags 0 and a fixed body length (SUBACK: 3 or more).
+  const expected = type === CONNACK || type === PUBACK || type === 11 ? 2 : type === PINGRESP ? 0 : type === SUBACK ? -1 : -2;
+  if (expected === -2) throw new Error("unexpected packet type " + type);
+  if (flags !== 0 || (expected >= 0 ? length !== expected : length < 3)) throw new Error("packet type " + type + ": bad flags or length " + length);
   if (type === CONNACK) {
-    expectFlags(firstByte, 0, "CONNACK");
-    expectLength(length, 2, "CONNACK");
-    if ((bytes[start] & 0xfe) !== 0) throw new Error("CONNACK with reserved acknowledge flags set");
-    return { type: CONNACK, sessionPresent: (bytes[start] & 1) === 1, returnCode: bytes[start + 1] };
+    if (bytes[start] > 1) throw new Error("CONNACK flags " + bytes[start]);
+    packet.code = bytes[start + 1];
   }
-  if (type === PUBACK || type === UNSUBACK) {
-    expectFlags(firstByte, 0, type === PUBACK ? "PUBACK" : "UNSUBACK");
-    expectLength(length, 2, type === PUBACK ? "PUBACK" : "UNSUBACK");
-    return { type: type, packetId: readUint16(bytes, start) };
+  for (let i = start + 2; type === SUBACK && i < end; i++) {
+    if (bytes[i] > 2 && bytes[i] !== 0x80) throw new Error("SUBACK code " + bytes[i]);
+    if (bytes[i] === 0x80) packet.code = 0x80;
   }
-  if (type === SUBACK) {
-    expectFlags(firstByte, 0, "SUBACK");
-    if (length < 3) throw new Error("SUBACK without return codes");
-    const granted: number[] = [];
-    for (let i = start + 2; i < end; i++) {
-      const code = bytes[i];
-      if (code > 2 && code !== 0x80) throw new Error("SUBACK with invalid return code " + code);
-      granted.push(code);
-    }
-    return { type: SUBACK, packetId: readUint16(bytes, start), granted: granted };
-  }
-  if (type === PINGRESP) {
-    expectFlags(firstByte, 0, "PINGRESP");
-    expectLength(length, 0, "PINGRESP");
-    return { type: PINGRESP };
-  }
-  throw new Error("unexpected packet type " + type + " from the server");
+  return packet;
 }

@@ -5,28 +5,14 @@
 import type { Platform, Socket, TimerHandle } from "../platform/types";
 import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
-import {
-  CONNACK,
-  PINGRESP,
-  PUBACK,
-  PUBLISH,
-  PacketDecoder,
-  SUBACK,
-  connackReason,
-  encodeConnect,
-  encodeDisconnect,
-  encodePingreq,
-  encodePuback,
-  encodePublish,
-  encodeSubscribe,
-} from "./codec";
+import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
 import type { ServerPacket } from "./codec";
 
 export interface SessionOptions {
   host: string;
   port: number;
   tls: boolean;
-  caDer: Uint8Array | null;
+  caDerBase64: string;
   clientId: string;
   username: string | null;
   password: string | null;
@@ -72,93 +58,107 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/** What a refused CONNACK means (3.2.2.3), as ThingsBoard uses the codes. */
+function connackReason(code: number): string {
+  const reasons = [
+    "",
+    "unacceptable protocol version",
+    "client id rejected",
+    "server unavailable or connect rate limit hit",
+    "bad user name or password|check the access token",
+    "not authorized|the access token is wrong or unknown to the server",
+  ];
+  const reason = (code < reasons.length ? reasons[code] : "unknown code").split("|");
+  return reason[0] + " (CONNACK " + code + ")" + (reason.length > 1 ? ": " + reason[1] : "");
+}
+
 export class MqttSession {
-  private readonly platform: Platform;
-  private readonly options: SessionOptions;
-  private readonly events: SessionEvents;
-  private readonly log: Logger;
-  private readonly random: () => number;
-  private readonly decoder: PacketDecoder;
-  private state: SessionState = "idle";
-  private socket: Socket | null = null;
+  private readonly _platform: Platform;
+  private readonly _options: SessionOptions;
+  private readonly _events: SessionEvents;
+  private readonly _log: Logger;
+  private readonly _random: () => number;
+  private readonly _decoder: PacketDecoder;
+  private _state: SessionState = "idle";
+  private _socket: Socket | null = null;
   /** Bumped per connection so callbacks from an old socket are ignored. */
-  private generation = 0;
-  private attempt = 0;
-  private closeReason: string | null = null;
-  private refused = false;
-  private inflight: InflightMessage[] = [];
-  private subscriptions: Subscription[] = [];
-  private nextPacketId = 1;
-  private pingTimer: TimerHandle | null = null;
-  private responseTimer: TimerHandle | null = null;
-  private reconnectTimer: TimerHandle | null = null;
-  private stableTimer: TimerHandle | null = null;
-  private pingOutstanding = false;
-  private subscribeOutstanding = false;
+  private _generation = 0;
+  private _attempt = 0;
+  private _closeReason: string | null = null;
+  private _refused = false;
+  private _inflight: InflightMessage[] = [];
+  private _subscriptions: Subscription[] = [];
+  private _nextPacketId = 1;
+  private _pingTimer: TimerHandle | null = null;
+  private _responseTimer: TimerHandle | null = null;
+  private _reconnectTimer: TimerHandle | null = null;
+  private _stableTimer: TimerHandle | null = null;
+  private _pingOutstanding = false;
+  private _subscribeOutstanding = false;
   /** Delay before the next connection attempt, for tests and status reports. */
-  private retryDelayMs = 0;
+  private _retryDelayMs = 0;
 
   constructor(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number) {
-    this.platform = platform;
-    this.options = options;
-    this.events = events;
-    this.log = log;
-    this.random = random;
-    this.decoder = new PacketDecoder(options.maxPacketBytes);
+    this._platform = platform;
+    this._options = options;
+    this._events = events;
+    this._log = log;
+    this._random = random;
+    this._decoder = new PacketDecoder(options.maxPacketBytes);
   }
 
   getState(): SessionState {
-    return this.state;
+    return this._state;
   }
 
   isConnected(): boolean {
-    return this.state === "connected";
+    return this._state === "connected";
   }
 
   /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
   inflightCount(): number {
-    return this.inflight.length;
+    return this._inflight.length;
   }
 
   /** Whether publish() would accept another QoS 1 message now. */
   canPublish(): boolean {
-    return this.state !== "stopped" && this.inflight.length < this.options.maxInflight;
+    return this._state !== "stopped" && this._inflight.length < this._options.maxInflight;
   }
 
   lastRetryDelayMs(): number {
-    return this.retryDelayMs;
+    return this._retryDelayMs;
   }
 
   start(): void {
-    if (this.state !== "idle" && this.state !== "stopped") return;
-    this.state = "idle";
-    this.openConnection();
+    if (this._state !== "idle" && this._state !== "stopped") return;
+    this._state = "idle";
+    this._openConnection();
   }
 
   /** Sends DISCONNECT and stops reconnecting; unacknowledged messages stay queued. */
   stop(): void {
-    const socket = this.socket;
-    this.state = "stopped";
-    if (this.reconnectTimer !== null) this.platform.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
+    const socket = this._socket;
+    this._state = "stopped";
+    if (this._reconnectTimer !== null) this._platform.clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = null;
     if (socket !== null) {
       try {
-        socket.write(encodeDisconnect());
+        socket.write(encodeEmpty(DISCONNECT));
       } catch (e) {
         // The link is going away anyway.
       }
     }
-    this.closeReason = "stopped";
-    this.handleClose("stopped");
+    this._closeReason = "stopped";
+    this._handleClose("stopped");
   }
 
   /** Adds a subscription kept across reconnects; sent now when connected. */
   subscribe(filter: string, qos: number): void {
-    for (let i = 0; i < this.subscriptions.length; i++) {
-      if (this.subscriptions[i].filter === filter) return;
+    for (let i = 0; i < this._subscriptions.length; i++) {
+      if (this._subscriptions[i].filter === filter) return;
     }
-    this.subscriptions.push({ filter: filter, qos: qos });
-    if (this.state === "connected") this.sendSubscribe([this.subscriptions[this.subscriptions.length - 1]]);
+    this._subscriptions.push({ filter: filter, qos: qos });
+    if (this._state === "connected") this._sendSubscribe([this._subscriptions[this._subscriptions.length - 1]]);
   }
 
   /**
@@ -168,263 +168,254 @@ export class MqttSession {
    */
   publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
     if (qos === 0) {
-      if (this.state !== "connected") return false;
-      return this.send(encodePublish(topic, payload, 0, 0, false, false));
+      if (this._state !== "connected") return false;
+      return this._send(encodePublish(topic, payload, 0, 0, false));
     }
     if (!this.canPublish()) return false;
     const message: InflightMessage = {
-      packetId: this.allocatePacketId(),
+      packetId: this._allocatePacketId(),
       topic: topic,
       payload: payload,
       sent: false,
       onAck: onAck,
     };
-    this.inflight.push(message);
-    if (this.state === "connected") this.sendPublish(message);
+    this._inflight.push(message);
+    if (this._state === "connected") this._sendPublish(message);
     return true;
   }
 
-  private allocatePacketId(): number {
+  private _allocatePacketId(): number {
     for (;;) {
-      const id = this.nextPacketId;
-      this.nextPacketId = id === 65535 ? 1 : id + 1;
+      const id = this._nextPacketId;
+      this._nextPacketId = id === 65535 ? 1 : id + 1;
       let used = false;
-      for (let i = 0; i < this.inflight.length; i++) {
-        if (this.inflight[i].packetId === id) used = true;
+      for (let i = 0; i < this._inflight.length; i++) {
+        if (this._inflight[i].packetId === id) used = true;
       }
       if (!used) return id;
     }
   }
 
-  private openConnection(): void {
-    const generation = ++this.generation;
-    this.state = "connecting";
-    this.closeReason = null;
-    this.refused = false;
-    this.pingOutstanding = false;
-    this.subscribeOutstanding = false;
-    this.decoder.reset();
-    const options = this.options;
+  private _openConnection(): void {
+    const generation = ++this._generation;
+    this._state = "connecting";
+    this._closeReason = null;
+    this._refused = false;
+    this._pingOutstanding = false;
+    this._subscribeOutstanding = false;
+    this._decoder.reset();
+    const options = this._options;
     const target = options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
-    this.log.info("mqtt", "connecting to " + target);
+    this._log.info("mqtt", "connecting to " + target);
     try {
-      this.socket = this.platform.connect(
-        { host: options.host, port: options.port, tls: options.tls, caDer: options.caDer },
+      this._socket = this._platform.connect(
+        { host: options.host, port: options.port, tls: options.tls, caDerBase64: options.caDerBase64 },
         {
           onConnect: () => {
-            if (generation === this.generation) this.handleSocketOpen();
+            if (generation === this._generation) this._handleSocketOpen();
           },
           onData: (bytes) => {
-            if (generation === this.generation) this.handleData(bytes);
+            if (generation === this._generation) this._handleData(bytes);
           },
           onClose: (reason) => {
-            if (generation === this.generation) this.handleClose(reason);
+            if (generation === this._generation) this._handleClose(reason);
           },
         }
       );
     } catch (e) {
-      this.socket = null;
-      this.handleClose("cannot open socket: " + errorText(e));
+      this._socket = null;
+      this._handleClose("cannot open socket: " + errorText(e));
       return;
     }
     // Covers DNS, TCP and TLS set-up as well as the CONNACK.
-    this.armResponseTimer("no CONNACK");
+    this._armResponseTimer("no CONNACK");
   }
 
-  private handleSocketOpen(): void {
-    const options = this.options;
-    this.send(
-      encodeConnect({
-        clientId: options.clientId,
-        username: options.username,
-        password: options.password,
-        keepAliveS: options.keepAliveS,
-        cleanSession: true,
-      })
+  private _handleSocketOpen(): void {
+    const options = this._options;
+    this._send(
+      encodeConnect(options.clientId, options.username, options.password, options.keepAliveS)
     );
   }
 
-  private handleData(bytes: Uint8Array): void {
+  private _handleData(bytes: Uint8Array): void {
     try {
-      this.decoder.push(bytes);
+      this._decoder.push(bytes);
       for (;;) {
-        const packet = this.decoder.next();
+        const packet = this._decoder.next();
         if (packet === null) break;
-        this.handlePacket(packet);
-        if (this.socket === null || this.closeReason !== null) break;
+        this._handlePacket(packet);
+        if (this._socket === null || this._closeReason !== null) break;
       }
     } catch (e) {
-      this.closeWith("malformed packet from server: " + errorText(e), true);
+      this._closeWith("malformed packet from server: " + errorText(e), true);
     }
   }
 
-  private handlePacket(packet: ServerPacket): void {
-    this.clearResponseTimer();
+  private _handlePacket(packet: ServerPacket): void {
+    this._clearResponseTimer();
     if (packet.type === CONNACK) {
-      if (this.state !== "connecting") throw new Error("CONNACK after the session was established");
-      if (packet.returnCode !== 0) {
-        this.refused = true;
-        this.closeWith("connection refused: " + connackReason(packet.returnCode), true);
+      if (this._state !== "connecting") throw new Error("CONNACK after the session was established");
+      if (packet.code !== 0) {
+        this._closeWith("connection refused: " + connackReason(packet.code), true);
         return;
       }
-      this.handleConnected();
-    } else if (this.state !== "connected") {
+      this._handleConnected();
+    } else if (this._state !== "connected") {
       throw new Error("packet type " + packet.type + " before CONNACK");
     } else if (packet.type === PUBACK) {
-      this.handlePuback(packet.packetId);
+      this._handlePuback(packet.id);
     } else if (packet.type === PUBLISH) {
-      if (packet.qos === 1) this.send(encodePuback(packet.packetId));
+      if (packet.qos === 1) this._send(encodePuback(packet.id));
       try {
-        this.events.onMessage(packet.topic, packet.payload);
+        this._events.onMessage(packet.topic, packet.payload as Uint8Array);
       } catch (e) {
-        this.log.error("mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
+        this._log.error("mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
       }
     } else if (packet.type === SUBACK) {
-      this.subscribeOutstanding = false;
-      for (let i = 0; i < packet.granted.length; i++) {
-        if (packet.granted[i] === 0x80) this.log.error("mqtt", "server refused a subscription (SUBACK 0x80)");
-      }
+      this._subscribeOutstanding = false;
+      if (packet.code === 0x80) this._log.error("mqtt", "server refused a subscription (SUBACK 0x80)");
     } else if (packet.type === PINGRESP) {
-      this.pingOutstanding = false;
+      this._pingOutstanding = false;
     }
     // UNSUBACK needs nothing: this client never unsubscribes.
-    this.armResponseTimerIfWaiting();
+    this._armResponseTimerIfWaiting();
   }
 
-  private handleConnected(): void {
-    this.state = "connected";
-    const options = this.options;
-    this.log.info("mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
-    this.stableTimer = this.platform.setTimeout(() => {
-      this.stableTimer = null;
-      this.attempt = 0;
+  private _handleConnected(): void {
+    this._state = "connected";
+    const options = this._options;
+    this._log.info("mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
+    this._stableTimer = this._platform.setTimeout(() => {
+      this._stableTimer = null;
+      this._attempt = 0;
     }, options.stableAfterMs);
-    if (this.subscriptions.length > 0) this.sendSubscribe(this.subscriptions);
+    if (this._subscriptions.length > 0) this._sendSubscribe(this._subscriptions);
     // Resend in order what was not acknowledged; ones sent before carry DUP.
     let resent = 0;
-    for (let i = 0; i < this.inflight.length && this.state === "connected"; i++) {
-      if (this.inflight[i].sent) resent++;
-      this.sendPublish(this.inflight[i]);
+    for (let i = 0; i < this._inflight.length && this._state === "connected"; i++) {
+      if (this._inflight[i].sent) resent++;
+      this._sendPublish(this._inflight[i]);
     }
-    if (resent > 0) this.log.info("mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
-    if (this.state !== "connected") return;
-    this.schedulePing();
+    if (resent > 0) this._log.info("mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
+    if (this._state !== "connected") return;
+    this._schedulePing();
     try {
-      this.events.onConnected();
+      this._events.onConnected();
     } catch (e) {
-      this.log.error("mqtt", "onConnected handler failed: " + errorText(e));
+      this._log.error("mqtt", "onConnected handler failed: " + errorText(e));
     }
   }
 
-  private handlePuback(packetId: number): void {
-    for (let i = 0; i < this.inflight.length; i++) {
-      const message = this.inflight[i];
+  private _handlePuback(packetId: number): void {
+    for (let i = 0; i < this._inflight.length; i++) {
+      const message = this._inflight[i];
       if (message.packetId === packetId && message.sent) {
-        this.inflight.splice(i, 1);
+        this._inflight.splice(i, 1);
         if (message.onAck !== null) {
           try {
             message.onAck();
           } catch (e) {
-            this.log.error("mqtt", "PUBACK handler failed: " + errorText(e));
+            this._log.error("mqtt", "PUBACK handler failed: " + errorText(e));
           }
         }
         return;
       }
     }
-    this.log.warn("mqtt", "PUBACK for unknown packet id " + packetId);
+    this._log.warn("mqtt", "PUBACK for unknown packet id " + packetId);
   }
 
-  private sendSubscribe(subscriptions: Subscription[]): void {
+  private _sendSubscribe(subscriptions: Subscription[]): void {
     const filters: string[] = [];
     const qos: number[] = [];
     for (let i = 0; i < subscriptions.length; i++) {
       filters.push(subscriptions[i].filter);
       qos.push(subscriptions[i].qos);
     }
-    this.subscribeOutstanding = true;
-    if (this.send(encodeSubscribe(this.allocatePacketId(), filters, qos))) this.armResponseTimer("no SUBACK");
+    this._subscribeOutstanding = true;
+    if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._armResponseTimer("no SUBACK");
   }
 
-  private sendPublish(message: InflightMessage): void {
-    const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent, false);
+  private _sendPublish(message: InflightMessage): void {
+    const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent);
     message.sent = true;
-    if (this.send(bytes)) this.armResponseTimer("no PUBACK");
+    if (this._send(bytes)) this._armResponseTimer("no PUBACK");
   }
 
   /** Writes a packet; a failed write closes the connection. Returns whether it was written. */
-  private send(bytes: Uint8Array): boolean {
-    const socket = this.socket;
+  private _send(bytes: Uint8Array): boolean {
+    const socket = this._socket;
     if (socket === null) return false;
     try {
       socket.write(bytes);
     } catch (e) {
-      this.closeWith("write failed: " + errorText(e), false);
+      this._closeWith("write failed: " + errorText(e), false);
       return false;
     }
-    if (this.state === "connected") this.schedulePing();
+    if (this._state === "connected") this._schedulePing();
     return true;
   }
 
   /** PINGREQ after keepAlive seconds without sending anything (3.1.2.10). */
-  private schedulePing(): void {
-    if (this.pingTimer !== null) this.platform.clearTimeout(this.pingTimer);
-    this.pingTimer = this.platform.setTimeout(() => {
-      this.pingTimer = null;
-      if (this.state !== "connected") return;
-      this.pingOutstanding = true;
-      if (this.send(encodePingreq())) this.armResponseTimer("no PINGRESP");
-    }, this.options.keepAliveS * 1000);
+  private _schedulePing(): void {
+    if (this._pingTimer !== null) this._platform.clearTimeout(this._pingTimer);
+    this._pingTimer = this._platform.setTimeout(() => {
+      this._pingTimer = null;
+      if (this._state !== "connected") return;
+      this._pingOutstanding = true;
+      if (this._send(encodeEmpty(PINGREQ))) this._armResponseTimer("no PINGRESP");
+    }, this._options.keepAliveS * 1000);
   }
 
   /** Starts the dead-link timer unless it is already running. */
-  private armResponseTimer(waitingFor: string): void {
-    if (this.responseTimer !== null) return;
-    const timeoutMs = this.options.responseTimeoutMs;
-    this.responseTimer = this.platform.setTimeout(() => {
-      this.responseTimer = null;
-      this.closeWith("link dead: " + waitingFor + " within " + seconds(timeoutMs), false);
+  private _armResponseTimer(waitingFor: string): void {
+    if (this._responseTimer !== null) return;
+    const timeoutMs = this._options.responseTimeoutMs;
+    this._responseTimer = this._platform.setTimeout(() => {
+      this._responseTimer = null;
+      this._closeWith("link dead: " + waitingFor + " within " + seconds(timeoutMs), false);
     }, timeoutMs);
   }
 
-  private armResponseTimerIfWaiting(): void {
-    if (this.state !== "connected") return;
-    if (this.pingOutstanding) this.armResponseTimer("no PINGRESP");
-    else if (this.subscribeOutstanding) this.armResponseTimer("no SUBACK");
+  private _armResponseTimerIfWaiting(): void {
+    if (this._state !== "connected") return;
+    if (this._pingOutstanding) this._armResponseTimer("no PINGRESP");
+    else if (this._subscribeOutstanding) this._armResponseTimer("no SUBACK");
     else {
-      for (let i = 0; i < this.inflight.length; i++) {
-        if (this.inflight[i].sent) {
-          this.armResponseTimer("no PUBACK");
+      for (let i = 0; i < this._inflight.length; i++) {
+        if (this._inflight[i].sent) {
+          this._armResponseTimer("no PUBACK");
           return;
         }
       }
     }
   }
 
-  private clearResponseTimer(): void {
-    if (this.responseTimer !== null) this.platform.clearTimeout(this.responseTimer);
-    this.responseTimer = null;
+  private _clearResponseTimer(): void {
+    if (this._responseTimer !== null) this._platform.clearTimeout(this._responseTimer);
+    this._responseTimer = null;
   }
 
-  private clearTimers(): void {
-    this.clearResponseTimer();
-    if (this.pingTimer !== null) this.platform.clearTimeout(this.pingTimer);
-    this.pingTimer = null;
-    if (this.stableTimer !== null) this.platform.clearTimeout(this.stableTimer);
-    this.stableTimer = null;
+  private _clearTimers(): void {
+    this._clearResponseTimer();
+    if (this._pingTimer !== null) this._platform.clearTimeout(this._pingTimer);
+    this._pingTimer = null;
+    if (this._stableTimer !== null) this._platform.clearTimeout(this._stableTimer);
+    this._stableTimer = null;
   }
 
   /** Closes the socket and handles the close now; its own onClose is ignored. */
-  private closeWith(reason: string, isError: boolean): void {
-    if (this.closeReason === null) this.closeReason = reason;
-    if (isError) this.refused = true;
-    this.handleClose(reason);
+  private _closeWith(reason: string, isError: boolean): void {
+    if (this._closeReason === null) this._closeReason = reason;
+    if (isError) this._refused = true;
+    this._handleClose(reason);
   }
 
   /** Detaches and closes the socket; bumping the generation silences its callbacks. */
-  private releaseSocket(): void {
-    const socket = this.socket;
-    this.socket = null;
-    this.generation++;
+  private _releaseSocket(): void {
+    const socket = this._socket;
+    this._socket = null;
+    this._generation++;
     if (socket === null) return;
     try {
       socket.close();
@@ -433,32 +424,32 @@ export class MqttSession {
     }
   }
 
-  private handleClose(socketReason: string): void {
-    const reason = this.closeReason !== null ? this.closeReason : socketReason;
+  private _handleClose(socketReason: string): void {
+    const reason = this._closeReason !== null ? this._closeReason : socketReason;
     // Closing an already closed platform socket is a no-op, so this serves every path.
-    this.releaseSocket();
-    this.clearTimers();
-    const wasConnected = this.state === "connected";
-    if (this.state === "stopped") {
-      this.log.info("mqtt", "disconnected");
+    this._releaseSocket();
+    this._clearTimers();
+    const wasConnected = this._state === "connected";
+    if (this._state === "stopped") {
+      this._log.info("mqtt", "disconnected");
       return;
     }
-    this.state = "waiting";
-    const delay = backoffDelay(this.attempt, this.options.backoffMinMs, this.options.backoffMaxMs, this.random);
-    this.attempt++;
-    this.retryDelayMs = delay;
+    this._state = "waiting";
+    const delay = backoffDelay(this._attempt, this._options.backoffMinMs, this._options.backoffMaxMs, this._random);
+    this._attempt++;
+    this._retryDelayMs = delay;
     const line = reason + "; retrying in " + seconds(delay);
-    if (this.refused) this.log.error("mqtt", line);
-    else this.log.warn("mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
-    this.reconnectTimer = this.platform.setTimeout(() => {
-      this.reconnectTimer = null;
-      if (this.state === "waiting") this.openConnection();
+    if (this._refused) this._log.error("mqtt", line);
+    else this._log.warn("mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
+    this._reconnectTimer = this._platform.setTimeout(() => {
+      this._reconnectTimer = null;
+      if (this._state === "waiting") this._openConnection();
     }, delay);
     if (wasConnected) {
       try {
-        this.events.onDisconnected(reason);
+        this._events.onDisconnected(reason);
       } catch (e) {
-        this.log.error("mqtt", "onDisconnected handler failed: " + errorText(e));
+        this._log.error("mqtt", "onDisconnected handler failed: " + errorText(e));
       }
     }
   }

@@ -26,7 +26,7 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
       let closed = false;
       let lastError = "";
       const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
-      if (options.tls && options.caDer !== null) connectOptions.ca = binaryString(options.caDer);
+      if (options.tls && options.caDerBase64 !== "") connectOptions.ca = atob(options.caDerBase64);
       const socket = require(options.tls ? "tls" : "net").connect(connectOptions, () => handlers.onConnect());
       socket.on("data", (data) => handlers.onData(E.toUint8Array(data)));
       socket.on("error", (error) => {

@@ -10,8 +10,8 @@ export interface SocketOptions {
   host: string;
   port: number;
   tls: boolean;
-  /** Root CA as DER bytes; verified where the runtime can (Moddable, simulator). */
-  caDer: Uint8Array | null;
+  /** Root CA as base64 DER, "" where the runtime loads it itself (Moddable: a resource). */
+  caDerBase64: string;
 }
 
 export interface SocketHandlers {

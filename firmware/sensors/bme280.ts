@@ -86,52 +86,52 @@ export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | nu
 
 export class Bme280 implements Sensor {
   readonly model = "bme280";
-  private readonly context: SensorContext;
-  private readonly address: number;
-  private calibration: Calibration | null = null;
+  private readonly _context: SensorContext;
+  private readonly _address: number;
+  private _calibration: Calibration | null = null;
 
   constructor(context: SensorContext, address: number) {
-    this.context = context;
-    this.address = address;
+    this._context = context;
+    this._address = address;
   }
 
-  private readRegisters(register: number, length: number): Uint8Array {
-    this.context.bus.write(this.address, new Uint8Array([register]));
-    const data = this.context.bus.read(this.address, length);
+  private _readRegisters(register: number, length: number): Uint8Array {
+    this._context.bus.write(this._address, new Uint8Array([register]));
+    const data = this._context.bus.read(this._address, length);
     if (data.length < length) throw new Error("short read (" + data.length + " of " + length + " bytes)");
     return data;
   }
 
-  private where(): string {
-    return " at 0x" + this.address.toString(16);
+  private _where(): string {
+    return " at 0x" + this._address.toString(16);
   }
 
   sample(done: SampleCallback): void {
-    const bus = this.context.bus;
+    const bus = this._context.bus;
     try {
-      if (this.calibration === null) {
-        const id = this.readRegisters(0xd0, 1)[0];
+      if (this._calibration === null) {
+        const id = this._readRegisters(0xd0, 1)[0];
         if (id !== CHIP_ID) {
-          done("bme280: chip id 0x" + id.toString(16) + this.where() + " is not a BME280 (0x60)", null);
+          done("bme280: chip id 0x" + id.toString(16) + this._where() + " is not a BME280 (0x60)", null);
           return;
         }
-        this.calibration = parseCalibration(this.readRegisters(0x88, 26), this.readRegisters(0xe1, 7));
+        this._calibration = parseCalibration(this._readRegisters(0x88, 26), this._readRegisters(0xe1, 7));
       }
-      bus.write(this.address, new Uint8Array([0xf2, 0x01]));
-      bus.write(this.address, new Uint8Array([0xf4, 0x25]));
+      bus.write(this._address, new Uint8Array([0xf2, 0x01]));
+      bus.write(this._address, new Uint8Array([0xf4, 0x25]));
     } catch (e) {
-      done("bme280: no ACK" + this.where() + " (" + errorText(e) + ")", null);
+      done("bme280: no ACK" + this._where() + " (" + errorText(e) + ")", null);
       return;
     }
-    this.context.setTimeout(() => {
+    this._context.setTimeout(() => {
       let raw: Uint8Array;
       try {
-        raw = this.readRegisters(0xf7, 8);
+        raw = this._readRegisters(0xf7, 8);
       } catch (e) {
-        done("bme280: read failed" + this.where() + " (" + errorText(e) + ")", null);
+        done("bme280: read failed" + this._where() + " (" + errorText(e) + ")", null);
         return;
       }
-      const calibration = this.calibration;
+      const calibration = this._calibration;
       const values = calibration === null ? null : compensate(raw, calibration);
       if (values === null) {
         done("bme280: measurement skipped (all channels must be enabled)", null);
@@ -139,7 +139,7 @@ export class Bme280 implements Sensor {
       }
       if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
         // A glitch may also have corrupted the calibration: read it again next time.
-        this.calibration = null;
+        this._calibration = null;
         done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
         return;
       }

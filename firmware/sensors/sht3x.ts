@@ -20,24 +20,24 @@ export function sht3xCrc(bytes: Uint8Array, offset: number): number {
 
 export class Sht3x implements Sensor {
   readonly model = "sht3x";
-  private readonly context: SensorContext;
-  private readonly address: number;
+  private readonly _context: SensorContext;
+  private readonly _address: number;
 
   constructor(context: SensorContext, address: number) {
-    this.context = context;
-    this.address = address;
+    this._context = context;
+    this._address = address;
   }
 
   sample(done: SampleCallback): void {
-    const address = this.address;
-    const bus = this.context.bus;
+    const address = this._address;
+    const bus = this._context.bus;
     try {
       bus.write(address, MEASURE_HIGH);
     } catch (e) {
       done("sht3x: no ACK at 0x" + address.toString(16) + " (" + errorText(e) + ")", null);
       return;
     }
-    this.context.setTimeout(() => {
+    this._context.setTimeout(() => {
       let data: Uint8Array;
       try {
         data = bus.read(address, 6);

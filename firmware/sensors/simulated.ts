@@ -6,21 +6,21 @@ import { roundTo } from "./types";
 
 export class SimulatedSensor implements Sensor {
   readonly model = "simulated";
-  private readonly random: () => number;
-  private temperature: number;
-  private humidity: number;
+  private readonly _random: () => number;
+  private _temperature: number;
+  private _humidity: number;
 
   constructor(random: () => number) {
-    this.random = random;
-    this.temperature = 20 + random() * 4;
-    this.humidity = 40 + random() * 10;
+    this._random = random;
+    this._temperature = 20 + random() * 4;
+    this._humidity = 40 + random() * 10;
   }
 
   sample(done: SampleCallback): void {
     // Random walk pulled back towards a comfortable room.
-    this.temperature += (this.random() - 0.5) * 0.4 + (22 - this.temperature) * 0.05;
-    this.humidity += (this.random() - 0.5) * 1.0 + (45 - this.humidity) * 0.05;
-    done(null, { temperature: roundTo(this.temperature, 2), humidity: roundTo(this.humidity, 2) });
+    this._temperature += (this._random() - 0.5) * 0.4 + (22 - this._temperature) * 0.05;
+    this._humidity += (this._random() - 0.5) * 1.0 + (45 - this._humidity) * 0.05;
+    done(null, { temperature: roundTo(this._temperature, 2), humidity: roundTo(this._humidity, 2) });
   }
 }
 

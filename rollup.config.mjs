@@ -1,0 +1,98 @@
+// Bundling of the firmware: one image per board and runtime. tools/build.ts builds every
+// board with imageOptions(); this file alone builds one the same way:
+//
+//   BOARD=sim RUNTIME=espruino npx rollup -c      -> dist/espruino/sim.js
+//   BOARD=sim RUNTIME=moddable npx rollup -c      -> dist/moddable/sim/main.js (npm run build
+//                                                    also writes its manifest and CA)
+//
+// The entry is generated per board (its settings, its sensor driver, its features), so
+// the default export asks tools/build.ts for it through tsx.
+
+import typescript from "@rollup/plugin-typescript";
+import terser from "@rollup/plugin-terser";
+
+export const ENTRY_ID = "\0tb-entry";
+
+/** Modules the Moddable runtime provides; the bundle imports them. */
+export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c"];
+
+/**
+ * Property names that start with "_" are private to the image and are mangled to one or
+ * two letters (tools/check-names.ts enforces the convention on the firmware's source).
+ * Every other property name survives: it may be JSON, a runtime API or a test's handle.
+ */
+export const PRIVATE_PROPERTIES = /^_/;
+
+/**
+ * Terser settings that keep the output inside what Espruino runs
+ * (../shared/reference/espruino-runtime.md, tools/check-espruino.ts):
+ * - hoist_funs / hoist_vars off: Espruino hoists neither function declarations nor vars,
+ *   so moving them changes what exists when.
+ * - inline off: inlining functions produced `var`s read before their declaration ran
+ *   ("Function not found" at boot on 2v29).
+ * - arrows off: keeps `function` where the source has one (`this` and `arguments`).
+ * - ecma 2015: let/const, arrows and classes are fine on Espruino; nothing newer.
+ * - toplevel false: the IIFE's own names are mangled anyway; no globals are touched.
+ * @type {import("terser").MinifyOptions}
+ */
+export const ESPRUINO_TERSER = {
+  ecma: 2015,
+  module: false,
+  toplevel: false,
+  compress: { ecma: 2015, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
+  mangle: { properties: { regex: PRIVATE_PROPERTIES } },
+  format: { ecma: 2015, comments: false },
+};
+
+/** @type {import("terser").MinifyOptions} The same, unmangled and indented, for reading stack traces (`npm run build -- --readable`). */
+export const ESPRUINO_TERSER_READABLE = {
+  ...ESPRUINO_TERSER,
+  mangle: false,
+  format: { ecma: 2015, comments: false, beautify: true },
+};
+
+/** @type {import("terser").MinifyOptions} Moddable ships readable source (XS compiles it to bytecode; xsbug shows it); this only measures. */
+export const MODDABLE_TERSER = { ...ESPRUINO_TERSER, module: true };
+
+/**
+ * Rollup options for one image.
+ * @param {{ runtime: "espruino" | "moddable", entrySource: string, tsconfig: string, include: string[],
+ *           readable?: boolean, file?: string, onLog?: import("rollup").LogHandlerWithDefault }} o
+ * @returns {import("rollup").RollupOptions & { output: import("rollup").OutputOptions }}
+ */
+export function imageOptions(o) {
+  return {
+    input: ENTRY_ID,
+    external: o.runtime === "moddable" ? MODDABLE_EXTERNALS : [],
+    plugins: [
+      {
+        name: "tb-entry",
+        resolveId: (id) => (id === ENTRY_ID ? id : null),
+        load: (id) => (id === ENTRY_ID ? o.entrySource : null),
+      },
+      typescript({
+        tsconfig: o.tsconfig,
+        // tools/build.ts type-checks with the compiler API first and fails on any error;
+        // a plugin error thrown here would leave handles open.
+        compilerOptions: { noEmit: false, noEmitOnError: false },
+        include: o.include,
+      }),
+    ],
+    onLog: o.onLog,
+    output: {
+      file: o.file,
+      format: o.runtime === "espruino" ? "iife" : "es",
+      strict: false,
+      plugins: o.runtime === "espruino" ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER)] : [],
+    },
+  };
+}
+
+export default async function rollupConfig() {
+  const board = process.env.BOARD;
+  const runtime = process.env.RUNTIME ?? "espruino";
+  if (!board) throw new Error("set BOARD (a file in boards/) and RUNTIME (espruino or moddable), e.g. BOARD=sim RUNTIME=espruino npx rollup -c");
+  const { tsImport } = await import("tsx/esm/api");
+  const build = await tsImport("./tools/build.ts", import.meta.url);
+  return build.rollupOptionsFor(board, runtime);
+}
