@@ -35,6 +35,7 @@ if (!hasMosquitto()) {
 const localBin = (args: string[]) => [join(ROOT, "node_modules/.bin", args[0]), args.slice(1)] as const;
 run("type check (firmware)", ...localBin(["tsc", "--noEmit", "-p", "tsconfig.json"]));
 run("type check (tools and tests)", ...localBin(["tsc", "--noEmit", "-p", "tsconfig.tools.json"]));
+run("naming check (what the build mangles)", ...localBin(["tsx", "tools/check-names.ts"]));
 // Placeholders, not secrets: they only let the real boards build for the checks.
 const buildEnv = { ...process.env, TB_TOKEN: "test-placeholder-token", WIFI_SSID: "test-network", WIFI_PASSWORD: "test-password" };
 run("build every board", ...localBin(["tsx", "tools/build.ts", "--out", "build/test", "--config", "none"]), buildEnv);

@@ -50,18 +50,18 @@ export function clientIdFromChip(chipId: string): string {
 export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory, features: Feature[]): Device {
   const log: Logger = createLogger((line) => platform.log(line), builtConfig.debug);
   const chipId = platform.chipId();
-  log.info("boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
+  log("I", "boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
 
   let overrides: string | null = null;
   try {
     overrides = platform.storageRead(OVERRIDE_FILE);
   } catch (e) {
-    log.error("config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
+    log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
   }
-  const config = applyOverrides(builtConfig, overrides, (problem) => log.error("config", problem));
-  if (config.token === "") log.error("config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
+  const config = applyOverrides(builtConfig, overrides, (problem) => log("E", "config", problem));
+  if (config.token === "") log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
   if (config.tls && platform.runtime === "espruino") {
-    log.warn("tls", "Espruino does not verify the server certificate: the link is encrypted but the server is not authenticated");
+    log("W", "tls", "Espruino does not verify the server certificate: the link is encrypted but the server is not authenticated");
   }
 
   // Seeded from the chip id: Math.random repeats on every boot on Espruino.
@@ -95,7 +95,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       onDisconnected: () => undefined,
       onMessage: (topic, payload) => {
         for (let i = 0; i < messageHandlers.length; i++) if (messageHandlers[i](topic, payload)) return;
-        log.warn("mqtt", "message on unexpected topic " + topic);
+        log("W", "mqtt", "message on unexpected topic " + topic);
       },
     },
     log,
@@ -113,7 +113,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   let sessionStarted = false;
 
   const record = (values: SensorValues | null, error: string | null) => {
-    if (error !== null) log.error("sensor", error);
+    if (error !== null) log("E", "sensor", error);
     queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, values, error));
   };
   const takeSample = () => {
@@ -129,8 +129,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     if (sessionStarted || stopped) return;
     sessionStarted = true;
     platform.syncClock((ok) => {
-      if (ok) log.info("clock", "set to " + new Date(platform.now()).toISOString());
-      else log.warn("clock", "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
+      if (ok) log("I", "clock", "set to " + new Date(platform.now()).toISOString());
+      else log("W", "clock", "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
       if (!stopped) session.start();
     });
   };
@@ -138,18 +138,18 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   let wifiAttempt = 0;
   const joinWifi = () => {
     wifiTimer = null;
-    log.info("wifi", "joining \"" + config.wifiSsid + "\"");
+    log("I", "wifi", "joining \"" + config.wifiSsid + "\"");
     platform.wifiConnect(config.wifiSsid, config.wifiPassword, (state, detail) => {
       if (stopped) return;
       if (state === "connected") {
         wifiAttempt = 0;
-        log.info("wifi", "connected" + (detail ? " (" + detail + ")" : ""));
+        log("I", "wifi", "connected" + (detail ? " (" + detail + ")" : ""));
         startSession();
       } else if (state === "disconnected" && wifiTimer === null) {
         // One access point, one device: no jitter needed, so the delay is the full ceiling.
         const delay = backoffDelay(wifiAttempt, 2000, 60000, () => 1);
         wifiAttempt++;
-        log.warn("wifi", "disconnected" + (detail ? " (" + detail + ")" : "") + "; retrying in " + seconds(delay));
+        log("W", "wifi", "disconnected" + (detail ? " (" + detail + ")" : "") + "; retrying in " + seconds(delay));
         wifiTimer = platform.setTimeout(joinWifi, delay);
       }
     });

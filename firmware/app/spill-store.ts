@@ -34,7 +34,7 @@ export class SpillStore {
       const text = store.storageRead(INDEX_KEY);
       index = text === null ? null : JSON.parse(text);
     } catch (e) {
-      log.error("queue", "flash queue index unreadable (" + errorText(e) + "); starting empty");
+      log("E", "queue", "flash queue index unreadable (" + errorText(e) + "); starting empty");
     }
     if (index !== null && typeof index === "object") {
       const first = (index as { first?: unknown }).first;
@@ -44,7 +44,7 @@ export class SpillStore {
         this._next = next;
       }
     }
-    if (this.batches() > 0) log.info("queue", this.batches() + " batch(es) of readings waiting in flash from before the restart");
+    if (this.batches() > 0) log("I", "queue", this.batches() + " batch(es) of readings waiting in flash from before the restart");
   }
 
   batches(): number {
@@ -61,7 +61,7 @@ export class SpillStore {
     if (this.batches() >= this._maxBatches) {
       const oldest = this.take();
       this._lost += oldest === null ? 0 : oldest.length;
-      this._log.warn("queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this._lost + " reading(s) lost so far");
+      this._log("W", "queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this._lost + " reading(s) lost so far");
     }
     try {
       this._store.storageWrite(BATCH_PREFIX + this._next, JSON.stringify(readings));
@@ -69,7 +69,7 @@ export class SpillStore {
       this._saveIndex();
       return true;
     } catch (e) {
-      this._log.error("queue", "cannot write to flash: " + errorText(e));
+      this._log("E", "queue", "cannot write to flash: " + errorText(e));
       return false;
     }
   }
@@ -84,7 +84,7 @@ export class SpillStore {
         readings = text === null ? null : JSON.parse(text);
         this._store.storageRemove(key);
       } catch (e) {
-        this._log.error("queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
+        this._log("E", "queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
       }
       this._first++;
       if (this._first === this._next) {
@@ -103,7 +103,7 @@ export class SpillStore {
     try {
       this._store.storageWrite(INDEX_KEY, JSON.stringify({ first: this._first, next: this._next }));
     } catch (e) {
-      this._log.error("queue", "cannot write the flash queue index: " + errorText(e));
+      this._log("E", "queue", "cannot write the flash queue index: " + errorText(e));
     }
   }
 }

@@ -59,13 +59,13 @@ export class TelemetryQueue {
         if (!this._readings[i].handed) {
           this._readings.splice(i, 1);
           this._dropped++;
-          this._log.warn("queue", "full (" + this._capacity + " readings): dropped the oldest, " + this._dropped + " dropped so far");
+          this._log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + this._dropped + " dropped so far");
           break;
         }
       }
       if (this._readings.length >= this._capacity) {
         this._dropped++;
-        this._log.warn("queue", "full of unacknowledged readings: dropped the new one, " + this._dropped + " dropped so far");
+        this._log("W", "queue", "full of unacknowledged readings: dropped the new one, " + this._dropped + " dropped so far");
         return;
       }
     }
@@ -94,7 +94,7 @@ export class TelemetryQueue {
     const batch = this._oldestWaiting();
     if (batch.length === 0 || !this._spill.push(TelemetryQueue._texts(batch))) return false;
     for (let i = 0; i < batch.length; i++) this._readings.splice(this._readings.indexOf(batch[i]), 1);
-    this._log.info("queue", "RAM full: moved " + batch.length + " reading(s) to flash (" + this._spill.batches() + " batch(es) there)");
+    this._log("I", "queue", "RAM full: moved " + batch.length + " reading(s) to flash (" + this._spill.batches() + " batch(es) there)");
     return true;
   }
 
@@ -125,7 +125,7 @@ export class TelemetryQueue {
       if (index >= 0) this._readings.splice(index, 1);
     }
     this._delivered += batch.length;
-    this._log.debug("queue", "delivered " + batch.length + " reading(s), " + this._readings.length + " waiting");
+    this._log("D", "queue", "delivered " + batch.length + " reading(s), " + this._readings.length + " waiting");
     this.pump();
   }
 }

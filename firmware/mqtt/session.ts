@@ -206,7 +206,7 @@ export class MqttSession {
     this._decoder.reset();
     const options = this._options;
     const target = options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
-    this._log.info("mqtt", "connecting to " + target);
+    this._log("I", "mqtt", "connecting to " + target);
     try {
       this._socket = this._platform.connect(
         { host: options.host, port: options.port, tls: options.tls, caDerBase64: options.caDerBase64 },
@@ -270,11 +270,11 @@ export class MqttSession {
       try {
         this._events.onMessage(packet.topic, packet.payload as Uint8Array);
       } catch (e) {
-        this._log.error("mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
+        this._log("E", "mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
       }
     } else if (packet.type === SUBACK) {
       this._subscribeOutstanding = false;
-      if (packet.code === 0x80) this._log.error("mqtt", "server refused a subscription (SUBACK 0x80)");
+      if (packet.code === 0x80) this._log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
     } else if (packet.type === PINGRESP) {
       this._pingOutstanding = false;
     }
@@ -285,7 +285,7 @@ export class MqttSession {
   private _handleConnected(): void {
     this._state = "connected";
     const options = this._options;
-    this._log.info("mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
+    this._log("I", "mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
     this._stableTimer = this._platform.setTimeout(() => {
       this._stableTimer = null;
       this._attempt = 0;
@@ -297,13 +297,13 @@ export class MqttSession {
       if (this._inflight[i].sent) resent++;
       this._sendPublish(this._inflight[i]);
     }
-    if (resent > 0) this._log.info("mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
+    if (resent > 0) this._log("I", "mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
     if (this._state !== "connected") return;
     this._schedulePing();
     try {
       this._events.onConnected();
     } catch (e) {
-      this._log.error("mqtt", "onConnected handler failed: " + errorText(e));
+      this._log("E", "mqtt", "onConnected handler failed: " + errorText(e));
     }
   }
 
@@ -316,13 +316,13 @@ export class MqttSession {
           try {
             message.onAck();
           } catch (e) {
-            this._log.error("mqtt", "PUBACK handler failed: " + errorText(e));
+            this._log("E", "mqtt", "PUBACK handler failed: " + errorText(e));
           }
         }
         return;
       }
     }
-    this._log.warn("mqtt", "PUBACK for unknown packet id " + packetId);
+    this._log("W", "mqtt", "PUBACK for unknown packet id " + packetId);
   }
 
   private _sendSubscribe(subscriptions: Subscription[]): void {
@@ -431,7 +431,7 @@ export class MqttSession {
     this._clearTimers();
     const wasConnected = this._state === "connected";
     if (this._state === "stopped") {
-      this._log.info("mqtt", "disconnected");
+      this._log("I", "mqtt", "disconnected");
       return;
     }
     this._state = "waiting";
@@ -439,8 +439,8 @@ export class MqttSession {
     this._attempt++;
     this._retryDelayMs = delay;
     const line = reason + "; retrying in " + seconds(delay);
-    if (this._refused) this._log.error("mqtt", line);
-    else this._log.warn("mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
+    if (this._refused) this._log("E", "mqtt", line);
+    else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
     this._reconnectTimer = this._platform.setTimeout(() => {
       this._reconnectTimer = null;
       if (this._state === "waiting") this._openConnection();
@@ -449,7 +449,7 @@ export class MqttSession {
       try {
         this._events.onDisconnected(reason);
       } catch (e) {
-        this._log.error("mqtt", "onDisconnected handler failed: " + errorText(e));
+        this._log("E", "mqtt", "onDisconnected handler failed: " + errorText(e));
       }
     }
   }

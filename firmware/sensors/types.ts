@@ -28,7 +28,7 @@ export type SensorFactory = (platform: Platform, sensor: SensorConfig, random: (
 export function i2cContext(platform: Platform, sensor: SensorConfig): SensorContext {
   return {
     bus: platform.i2c({ sda: sensor.sda, scl: sensor.scl, bitrate: sensor.bitrate }),
-    setTimeout: (callback: () => void, ms: number) => platform.setTimeout(callback, ms),
+    setTimeout: platform.setTimeout,
   };
 }
 

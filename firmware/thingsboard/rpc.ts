@@ -39,18 +39,18 @@ export class RpcServer {
     }
     const method = request !== null && typeof request === "object" ? (request as { method?: unknown }).method : undefined;
     if (typeof method !== "string") {
-      this._log.error("rpc", "request " + id + " is not {\"method\": ..., \"params\": ...} JSON; answered with an error");
+      this._log("E", "rpc", "request " + id + " is not {\"method\": ..., \"params\": ...} JSON; answered with an error");
       reply = { error: "bad request: expected JSON {\"method\": string, \"params\": any}" };
     } else if (!Object.prototype.hasOwnProperty.call(this._handlers, method)) {
-      this._log.warn("rpc", "unknown method \"" + method + "\" (request " + id + ")");
+      this._log("W", "rpc", "unknown method \"" + method + "\" (request " + id + ")");
       reply = { error: "unknown method \"" + method + "\"" };
     } else {
       try {
         reply = this._handlers[method]((request as { params?: unknown }).params);
-        this._log.info("rpc", method + " (request " + id + ") answered");
+        this._log("I", "rpc", method + " (request " + id + ") answered");
       } catch (e) {
         const message = errorText(e);
-        this._log.error("rpc", method + " failed: " + message);
+        this._log("E", "rpc", method + " failed: " + message);
         reply = { error: method + " failed: " + message };
       }
     }

@@ -3,21 +3,13 @@
 
 export type LogLevel = "E" | "W" | "I" | "D";
 
-export interface Logger {
-  error(tag: string, message: string): void;
-  warn(tag: string, message: string): void;
-  info(tag: string, message: string): void;
-  debug(tag: string, message: string): void;
-}
+/** One function, not an object of four: every function object costs JsVars on Espruino. */
+export type Logger = (level: LogLevel, tag: string, message: string) => void;
 
+/** A logger writing "[L][tag] message" lines; debug lines only when `debug` is set. */
 export function createLogger(write: (line: string) => void, debug: boolean): Logger {
-  return {
-    error: (tag, message) => write("[E][" + tag + "] " + message),
-    warn: (tag, message) => write("[W][" + tag + "] " + message),
-    info: (tag, message) => write("[I][" + tag + "] " + message),
-    debug: (tag, message) => {
-      if (debug) write("[D][" + tag + "] " + message);
-    },
+  return (level, tag, message) => {
+    if (debug || level !== "D") write("[" + level + "][" + tag + "] " + message);
   };
 }
 

@@ -1,0 +1,96 @@
+// RAM on the real interpreter: peak process.memory().usage (JsVar blocks) of an image
+// publishing once a second over TLS to a local mosquitto, on an Espruino Linux build
+// (ESPRUINO_BIN), once loaded into RAM and once saved to flash (.bootcde), beside the
+// same for a baseline built from the EspruinoDocs MQTT module (ESPRUINO_MQTT_MODULE).
+// See the README ("Benchmarks") for how to build that interpreter.
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { minify } from "terser";
+
+/** Added to every image measured (ours and the baseline alike): tracks and prints the peak. */
+export let PEAK_PROBE_OVERRIDE: string | null = null;
+const PEAK_PROBE =
+  'var benchPeak=0;setInterval(function(){var u=process.memory(false).usage;if(u>benchPeak)benchPeak=u;},100);' +
+  'setInterval(function(){console.log("BENCH-PEAK "+benchPeak+" "+process.memory(false).total);},1000);';
+
+/**
+ * The Linux build has no Wifi module: a stand-in that joins at once, added in front of
+ * the esp32-devkitc image (and, for equal terms, of the baseline).
+ */
+export const WIFI_STAND_IN =
+  'Modules.addCached("Wifi",function(){var l={};exports.on=function(e,f){l[e]=f;};' +
+  'exports.connect=function(s,o,cb){setTimeout(function(){cb(null);if(l.connected)l.connected({ip:"127.0.0.1"});},10);};' +
+  "exports.setSNTP=function(){};});";
+
+export type RamMode = "ram" | "flash";
+
+export interface RamRun {
+  peak: number;
+  total: number;
+  /** Serial lines, for diagnosing a run that never connected. */
+  output: string;
+}
+
+/**
+ * The baseline: EspruinoDocs' MQTT module (minified, cached as Espruino's IDE uploads
+ * modules) and a loop publishing the same telemetry at QoS 1 every second over TLS.
+ */
+export async function baselineImage(mqttModulePath: string, host: string, port: number, caDer: Buffer): Promise<{ code: string; moduleMinified: number }> {
+  const module = (await minify(readFileSync(mqttModulePath, "utf8"), { ecma: 5 })).code ?? "";
+  const code =
+    // A line break after the module: on one line with what follows, 2v29 threw "Uncaught undefined".
+    "Modules.addCached(\"MQTT\",function(){" + module + "});\n" +
+    "var mqtt=require(\"MQTT\").create(" + JSON.stringify(host) + ",{port:" + port + ",username:\"bench-token\",client_id:\"bench-baseline\"});" +
+    "mqtt.on(\"connected\",function(){setInterval(function(){mqtt.publish(\"v1/devices/me/telemetry\"," +
+    "JSON.stringify({ts:Date.now(),values:{temperature:21.5,humidity:40.2}}),{qos:1});},1000);});" +
+    "var sock=require(\"tls\").connect({host:" + JSON.stringify(host) + ",port:" + port + ",ca:atob(" + JSON.stringify(caDer.toString("base64")) + ")},function(){mqtt.connect(sock);});";
+  return { code, moduleMinified: Buffer.byteLength(module) };
+}
+
+/** Runs `code` for `seconds` on the interpreter and returns its peak JsVar usage. */
+export async function measureRam(espruinoBin: string, code: string, mode: RamMode, seconds: number): Promise<RamRun> {
+  const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
+  const image = code + "\n" + (PEAK_PROBE_OVERRIDE ?? PEAK_PROBE);
+  let args: string[];
+  if (mode === "ram") {
+    writeFileSync(join(dir, "image.js"), image);
+    args = [join(dir, "image.js")];
+  } else {
+    // Save to the interpreter's flash (espruino.flash in its working folder), then boot
+    // from it in REPL mode, as a board does after `npm run flash`.
+    writeFileSync(join(dir, "save.js"), "require(\"Storage\").write(\".bootcde\"," + JSON.stringify(image) + ");");
+    const saved = spawnSync(espruinoBin, [join(dir, "save.js")], { cwd: dir, timeout: 20000, encoding: "utf8" });
+    if (saved.status !== 0 && saved.signal === null) throw new Error("saving the image to flash failed:\n" + saved.stdout + saved.stderr);
+    args = [];
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(espruinoBin, args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    let peak = 0;
+    let total = 0;
+    child.stdout.on("data", (d: Buffer) => {
+      output += d.toString("latin1");
+      for (const match of output.matchAll(/BENCH-PEAK (\d+) (\d+)/g)) {
+        peak = Math.max(peak, Number(match[1]));
+        total = Number(match[2]);
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => (output += d.toString("latin1")));
+    child.on("error", reject);
+    // REPL mode ignores SIGTERM: end it with SIGKILL.
+    const timer = setTimeout(() => child.kill("SIGKILL"), seconds * 1000);
+    child.on("exit", () => {
+      clearTimeout(timer);
+      if (peak === 0) reject(new Error("no memory figure from the interpreter (" + mode + "):\n" + output.slice(-2000)));
+      else resolve({ peak, total, output });
+    });
+  });
+}
+
+/** Telemetry messages the broker saw from a run (the image really published), from its serial output. */
+export function connectedIn(output: string): boolean {
+  return /connected to 127\.0\.0\.1/.test(output) || /BENCH-PUBACK/.test(output);
+}
