@@ -26,7 +26,10 @@ export interface DeviceConfig {
   wifiSsid: string;
   /** Never logged. */
   wifiPassword: string;
+  /** Sampling interval: a reading every this many ms. */
   telemetryIntervalMs: number;
+  /** Readings go out every this many ms, batched; 0 (or not above the sampling interval): each as it is taken. */
+  uploadIntervalMs: number;
   sensor: SensorConfig;
   keepAliveS: number;
   responseTimeoutMs: number;
@@ -42,7 +45,7 @@ export interface DeviceConfig {
   debug: boolean;
 }
 
-/** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs"}. */
+/** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs","uploadIntervalMs"}. */
 export const OVERRIDE_FILE = "tb-config.json";
 
 /**
@@ -73,6 +76,7 @@ export function applyOverrides(config: DeviceConfig, text: string | null, report
     else if (key === "tls" && typeof value === "boolean") result.tls = value;
     else if (key === "token" && typeof value === "string" && value.length > 0) result.token = value;
     else if (key === "telemetryIntervalMs" && typeof value === "number" && value >= 1000) result.telemetryIntervalMs = value;
+    else if (key === "uploadIntervalMs" && typeof value === "number" && value >= 0) result.uploadIntervalMs = value;
     else report(OVERRIDE_FILE + ": ignoring key \"" + key + "\" (unknown, or a value of the wrong type or range)");
   }
   return result;

@@ -65,6 +65,9 @@ test("settings: environment over device.local.json over defaults, with named err
   assert.throws(() => resolveSettings({ TB_PORT: "http" }, null), { message: 'TB_PORT: must be a port number 1-65535, got "http"' });
   assert.throws(() => resolveSettings({ TB_TLS: "yes" }, null), { message: 'TB_TLS: must be 1 (TLS on) or 0 (plain MQTT), got "yes"' });
   assert.throws(() => resolveSettings({ TELEMETRY_INTERVAL_MS: "10" }, null), /TELEMETRY_INTERVAL_MS: must be whole milliseconds/);
+  assert.equal(resolveSettings({ TELEMETRY_INTERVAL_MS: "10000", UPLOAD_INTERVAL_MS: "300000" }, null).uploadIntervalMs, 300000);
+  assert.throws(() => resolveSettings({ TELEMETRY_INTERVAL_MS: "10000", UPLOAD_INTERVAL_MS: "5000" }, null), /UPLOAD_INTERVAL_MS \/ uploadIntervalMs \(5000\) is shorter than the sampling interval/);
+  assert.throws(() => resolveSettings({ UPLOAD_INTERVAL_MS: "500" }, null), /UPLOAD_INTERVAL_MS: must be 0 \(send each reading\)/);
   // A malformed token is rejected without echoing it.
   assert.throws(() => resolveSettings({ TB_TOKEN: "abc def" }, null), { message: "TB_TOKEN: must not contain spaces, quotes or backslashes (check the copied access token)" });
   writeFileSync(local, JSON.stringify({ tokn: "x" }));

@@ -21,6 +21,7 @@ const CONFIG: DeviceConfig = {
   wifiSsid: "lab",
   wifiPassword: "WIFI_PASSWORD_456",
   telemetryIntervalMs: 10000,
+  uploadIntervalMs: 0,
   sensor: { model: "simulated", address: 0, sda: -1, scl: -1, bitrate: 0 },
   keepAliveS: 60,
   responseTimeoutMs: 20000,
@@ -161,6 +162,36 @@ test("per-device overrides from flash: good keys applied, bad ones reported by n
   const broken: string[] = [];
   assert.equal(applyOverrides(CONFIG, "{not json", (p) => broken.push(p)), CONFIG);
   assert.deepEqual(broken, [OVERRIDE_FILE + " is not valid JSON; ignoring it"]);
+});
+
+test("upload interval apart from sampling: 6 readings taken every 10 s leave as one message every 60 s", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, { ...CONFIG, uploadIntervalMs: 60000, maxInflight: 4, queueCapacity: 20 }, createSimulated, []);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  // Connecting flushes the boot reading; from then on readings wait for the upload.
+  let sent = publishes(socket);
+  assert.equal(sent.length, 1);
+  socket.receive([0x40, 2, sent[0].id >> 8, sent[0].id & 0xff]);
+  platform.clock.advance(50000);
+  assert.equal(publishes(socket).length, 1, "nothing sent between uploads");
+  assert.equal(device.queue.size(), 5);
+  platform.clock.advance(10000);
+  sent = publishes(socket);
+  assert.equal(sent.length, 2, "one message for the upload");
+  const batch = sent[1].payload as { ts: number }[];
+  assert.deepEqual(batch.map((r) => r.ts), [10000, 20000, 30000, 40000, 50000, 60000].map((t) => 1700000000000 + t));
+  socket.receive([0x40, 2, sent[1].id >> 8, sent[1].id & 0xff]);
+  socket.receive([0xd0, 0]); // the keep-alive PINGREQ went out at 60 s too
+  assert.equal(device.queue.size(), 0);
+  assert.equal(device.queue.deliveredCount(), 7);
+  // The next upload carries only what was taken since.
+  platform.clock.advance(60000);
+  sent = publishes(socket);
+  assert.equal(sent.length, 3);
+  assert.equal((sent[2].payload as unknown[]).length, 6);
+  device.stop();
 });
 
 test("a sensor that fails is reported as sensor_error and the device keeps sampling", () => {

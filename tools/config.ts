@@ -17,6 +17,8 @@ export interface DeviceSettings {
   wifiSsid: string;
   wifiPassword: string;
   telemetryIntervalMs: number;
+  /** 0: each reading is sent as it is taken. */
+  uploadIntervalMs: number;
 }
 
 export const DEFAULT_SETTINGS: DeviceSettings = {
@@ -28,6 +30,7 @@ export const DEFAULT_SETTINGS: DeviceSettings = {
   wifiSsid: "",
   wifiPassword: "",
   telemetryIntervalMs: 60000,
+  uploadIntervalMs: 0,
 };
 
 /** Environment variable for each setting. */
@@ -40,6 +43,7 @@ export const ENV_NAMES: Record<keyof DeviceSettings, string> = {
   wifiSsid: "WIFI_SSID",
   wifiPassword: "WIFI_PASSWORD",
   telemetryIntervalMs: "TELEMETRY_INTERVAL_MS",
+  uploadIntervalMs: "UPLOAD_INTERVAL_MS",
 };
 
 function parseValue(key: keyof DeviceSettings, value: unknown, where: string): DeviceSettings[keyof DeviceSettings] {
@@ -59,6 +63,11 @@ function parseValue(key: keyof DeviceSettings, value: unknown, where: string): D
   if (key === "telemetryIntervalMs") {
     const ms = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
     if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1000 || ms > 86400000) problem("must be whole milliseconds from 1000 to 86400000");
+    return ms as number;
+  }
+  if (key === "uploadIntervalMs") {
+    const ms = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+    if (typeof ms !== "number" || !Number.isInteger(ms) || (ms !== 0 && (ms < 1000 || ms > 86400000))) problem("must be 0 (send each reading) or whole milliseconds from 1000 to 86400000");
     return ms as number;
   }
   if (typeof value !== "string") return problem("must be a string");
@@ -91,6 +100,12 @@ export function resolveSettings(env: NodeJS.ProcessEnv, localFile: string | null
     if (value !== undefined && value !== "") {
       (settings as unknown as Record<string, unknown>)[key] = parseValue(key, value, ENV_NAMES[key]);
     }
+  }
+  if (settings.uploadIntervalMs !== 0 && settings.uploadIntervalMs < settings.telemetryIntervalMs) {
+    throw new ConfigError(
+      "UPLOAD_INTERVAL_MS / uploadIntervalMs (" + settings.uploadIntervalMs + ") is shorter than the sampling interval TELEMETRY_INTERVAL_MS (" +
+        settings.telemetryIntervalMs + "): set it to 0 to send each reading as it is taken, or to a longer interval to batch them"
+    );
   }
   return settings;
 }
@@ -129,6 +144,7 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     wifiSsid: settings.wifiSsid,
     wifiPassword: settings.wifiPassword,
     telemetryIntervalMs: settings.telemetryIntervalMs,
+    uploadIntervalMs: settings.uploadIntervalMs,
     sensor: { ...board.sensor },
     debug,
     ...FIRMWARE_DEFAULTS,

@@ -91,7 +91,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       maxInflight: config.maxInflight,
     },
     {
-      onConnected: () => queue.pump(),
+      onConnected: () => upload(),
       onDisconnected: () => undefined,
       onMessage: (topic, payload) => {
         for (let i = 0; i < messageHandlers.length; i++) if (messageHandlers[i](topic, payload)) return;
@@ -102,7 +102,16 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     random
   );
   const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
-  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill);
+  // Sampling and uploading apart: readings taken every telemetryIntervalMs go out every
+  // uploadIntervalMs, an upload's worth in one message where the queue allows.
+  // Counted in readings rather than timed, so an upload always carries the reading just taken.
+  const readingsPerUpload = config.uploadIntervalMs > config.telemetryIntervalMs ? Math.ceil(config.uploadIntervalMs / config.telemetryIntervalMs) : 1;
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, Math.min(config.queueCapacity, Math.max(config.batchSize, readingsPerUpload)), spill, readingsPerUpload > 1);
+  let readingsSinceUpload = 0;
+  const upload = () => {
+    readingsSinceUpload = 0;
+    queue.flush();
+  };
   const messageHandlers: ((topic: string, payload: Uint8Array) => boolean)[] = [];
   const context: DeviceContext = { platform: platform, config: config, session: session, queue: queue, log: log, onMessage: messageHandlers };
   for (let i = 0; i < features.length; i++) features[i](context);
@@ -115,6 +124,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   const record = (values: SensorValues | null, error: string | null) => {
     if (error !== null) log("E", "sensor", error);
     queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, values, error));
+    if (++readingsSinceUpload >= readingsPerUpload) upload();
   };
   const takeSample = () => {
     sampleTimer = platform.setTimeout(takeSample, config.telemetryIntervalMs);

@@ -25,13 +25,28 @@ export class TelemetryQueue {
   private _readings: QueuedReading[] = [];
   private _delivered = 0;
   private _dropped = 0;
+  /** False while readings wait for the next upload (flush); always true without an upload interval. */
+  private _released: boolean;
+  private readonly _holdBetweenUploads: boolean;
 
-  constructor(session: MqttSession, log: Logger, capacity: number, batchSize: number, spill: SpillStore | null) {
+  /**
+   * `holdBetweenUploads`: readings are sent only when flush() is called (every upload
+   * interval), all that wait at once, in batches of `batchSize`; else each as it comes.
+   */
+  constructor(session: MqttSession, log: Logger, capacity: number, batchSize: number, spill: SpillStore | null, holdBetweenUploads: boolean) {
     this._session = session;
     this._log = log;
     this._capacity = capacity;
     this._batchSize = batchSize;
     this._spill = spill;
+    this._holdBetweenUploads = holdBetweenUploads;
+    this._released = !holdBetweenUploads;
+  }
+
+  /** Sends everything waiting now (an upload is due, or the link is back). */
+  flush(): void {
+    this._released = true;
+    this.pump();
   }
 
   /** Readings waiting in RAM (flash batches not counted). */
@@ -100,7 +115,7 @@ export class TelemetryQueue {
 
   /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
   pump(): void {
-    if (!this._session.isConnected()) return;
+    if (!this._released || !this._session.isConnected()) return;
     // Online with room to spare: bring back the oldest flash batch first (it is the oldest data).
     while (this._spill !== null && this._spill.batches() > 0 && this._readings.length + 2 * this._batchSize <= this._capacity) {
       const batch = this._spill.take();
@@ -110,7 +125,11 @@ export class TelemetryQueue {
     for (;;) {
       if (!this._session.canPublish()) return;
       const batch = this._oldestWaiting();
-      if (batch.length === 0) return;
+      if (batch.length === 0) {
+        // All handed over: what comes next waits for the next upload.
+        if (this._holdBetweenUploads) this._released = false;
+        return;
+      }
       const accepted = this._session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(TelemetryQueue._texts(batch))), 1, () => {
         this._acknowledge(batch);
       });
