@@ -197,9 +197,9 @@ function writeSizeReport(file: string, reports: SizeReport[]): void {
 
 function printSizes(reports: SizeReport[], caSubject: string): void {
   console.log("CA: " + caSubject);
-  console.log("image".padEnd(28) + "raw".padStart(9) + "minified".padStart(10) + "gzip".padStart(8));
+  console.log("image".padEnd(34) + "raw".padStart(9) + "minified".padStart(10) + "gzip".padStart(8));
   for (const r of reports) {
-    console.log((r.runtime + "/" + r.board).padEnd(28) + String(r.raw).padStart(9) + String(r.minified).padStart(10) + String(r.gzip).padStart(8));
+    console.log((r.runtime + "/" + r.board).padEnd(34) + String(r.raw).padStart(9) + String(r.minified).padStart(10) + String(r.gzip).padStart(8));
   }
 }
 

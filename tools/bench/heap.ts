@@ -1,0 +1,75 @@
+// Heap in the simulator: the sim image (the very image that is flashed) runs in the
+// Espruino sandbox, sampling every 2 ms and publishing to a local mosquitto; the heap
+// retained after garbage collection is read after 2,000 publishes (V8 has warmed up by
+// then) and after 10,000 more. It should stay flat: growth means a leak. Also the heap one queued reading
+// holds, from the firmware's queue filled while offline.
+
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import mqtt from "mqtt";
+import { TelemetryQueue } from "../../firmware/app/telemetry-queue.ts";
+import type { MqttSession } from "../../firmware/mqtt/session.ts";
+import { createLogger } from "../../firmware/util/log.ts";
+import { runEspruinoImage } from "../espruino-sandbox.ts";
+import { reading } from "./wire.ts";
+
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+function heapAfterGc(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+export interface HeapFigures {
+  /** Heap after 2,000 publishes, bytes. */
+  before: number;
+  /** After 10,000 more. */
+  after: number;
+  /** Heap retained per publish between the two points (0 when flat). */
+  growthPerPublish: number;
+}
+
+/** `image`: a sim image built for mosquitto at `plainPort`, sampling every 2 ms. */
+export async function heapAfterPublishes(image: string, plainPort: number): Promise<HeapFigures> {
+  const subscriber = mqtt.connect("mqtt://127.0.0.1:" + plainPort, { clientId: "bench-heap" });
+  let delivered = 0;
+  await new Promise<void>((resolve) => subscriber.on("connect", () => subscriber.subscribe("v1/devices/me/telemetry", () => resolve())));
+  subscriber.on("message", () => delivered++);
+  const sandbox = runEspruinoImage({ imagePath: image, storageDir: mkdtempSync(join(tmpdir(), "tbfw-heap-")), onSerial: () => undefined });
+  const waitFor = async (count: number) => {
+    const end = Date.now() + 120000;
+    while (delivered < count) {
+      if (Date.now() > end) throw new Error("heap bench: only " + delivered + " publishes arrived");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    await waitFor(2000);
+    const before = heapAfterGc();
+    await waitFor(12000);
+    const after = heapAfterGc();
+    return { before, after, growthPerPublish: (after - before) / 10000 };
+  } finally {
+    sandbox.stop();
+    subscriber.end(true);
+  }
+}
+
+/** V8 heap per reading waiting in the firmware's RAM queue (offline, 100 readings). */
+export function heapPerQueuedReading(): number {
+  const offline = { isConnected: () => false, canPublish: () => false } as unknown as MqttSession;
+  const queue = new TelemetryQueue(offline, createLogger(() => undefined, false), 100, 10, null, false);
+  const texts: string[] = [];
+  for (let i = 0; i < 100; i++) texts.push(reading(i));
+  // The reading text is made by the device either way; measure what the queue adds and the text itself.
+  const before = heapAfterGc();
+  for (let i = 0; i < 100; i++) queue.add(texts[i].slice(0, 1) + texts[i].slice(1));
+  const after = heapAfterGc();
+  if (queue.size() !== 100) throw new Error("queue holds " + queue.size());
+  return (after - before) / 100;
+}

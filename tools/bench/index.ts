@@ -1,0 +1,287 @@
+// npm run bench: size, RAM on the real interpreter, heap, flash, wire bytes, throughput
+// and latency, boot to first PUBACK. Writes bench/results.json and bench/results.md.
+// Every timed figure is the median of --runs runs (default 5) with min and max; every
+// comparison is a ratio against a baseline measured in the same run.
+//
+//   npm run bench [-- --runs 5] [-- --only size,wire,...]
+//   ESPRUINO_BIN=/path/to/espruino ESPRUINO_MQTT_MODULE=/path/to/EspruinoDocs/modules/MQTT.js npm run bench
+
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import mqtt from "mqtt";
+import mqttPacket from "mqtt-packet";
+import { PacketDecoder, encodePublish } from "../../firmware/mqtt/codec.ts";
+import { utf8Encode } from "../../firmware/util/utf8.ts";
+import { startMosquitto } from "../../test/helpers/mosquitto.ts";
+import { ROOT, buildImages, packageVersion } from "../build.ts";
+import type { SizeReport } from "../build.ts";
+import { loadCa } from "../ca.ts";
+import { DEFAULT_SETTINGS } from "../config.ts";
+import type { DeviceSettings } from "../config.ts";
+import { createTlsFiles } from "../dev-ca.ts";
+import { bootToFirstPuback } from "./boot.ts";
+import { heapAfterPublishes, heapPerQueuedReading } from "./heap.ts";
+import { WIFI_STAND_IN, baselineImage, measureRam } from "./ram.ts";
+import type { RamMode } from "./ram.ts";
+import { moduleSizes, mqttModuleSize } from "./size.ts";
+import type { Figure } from "./stats.ts";
+import { formatFigure, repeat, summarize } from "./stats.ts";
+import { flashPerReading } from "./storage.ts";
+import { MESSAGES, WINDOW, buildDeviceBench, runDeviceBench, runMqttJsBench } from "./throughput.ts";
+import type { Target } from "./throughput.ts";
+import { V1_TOPIC, V2_TOPIC, measureTlsOverhead, plainWire } from "./wire.ts";
+
+const SECTIONS = ["size", "ram", "heap", "flash", "wire", "throughput", "boot", "codec"];
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    only: { type: "string", default: SECTIONS.join(",") },
+    "ram-seconds": { type: "string", default: "15" },
+  },
+});
+const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs takes a whole number, got " + values.runs);
+const only = new Set((values.only as string).split(","));
+for (const s of only) if (!SECTIONS.includes(s)) throw new Error("--only: unknown section " + s + " (known: " + SECTIONS.join(", ") + ")");
+const ramSeconds = Number(values["ram-seconds"]);
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  revision: gitRevision(),
+  machine: cpus().length + " x " + (cpus()[0]?.model ?? "cpu") + ", " + Math.round(totalmem() / 2 ** 30) + " GiB, Node " + process.version,
+  runs,
+};
+const md: string[] = [];
+const out = mkdtempSync(join(tmpdir(), "tbfw-bench-"));
+const tls = createTlsFiles(join(out, "tls"), "tb-firmware bench CA");
+const broker = await startMosquitto({ tls });
+const caDer = loadCa(tls.caCert).der;
+
+function gitRevision(): string {
+  try {
+    return readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().startsWith("ref:")
+      ? readFileSync(join(ROOT, ".git", readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().slice(5)), "utf8").trim().slice(0, 12)
+      : readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().slice(0, 12);
+  } catch {
+    return "unknown";
+  }
+}
+
+function table(header: string[], rows: (string | number)[][]): void {
+  md.push("| " + header.join(" | ") + " |", "|" + header.map((h, i) => (i === 0 ? "---" : "---:")).join("|") + "|");
+  for (const row of rows) md.push("| " + row.join(" | ") + " |");
+  md.push("");
+}
+
+const ratio = (a: number, b: number) => (a / b).toFixed(2);
+
+/** Builds `boards` for the local broker into a fresh folder; returns the Espruino image paths by board. */
+async function buildFor(boards: string[], settings: Partial<DeviceSettings>, debug = false): Promise<Record<string, string>> {
+  const dir = mkdtempSync(join(out, "img-"));
+  await buildImages({
+    boards,
+    outDir: dir,
+    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", ...settings },
+    version: packageVersion(),
+    quiet: true,
+    debug,
+  });
+  return Object.fromEntries(boards.map((b) => [b, join(dir, "espruino", b + ".js")]));
+}
+
+try {
+  if (only.has("size")) {
+    // Production settings (the committed CA); placeholders where a real board needs a secret.
+    const reports: SizeReport[] = await buildImages({
+      boards: [],
+      outDir: join(out, "size"),
+      settings: { ...DEFAULT_SETTINGS, token: "bench-placeholder", wifiSsid: "bench" },
+      version: packageVersion(),
+      quiet: true,
+    });
+    const budgets = JSON.parse(readFileSync(join(ROOT, "budgets.json"), "utf8")) as { imageBytes: Record<string, { limit: number; target: number }> };
+    const baseline = await mqttModuleSize(process.env.ESPRUINO_MQTT_MODULE);
+    const modules = await moduleSizes();
+    results.size = { images: reports.map(({ file: _file, ...r }) => r), baseline, modules };
+    md.push("### Size (bytes, exact)", "");
+    table(
+      ["image", "raw", "minified", "gzip", "minified / MQTT module", "budget (limit / target)"],
+      reports.map((r) => {
+        const budget = budgets.imageBytes[r.runtime + "/" + r.board];
+        return [r.runtime + "/" + r.board, r.raw, r.minified, r.gzip, ratio(r.minified, baseline.minified), budget ? budget.limit + " / " + budget.target : "none"];
+      })
+    );
+    md.push("Baseline: EspruinoDocs `MQTT` module, " + baseline.raw + " B raw, " + baseline.minified + " B minified (" + baseline.source + ").", "");
+    md.push("Per module, minified alone: " + modules.map((m) => "`" + m.module + "` " + m.minified).join(", ") + ".", "");
+  }
+
+  if (only.has("ram")) {
+    const bin = process.env.ESPRUINO_BIN;
+    if (!bin) {
+      results.ram = { skipped: "ESPRUINO_BIN is not set" };
+      md.push("### RAM on the real interpreter", "", "Skipped: set `ESPRUINO_BIN` to an Espruino Linux build (see the README).", "");
+    } else {
+      const images = await buildFor(["esp32-devkitc", "esp32-devkitc-telemetry"], { port: broker.tlsPort!, tls: true, telemetryIntervalMs: 1000 });
+      const codes: [string, string][] = [
+        ["espruino/esp32-devkitc", WIFI_STAND_IN + readFileSync(images["esp32-devkitc"], "utf8")],
+        ["espruino/esp32-devkitc-telemetry", WIFI_STAND_IN + readFileSync(images["esp32-devkitc-telemetry"], "utf8")],
+      ];
+      const mqttModule = process.env.ESPRUINO_MQTT_MODULE;
+      if (mqttModule) codes.push(["baseline: EspruinoDocs MQTT + publish loop", WIFI_STAND_IN + (await baselineImage(mqttModule, "127.0.0.1", broker.tlsPort!, caDer)).code]);
+      // An independent subscriber proves each run really published.
+      const subscriber = mqtt.connect("mqtt://127.0.0.1:" + broker.plainPort, { clientId: "bench-ram" });
+      let received = 0;
+      await new Promise<void>((resolve) => subscriber.on("connect", () => subscriber.subscribe("v1/devices/me/telemetry", () => resolve())));
+      subscriber.on("message", () => received++);
+      const ram: Record<string, Record<RamMode, Figure>> = {};
+      for (const [name, code] of codes) {
+        ram[name] = {} as Record<RamMode, Figure>;
+        for (const mode of ["ram", "flash"] as RamMode[]) {
+          const peaks = await repeat(runs, async () => {
+            received = 0;
+            const run = await measureRam(bin, code, mode, ramSeconds);
+            if (received < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + received + " messages:\n" + run.output.slice(-1500));
+            return run.peak;
+          });
+          ram[name][mode] = summarize(peaks);
+          console.log("ram: " + name + " " + mode + " " + formatFigure(ram[name][mode]));
+        }
+      }
+      subscriber.end(true);
+      const base = ram["baseline: EspruinoDocs MQTT + publish loop"];
+      results.ram = { interpreter: bin, seconds: ramSeconds, peakJsVars: ram };
+      md.push("### RAM on the real interpreter (peak `process.memory().usage`, JsVars)", "");
+      md.push("Espruino Linux build (" + bin + "), publishing every second over TLS to mosquitto for " + ramSeconds + " s; median (min-max) of " + runs + " runs.", "");
+      table(
+        ["image", "loaded into RAM", "saved to flash", "RAM / baseline", "flash / baseline"],
+        Object.entries(ram).map(([name, r]) => [name, formatFigure(r.ram), formatFigure(r.flash), base ? ratio(r.ram.median, base.ram.median) : "-", base ? ratio(r.flash.median, base.flash.median) : "-"])
+      );
+      if (!base) md.push("No baseline: set `ESPRUINO_MQTT_MODULE` to EspruinoDocs' `modules/MQTT.js` for the ratios.", "");
+    }
+  }
+
+  if (only.has("heap")) {
+    const { sim } = await buildFor(["sim"], { telemetryIntervalMs: 2 });
+    const heap = await repeat(runs, () => heapAfterPublishes(sim, broker.plainPort));
+    const perQueued = summarize(await repeat(runs, async () => heapPerQueuedReading()));
+    const growth = summarize(heap.map((h) => h.growthPerPublish));
+    results.heap = { runs: heap, growthPerPublishBytes: growth, v8BytesPerQueuedReading: perQueued };
+    md.push("### Heap in the simulator (V8)", "");
+    table(
+      ["figure", "value"],
+      [
+        ["bench process heap after 2,000 publishes (KiB)", formatFigure(summarize(heap.map((h) => h.before / 1024)))],
+        ["the same after 10,000 more (KiB)", formatFigure(summarize(heap.map((h) => h.after / 1024)))],
+        ["retained per publish over those 10,000 (bytes; 0 = flat)", formatFigure(growth, 1)],
+        ["heap per reading waiting in the RAM queue (bytes)", formatFigure(perQueued)],
+      ]
+    );
+  }
+
+  if (only.has("flash")) {
+    const flash = flashPerReading(50, 10);
+    results.flash = flash;
+    md.push("### Flash per stored reading (exact)", "");
+    table(["figure", "bytes"], [["occupied per reading (batches of 10, 32-byte Storage headers)", flash.storedPerReading.toFixed(1)], ["written per reading (index updates included)", flash.writtenPerReading.toFixed(1)]]);
+  }
+
+  if (only.has("wire")) {
+    const rows: (string | number)[][] = [];
+    const wire: unknown[] = [];
+    const suites = ["ECDHE-RSA-AES128-GCM-SHA256", "AES128-SHA256"];
+    for (const [topicName, topic] of [["v1", V1_TOPIC], ["v2", V2_TOPIC]]) {
+      for (const batch of [1, 10, 30, 50]) {
+        const plain = plainWire(topic, batch);
+        const overheads = [];
+        for (const suite of suites) overheads.push(await measureTlsOverhead(broker.tlsPort!, tls.caCert, suite, plain.publish));
+        const plainRatio = (plain.up + plain.down) / plain.floor;
+        const cells = overheads.map((o) => (o === null ? "refused" : ratio(plain.up + plain.down + o.up + o.down, plain.floor)));
+        wire.push({ topic: topicName, batch, up: plain.up, down: plain.down, floor: plain.floor, tls: overheads });
+        rows.push([topicName + (batch === 30 ? " (sampling 10 s, upload 5 min)" : ""), batch, ((plain.up + plain.down) / batch).toFixed(1), (plain.floor / batch).toFixed(1), plainRatio.toFixed(3), ...cells]);
+      }
+    }
+    results.wire = wire;
+    md.push("### Wire bytes per reading (exact; both directions, PUBACK included)", "");
+    table(["topic", "readings per message", "bytes per reading", "JSON floor per reading", "ratio, plain", ...suites.map((s) => "ratio, TLS 1.2 " + s)], rows);
+  }
+
+  if (only.has("throughput")) {
+    const rows: (string | number)[][] = [];
+    const tput: Record<string, unknown> = {};
+    for (const useTls of [false, true]) {
+      const target: Target = { port: useTls ? broker.tlsPort! : broker.plainPort, tls: useTls, caFile: tls.caCert };
+      const image = await buildDeviceBench(target);
+      const device = [];
+      const mqttjs = [];
+      // Alternate so drift in machine load hits both alike.
+      for (let run = 0; run < runs; run++) {
+        device.push(await runDeviceBench(image));
+        mqttjs.push(await runMqttJsBench(target));
+      }
+      const d = { perSecond: summarize(device.map((r) => r.perSecond)), p50Ms: summarize(device.map((r) => r.p50Ms)), p99Ms: summarize(device.map((r) => r.p99Ms)) };
+      const m = { perSecond: summarize(mqttjs.map((r) => r.perSecond)), p50Ms: summarize(mqttjs.map((r) => r.p50Ms)), p99Ms: summarize(mqttjs.map((r) => r.p99Ms)) };
+      const name = useTls ? "TLS" : "plain";
+      tput[name] = { device: d, mqttjs: m };
+      rows.push([name, formatFigure(d.perSecond), formatFigure(m.perSecond), ratio(d.perSecond.median, m.perSecond.median), formatFigure(d.p50Ms, 2), formatFigure(m.p50Ms, 2), formatFigure(d.p99Ms, 2), formatFigure(m.p99Ms, 2)]);
+    }
+    results.throughput = { messages: MESSAGES, window: WINDOW, ...tput };
+    md.push("### Throughput and PUBACK latency, simulated device vs mqtt.js (same broker, same run)", "");
+    md.push(MESSAGES + " QoS 1 publishes, " + WINDOW + " in flight, to mosquitto on loopback; median (min-max) of " + runs + " runs.", "");
+    table(["link", "device msg/s", "mqtt.js msg/s", "device / mqtt.js", "device p50 ms", "mqtt.js p50 ms", "device p99 ms", "mqtt.js p99 ms"], rows);
+  }
+
+  if (only.has("boot")) {
+    const plain = await buildFor(["sim"], {}, true);
+    const secure = await buildFor(["sim"], { port: broker.tlsPort!, tls: true }, true);
+    const p = summarize(await repeat(runs, () => bootToFirstPuback(plain.sim)));
+    const t = summarize(await repeat(runs, () => bootToFirstPuback(secure.sim)));
+    results.boot = { plainMs: p, tlsMs: t };
+    md.push("### Boot to first PUBACK in the simulator (ms)", "");
+    table(["link", "ms"], [["plain", formatFigure(p)], ["TLS", formatFigure(t)]]);
+  }
+
+  if (only.has("codec")) {
+    const payload = '{"ts":1764300000000,"values":{"temperature":21.53,"humidity":44.1}}';
+    const count = 20000;
+    const ours = () => {
+      const decoder = new PacketDecoder(70000);
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < count; i++) {
+        decoder.push(encodePublish(V1_TOPIC, utf8Encode(payload), 1, (i % 65535) + 1, false));
+        while (decoder.next() !== null);
+      }
+      return Number(process.hrtime.bigint() - start) / 1e6;
+    };
+    const theirs = () => {
+      const parser = mqttPacket.parser({ protocolVersion: 4 });
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < count; i++) parser.parse(mqttPacket.generate({ cmd: "publish", topic: V1_TOPIC, payload, qos: 1, messageId: (i % 65535) + 1, dup: false, retain: false }));
+      return Number(process.hrtime.bigint() - start) / 1e6;
+    };
+    ours();
+    theirs();
+    const o: number[] = [];
+    const b: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      o.push(ours());
+      b.push(theirs());
+    }
+    const os = summarize(o);
+    const bs = summarize(b);
+    results.codec = { messages: count, firmwareMs: os, mqttPacketMs: bs };
+    md.push("### MQTT codec in Node: encode + decode of " + count + " telemetry PUBLISH (ms)", "");
+    table(["codec", "ms", "ratio to mqtt-packet"], [["firmware", formatFigure(os, 1), ratio(os.median, bs.median)], ["mqtt-packet", formatFigure(bs, 1), "1.00"]]);
+  }
+} finally {
+  await broker.stop();
+}
+
+const header = ["## Benchmarks", "", "`npm run bench`, " + (results.date as string).slice(0, 10) + ", revision " + results.revision + ", " + results.machine + ".", ""];
+mkdirSync(join(ROOT, "bench"), { recursive: true });
+writeFileSync(join(ROOT, "bench/results.json"), JSON.stringify(results, null, 2) + "\n");
+writeFileSync(join(ROOT, "bench/results.md"), [...header, ...md].join("\n"));
+console.log([...header, ...md].join("\n"));
+console.log("written: bench/results.json, bench/results.md");
