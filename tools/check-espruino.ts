@@ -269,6 +269,18 @@ export function checkSource(source: string, file: string): Finding[] {
       case "LabeledStatement":
         report(node, "labelled statement (labelled break/continue fail)");
         break;
+      case "ThisExpression": {
+        // The nearest enclosing function decides what `this` is: an arrow captures it.
+        for (let i = ancestors.length - 2; i >= 0; i--) {
+          const scope = ancestors[i] as AnyNode;
+          if (scope.type === "ArrowFunctionExpression") {
+            report(scope, "arrow function using this (2v29 corrupts memory when it skips such an arrow unexecuted, e.g. in a branch not taken; capture this in a const)");
+            break;
+          }
+          if (isFunction(scope) || scope.type === "PropertyDefinition" || scope.type === "StaticBlock") break;
+        }
+        break;
+      }
       case "MetaProperty":
         report(node, node.meta.name + "." + node.property.name);
         break;

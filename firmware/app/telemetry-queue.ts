@@ -115,6 +115,8 @@ export class TelemetryQueue {
 
   /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
   pump(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const queue = this;
     if (!this._released || !this._session.isConnected()) return;
     // Online with room to spare: bring back the oldest flash batch first (it is the oldest data).
     while (this._spill !== null && this._spill.batches() > 0 && this._readings.length + 2 * this._batchSize <= this._capacity) {
@@ -131,7 +133,7 @@ export class TelemetryQueue {
         return;
       }
       const accepted = this._session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(TelemetryQueue._texts(batch))), 1, () => {
-        this._acknowledge(batch);
+        queue._acknowledge(batch);
       });
       if (!accepted) return;
       for (let i = 0; i < batch.length; i++) batch[i].handed = true;

@@ -6,7 +6,6 @@ import type { Platform, Socket, TimerHandle } from "../platform/types";
 import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
 import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
-import type { ServerPacket } from "./codec";
 
 export interface SessionOptions {
   host: string;
@@ -47,6 +46,11 @@ interface Subscription {
   filter: string;
   qos: number;
 }
+
+const PING_TIMER = 0;
+const RESPONSE_TIMER = 1;
+const RECONNECT_TIMER = 2;
+const STABLE_TIMER = 3;
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
 
@@ -89,10 +93,8 @@ export class MqttSession {
   private _inflight: InflightMessage[] = [];
   private _subscriptions: Subscription[] = [];
   private _nextPacketId = 1;
-  private _pingTimer: TimerHandle | null = null;
-  private _responseTimer: TimerHandle | null = null;
-  private _reconnectTimer: TimerHandle | null = null;
-  private _stableTimer: TimerHandle | null = null;
+  /** Keep-alive, dead-link, reconnect and stable-connection timers, by the indexes below. */
+  private _timers: (TimerHandle | null)[] = [null, null, null, null];
   private _pingOutstanding = false;
   private _subscribeOutstanding = false;
   /** Delay before the next connection attempt, for tests and status reports. */
@@ -139,8 +141,6 @@ export class MqttSession {
   stop(): void {
     const socket = this._socket;
     this._state = "stopped";
-    if (this._reconnectTimer !== null) this._platform.clearTimeout(this._reconnectTimer);
-    this._reconnectTimer = null;
     if (socket !== null) {
       try {
         socket.write(encodeEmpty(DISCONNECT));
@@ -148,8 +148,7 @@ export class MqttSession {
         // The link is going away anyway.
       }
     }
-    this._closeReason = "stopped";
-    this._handleClose("stopped");
+    this._close("stopped", false);
   }
 
   /** Adds a subscription kept across reconnects; sent now when connected. */
@@ -196,7 +195,11 @@ export class MqttSession {
     }
   }
 
+  // Few methods on purpose: on Espruino every function object costs JsVars for the whole run.
+
   private _openConnection(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
     const generation = ++this._generation;
     this._state = "connecting";
     this._closeReason = null;
@@ -205,90 +208,100 @@ export class MqttSession {
     this._subscribeOutstanding = false;
     this._decoder.reset();
     const options = this._options;
-    const target = options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
-    this._log("I", "mqtt", "connecting to " + target);
+    this._log("I", "mqtt", "connecting to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
     try {
       this._socket = this._platform.connect(
         { host: options.host, port: options.port, tls: options.tls, caDerBase64: options.caDerBase64 },
         {
           onConnect: () => {
-            if (generation === this._generation) this._handleSocketOpen();
+            if (generation === session._generation) session._send(encodeConnect(options.clientId, options.username, options.password, options.keepAliveS));
           },
           onData: (bytes) => {
-            if (generation === this._generation) this._handleData(bytes);
+            if (generation === session._generation) session._onData(bytes);
           },
           onClose: (reason) => {
-            if (generation === this._generation) this._handleClose(reason);
+            if (generation === session._generation) session._close(reason, false);
           },
         }
       );
     } catch (e) {
       this._socket = null;
-      this._handleClose("cannot open socket: " + errorText(e));
+      this._close("cannot open socket: " + errorText(e), false);
       return;
     }
     // Covers DNS, TCP and TLS set-up as well as the CONNACK.
-    this._armResponseTimer("no CONNACK");
+    this._arm("no CONNACK");
   }
 
-  private _handleSocketOpen(): void {
-    const options = this._options;
-    this._send(
-      encodeConnect(options.clientId, options.username, options.password, options.keepAliveS)
-    );
-  }
-
-  private _handleData(bytes: Uint8Array): void {
+  /** Bytes from the server: frames them and handles every whole packet. */
+  private _onData(bytes: Uint8Array): void {
     try {
       this._decoder.push(bytes);
-      for (;;) {
+      // Nothing more once a packet closed the connection.
+      while (this._socket !== null && this._closeReason === null) {
         const packet = this._decoder.next();
         if (packet === null) break;
-        this._handlePacket(packet);
-        if (this._socket === null || this._closeReason !== null) break;
+        this._clearTimer(RESPONSE_TIMER);
+        const type = packet.type;
+        if (type === CONNACK) {
+          if (this._state !== "connecting") throw new Error("CONNACK after the session was established");
+          if (packet.code !== 0) {
+            this._close("connection refused: " + connackReason(packet.code), true);
+            return;
+          }
+          this._connected();
+        } else if (this._state !== "connected") {
+          throw new Error("packet type " + type + " before CONNACK");
+        } else if (type === PUBACK) {
+          let found = false;
+          for (let i = 0; i < this._inflight.length && !found; i++) {
+            const message = this._inflight[i];
+            if (message.packetId === packet.id && message.sent) {
+              found = true;
+              this._inflight.splice(i, 1);
+              try {
+                if (message.onAck !== null) message.onAck();
+              } catch (e) {
+                this._log("E", "mqtt", "PUBACK handler failed: " + errorText(e));
+              }
+            }
+          }
+          if (!found) this._log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
+        } else if (type === PUBLISH) {
+          if (packet.qos === 1) this._send(encodePuback(packet.id));
+          try {
+            this._events.onMessage(packet.topic, packet.payload as Uint8Array);
+          } catch (e) {
+            this._log("E", "mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
+          }
+        } else if (type === SUBACK) {
+          this._subscribeOutstanding = false;
+          if (packet.code === 0x80) this._log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
+        } else if (type === PINGRESP) {
+          this._pingOutstanding = false;
+        }
+        // UNSUBACK needs nothing: this client never unsubscribes.
+        if (this._state === "connected") {
+          // Still waiting for an answer: keep the dead-link timer running.
+          let waitingFor = this._pingOutstanding ? "no PINGRESP" : this._subscribeOutstanding ? "no SUBACK" : null;
+          for (let i = 0; i < this._inflight.length && waitingFor === null; i++) if (this._inflight[i].sent) waitingFor = "no PUBACK";
+          if (waitingFor !== null) this._arm(waitingFor);
+        }
       }
     } catch (e) {
-      this._closeWith("malformed packet from server: " + errorText(e), true);
+      this._close("malformed packet from server: " + errorText(e), true);
     }
   }
 
-  private _handlePacket(packet: ServerPacket): void {
-    this._clearResponseTimer();
-    if (packet.type === CONNACK) {
-      if (this._state !== "connecting") throw new Error("CONNACK after the session was established");
-      if (packet.code !== 0) {
-        this._closeWith("connection refused: " + connackReason(packet.code), true);
-        return;
-      }
-      this._handleConnected();
-    } else if (this._state !== "connected") {
-      throw new Error("packet type " + packet.type + " before CONNACK");
-    } else if (packet.type === PUBACK) {
-      this._handlePuback(packet.id);
-    } else if (packet.type === PUBLISH) {
-      if (packet.qos === 1) this._send(encodePuback(packet.id));
-      try {
-        this._events.onMessage(packet.topic, packet.payload as Uint8Array);
-      } catch (e) {
-        this._log("E", "mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
-      }
-    } else if (packet.type === SUBACK) {
-      this._subscribeOutstanding = false;
-      if (packet.code === 0x80) this._log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
-    } else if (packet.type === PINGRESP) {
-      this._pingOutstanding = false;
-    }
-    // UNSUBACK needs nothing: this client never unsubscribes.
-    this._armResponseTimerIfWaiting();
-  }
-
-  private _handleConnected(): void {
+  private _connected(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
     this._state = "connected";
     const options = this._options;
     this._log("I", "mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
-    this._stableTimer = this._platform.setTimeout(() => {
-      this._stableTimer = null;
-      this._attempt = 0;
+    this._timers[STABLE_TIMER] = this._platform.setTimeout(() => {
+      session._timers[STABLE_TIMER] = null;
+      session._attempt = 0;
     }, options.stableAfterMs);
     if (this._subscriptions.length > 0) this._sendSubscribe(this._subscriptions);
     // Resend in order what was not acknowledged; ones sent before carry DUP.
@@ -299,30 +312,12 @@ export class MqttSession {
     }
     if (resent > 0) this._log("I", "mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
     if (this._state !== "connected") return;
-    this._schedulePing();
+    this._arm(null);
     try {
       this._events.onConnected();
     } catch (e) {
       this._log("E", "mqtt", "onConnected handler failed: " + errorText(e));
     }
-  }
-
-  private _handlePuback(packetId: number): void {
-    for (let i = 0; i < this._inflight.length; i++) {
-      const message = this._inflight[i];
-      if (message.packetId === packetId && message.sent) {
-        this._inflight.splice(i, 1);
-        if (message.onAck !== null) {
-          try {
-            message.onAck();
-          } catch (e) {
-            this._log("E", "mqtt", "PUBACK handler failed: " + errorText(e));
-          }
-        }
-        return;
-      }
-    }
-    this._log("W", "mqtt", "PUBACK for unknown packet id " + packetId);
   }
 
   private _sendSubscribe(subscriptions: Subscription[]): void {
@@ -333,13 +328,13 @@ export class MqttSession {
       qos.push(subscriptions[i].qos);
     }
     this._subscribeOutstanding = true;
-    if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._armResponseTimer("no SUBACK");
+    if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._arm("no SUBACK");
   }
 
   private _sendPublish(message: InflightMessage): void {
     const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent);
     message.sent = true;
-    if (this._send(bytes)) this._armResponseTimer("no PUBACK");
+    if (this._send(bytes)) this._arm("no PUBACK");
   }
 
   /** Writes a packet; a failed write closes the connection. Returns whether it was written. */
@@ -349,86 +344,66 @@ export class MqttSession {
     try {
       socket.write(bytes);
     } catch (e) {
-      this._closeWith("write failed: " + errorText(e), false);
+      this._close("write failed: " + errorText(e), false);
       return false;
     }
-    if (this._state === "connected") this._schedulePing();
+    if (this._state === "connected") this._arm(null);
     return true;
   }
 
-  /** PINGREQ after keepAlive seconds without sending anything (3.1.2.10). */
-  private _schedulePing(): void {
-    if (this._pingTimer !== null) this._platform.clearTimeout(this._pingTimer);
-    this._pingTimer = this._platform.setTimeout(() => {
-      this._pingTimer = null;
-      if (this._state !== "connected") return;
-      this._pingOutstanding = true;
-      if (this._send(encodeEmpty(PINGREQ))) this._armResponseTimer("no PINGRESP");
-    }, this._options.keepAliveS * 1000);
-  }
-
-  /** Starts the dead-link timer unless it is already running. */
-  private _armResponseTimer(waitingFor: string): void {
-    if (this._responseTimer !== null) return;
-    const timeoutMs = this._options.responseTimeoutMs;
-    this._responseTimer = this._platform.setTimeout(() => {
-      this._responseTimer = null;
-      this._closeWith("link dead: " + waitingFor + " within " + seconds(timeoutMs), false);
-    }, timeoutMs);
-  }
-
-  private _armResponseTimerIfWaiting(): void {
-    if (this._state !== "connected") return;
-    if (this._pingOutstanding) this._armResponseTimer("no PINGRESP");
-    else if (this._subscribeOutstanding) this._armResponseTimer("no SUBACK");
-    else {
-      for (let i = 0; i < this._inflight.length; i++) {
-        if (this._inflight[i].sent) {
-          this._armResponseTimer("no PUBACK");
-          return;
-        }
-      }
+  /**
+   * null: (re)starts the keep-alive, a PINGREQ after keepAlive seconds without sending
+   * anything (3.1.2.10). Else starts the dead-link timer for `waitingFor`, unless running.
+   */
+  private _arm(waitingFor: string | null): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
+    const platform = this._platform;
+    if (waitingFor === null) {
+      this._clearTimer(PING_TIMER);
+      this._timers[PING_TIMER] = platform.setTimeout(() => {
+        session._timers[PING_TIMER] = null;
+        if (session._state !== "connected") return;
+        session._pingOutstanding = true;
+        if (session._send(encodeEmpty(PINGREQ))) session._arm("no PINGRESP");
+      }, this._options.keepAliveS * 1000);
+    } else if (this._timers[RESPONSE_TIMER] === null) {
+      const timeoutMs = this._options.responseTimeoutMs;
+      this._timers[RESPONSE_TIMER] = platform.setTimeout(() => {
+        session._timers[RESPONSE_TIMER] = null;
+        session._close("link dead: " + waitingFor + " within " + seconds(timeoutMs), false);
+      }, timeoutMs);
     }
   }
 
-  private _clearResponseTimer(): void {
-    if (this._responseTimer !== null) this._platform.clearTimeout(this._responseTimer);
-    this._responseTimer = null;
+  private _clearTimer(which: number): void {
+    const handle = this._timers[which];
+    if (handle !== null) this._platform.clearTimeout(handle);
+    this._timers[which] = null;
   }
 
-  private _clearTimers(): void {
-    this._clearResponseTimer();
-    if (this._pingTimer !== null) this._platform.clearTimeout(this._pingTimer);
-    this._pingTimer = null;
-    if (this._stableTimer !== null) this._platform.clearTimeout(this._stableTimer);
-    this._stableTimer = null;
-  }
-
-  /** Closes the socket and handles the close now; its own onClose is ignored. */
-  private _closeWith(reason: string, isError: boolean): void {
+  /**
+   * Ends the connection for `reason` (the first reason given wins) and schedules the
+   * next attempt, unless stopped. `refused`: logged as an error (the server said no).
+   */
+  private _close(reason: string, refused: boolean): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
     if (this._closeReason === null) this._closeReason = reason;
-    if (isError) this._refused = true;
-    this._handleClose(reason);
-  }
-
-  /** Detaches and closes the socket; bumping the generation silences its callbacks. */
-  private _releaseSocket(): void {
+    reason = this._closeReason;
+    if (refused) this._refused = true;
+    // Detach first: bumping the generation silences the old socket's callbacks.
     const socket = this._socket;
     this._socket = null;
     this._generation++;
-    if (socket === null) return;
-    try {
-      socket.close();
-    } catch (e) {
-      // Already closed underneath us: nothing more to release.
+    if (socket !== null) {
+      try {
+        socket.close();
+      } catch (e) {
+        // Already closed underneath us: nothing more to release.
+      }
     }
-  }
-
-  private _handleClose(socketReason: string): void {
-    const reason = this._closeReason !== null ? this._closeReason : socketReason;
-    // Closing an already closed platform socket is a no-op, so this serves every path.
-    this._releaseSocket();
-    this._clearTimers();
+    for (let i = 0; i < this._timers.length; i++) this._clearTimer(i);
     const wasConnected = this._state === "connected";
     if (this._state === "stopped") {
       this._log("I", "mqtt", "disconnected");
@@ -441,9 +416,9 @@ export class MqttSession {
     const line = reason + "; retrying in " + seconds(delay);
     if (this._refused) this._log("E", "mqtt", line);
     else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
-    this._reconnectTimer = this._platform.setTimeout(() => {
-      this._reconnectTimer = null;
-      if (this._state === "waiting") this._openConnection();
+    this._timers[RECONNECT_TIMER] = this._platform.setTimeout(() => {
+      session._timers[RECONNECT_TIMER] = null;
+      if (session._state === "waiting") session._openConnection();
     }, delay);
     if (wasConnected) {
       try {

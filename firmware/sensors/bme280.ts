@@ -107,6 +107,8 @@ export class Bme280 implements Sensor {
   }
 
   sample(done: SampleCallback): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const sensor = this;
     const bus = this._context.bus;
     try {
       if (this._calibration === null) {
@@ -126,12 +128,12 @@ export class Bme280 implements Sensor {
     this._context.setTimeout(() => {
       let raw: Uint8Array;
       try {
-        raw = this._readRegisters(0xf7, 8);
+        raw = sensor._readRegisters(0xf7, 8);
       } catch (e) {
-        done("bme280: read failed" + this._where() + " (" + errorText(e) + ")", null);
+        done("bme280: read failed" + sensor._where() + " (" + errorText(e) + ")", null);
         return;
       }
-      const calibration = this._calibration;
+      const calibration = sensor._calibration;
       const values = calibration === null ? null : compensate(raw, calibration);
       if (values === null) {
         done("bme280: measurement skipped (all channels must be enabled)", null);
@@ -139,7 +141,7 @@ export class Bme280 implements Sensor {
       }
       if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
         // A glitch may also have corrupted the calibration: read it again next time.
-        this._calibration = null;
+        sensor._calibration = null;
         done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
         return;
       }

@@ -54,6 +54,7 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
 export async function measureRam(espruinoBin: string, code: string, mode: RamMode, seconds: number): Promise<RamRun> {
   const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
   const image = code + "\n" + (PEAK_PROBE_OVERRIDE ?? PEAK_PROBE);
+  if (process.env.BENCH_KEEP_IMAGE) writeFileSync(process.env.BENCH_KEEP_IMAGE, image);
   let args: string[];
   if (mode === "ram") {
     writeFileSync(join(dir, "image.js"), image);
