@@ -6,7 +6,7 @@
 //   npm run bench [-- --runs 5] [-- --only size,wire,...]
 //   ESPRUINO_BIN=/path/to/espruino ESPRUINO_MQTT_MODULE=/path/to/EspruinoDocs/modules/MQTT.js npm run bench
 
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -78,6 +78,16 @@ function table(header: string[], rows: (string | number)[][]): void {
 
 const ratio = (a: number, b: number) => (a / b).toFixed(2);
 
+/** Markdown of each section run now, by name. */
+const sectionMarkdown: Record<string, string[]> = {};
+
+async function section(name: string, run: () => Promise<void>): Promise<void> {
+  if (!only.has(name)) return;
+  const start = md.length;
+  await run();
+  sectionMarkdown[name] = md.slice(start);
+}
+
 /** Builds `boards` for the local broker into a fresh folder; returns the Espruino image paths by board. */
 async function buildFor(boards: string[], settings: Partial<DeviceSettings>, debug = false): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(out, "img-"));
@@ -93,7 +103,7 @@ async function buildFor(boards: string[], settings: Partial<DeviceSettings>, deb
 }
 
 try {
-  if (only.has("size")) {
+  await section("size", async () => {
     // Production settings (the committed CA); placeholders where a real board needs a secret.
     const reports: SizeReport[] = await buildImages({
       boards: [],
@@ -116,9 +126,9 @@ try {
     );
     md.push("Baseline: EspruinoDocs `MQTT` module, " + baseline.raw + " B raw, " + baseline.minified + " B minified (" + baseline.source + ").", "");
     md.push("Per module, minified alone: " + modules.map((m) => "`" + m.module + "` " + m.minified).join(", ") + ".", "");
-  }
+  });
 
-  if (only.has("ram")) {
+  await section("ram", async () => {
     const bin = process.env.ESPRUINO_BIN;
     if (!bin) {
       results.ram = { skipped: "ESPRUINO_BIN is not set" };
@@ -161,9 +171,9 @@ try {
       );
       if (!base) md.push("No baseline: set `ESPRUINO_MQTT_MODULE` to EspruinoDocs' `modules/MQTT.js` for the ratios.", "");
     }
-  }
+  });
 
-  if (only.has("heap")) {
+  await section("heap", async () => {
     const { sim } = await buildFor(["sim"], { telemetryIntervalMs: 2 });
     const heap = await repeat(runs, () => heapAfterPublishes(sim, broker.plainPort));
     const perQueued = summarize(await repeat(runs, async () => heapPerQueuedReading()));
@@ -179,16 +189,16 @@ try {
         ["heap per reading waiting in the RAM queue (bytes)", formatFigure(perQueued)],
       ]
     );
-  }
+  });
 
-  if (only.has("flash")) {
+  await section("flash", async () => {
     const flash = flashPerReading(50, 10);
     results.flash = flash;
     md.push("### Flash per stored reading (exact)", "");
     table(["figure", "bytes"], [["occupied per reading (batches of 10, 32-byte Storage headers)", flash.storedPerReading.toFixed(1)], ["written per reading (index updates included)", flash.writtenPerReading.toFixed(1)]]);
-  }
+  });
 
-  if (only.has("wire")) {
+  await section("wire", async () => {
     const rows: (string | number)[][] = [];
     const wire: unknown[] = [];
     const suites = ["ECDHE-RSA-AES128-GCM-SHA256", "AES128-SHA256"];
@@ -206,9 +216,9 @@ try {
     results.wire = wire;
     md.push("### Wire bytes per reading (exact; both directions, PUBACK included)", "");
     table(["topic", "readings per message", "bytes per reading", "JSON floor per reading", "ratio, plain", ...suites.map((s) => "ratio, TLS 1.2 " + s)], rows);
-  }
+  });
 
-  if (only.has("throughput")) {
+  await section("throughput", async () => {
     const rows: (string | number)[][] = [];
     const tput: Record<string, unknown> = {};
     for (const useTls of [false, true]) {
@@ -231,9 +241,9 @@ try {
     md.push("### Throughput and PUBACK latency, simulated device vs mqtt.js (same broker, same run)", "");
     md.push(MESSAGES + " QoS 1 publishes, " + WINDOW + " in flight, to mosquitto on loopback; median (min-max) of " + runs + " runs.", "");
     table(["link", "device msg/s", "mqtt.js msg/s", "device / mqtt.js", "device p50 ms", "mqtt.js p50 ms", "device p99 ms", "mqtt.js p99 ms"], rows);
-  }
+  });
 
-  if (only.has("boot")) {
+  await section("boot", async () => {
     const plain = await buildFor(["sim"], {}, true);
     const secure = await buildFor(["sim"], { port: broker.tlsPort!, tls: true }, true);
     const p = summarize(await repeat(runs, () => bootToFirstPuback(plain.sim)));
@@ -241,9 +251,9 @@ try {
     results.boot = { plainMs: p, tlsMs: t };
     md.push("### Boot to first PUBACK in the simulator (ms)", "");
     table(["link", "ms"], [["plain", formatFigure(p)], ["TLS", formatFigure(t)]]);
-  }
+  });
 
-  if (only.has("codec")) {
+  await section("codec", async () => {
     const payload = '{"ts":1764300000000,"values":{"temperature":21.53,"humidity":44.1}}';
     const count = 20000;
     const ours = () => {
@@ -274,14 +284,33 @@ try {
     results.codec = { messages: count, firmwareMs: os, mqttPacketMs: bs };
     md.push("### MQTT codec in Node: encode + decode of " + count + " telemetry PUBLISH (ms)", "");
     table(["codec", "ms", "ratio to mqtt-packet"], [["firmware", formatFigure(os, 1), ratio(os.median, bs.median)], ["mqtt-packet", formatFigure(bs, 1), "1.00"]]);
-  }
+  });
 } finally {
   await broker.stop();
 }
 
+// A partial run (--only) keeps the other sections of the previous results, each with the
+// date and revision it was measured at.
+const resultsFile = join(ROOT, "bench/results.json");
+const previous = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, "utf8")) as Record<string, unknown>) : null;
+const measuredAt: Record<string, string> = {};
+for (const name of SECTIONS) {
+  const old = previous?.sections as Record<string, { markdown: string[]; measuredAt: string }> | undefined;
+  if (sectionMarkdown[name]) measuredAt[name] = (results.date as string).slice(0, 10) + ", revision " + results.revision;
+  else if (old?.[name] && previous?.[name] !== undefined) {
+    results[name] = previous[name];
+    sectionMarkdown[name] = old[name].markdown;
+    measuredAt[name] = old[name].measuredAt;
+  }
+}
+results.sections = Object.fromEntries(Object.keys(sectionMarkdown).map((name) => [name, { markdown: sectionMarkdown[name], measuredAt: measuredAt[name] }]));
+const body = SECTIONS.flatMap((name) => {
+  const lines = sectionMarkdown[name] ?? [];
+  return lines.length > 0 && measuredAt[name] !== (results.date as string).slice(0, 10) + ", revision " + results.revision ? [...lines, "(measured " + measuredAt[name] + ")", ""] : lines;
+});
 const header = ["## Benchmarks", "", "`npm run bench`, " + (results.date as string).slice(0, 10) + ", revision " + results.revision + ", " + results.machine + ".", ""];
 mkdirSync(join(ROOT, "bench"), { recursive: true });
-writeFileSync(join(ROOT, "bench/results.json"), JSON.stringify(results, null, 2) + "\n");
-writeFileSync(join(ROOT, "bench/results.md"), [...header, ...md].join("\n"));
-console.log([...header, ...md].join("\n"));
+writeFileSync(resultsFile, JSON.stringify(results, null, 2) + "\n");
+writeFileSync(join(ROOT, "bench/results.md"), [...header, ...body].join("\n"));
+console.log([...header, ...body].join("\n"));
 console.log("written: bench/results.json, bench/results.md");

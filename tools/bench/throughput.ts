@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import { ROOT, bundleSource } from "../build.ts";
-import { runEspruinoImage } from "../espruino-sandbox.ts";
+import { runUntilLine } from "./boot.ts";
 import { percentile } from "./stats.ts";
 import { V1_TOPIC, reading } from "./wire.ts";
 
@@ -72,26 +72,10 @@ export async function buildDeviceBench(target: Target): Promise<string> {
   return file;
 }
 
-export function runDeviceBench(imagePath: string): Promise<Throughput> {
-  return new Promise((resolve, reject) => {
-    const lines: string[] = [];
-    const timer = setTimeout(() => {
-      sandbox.stop();
-      reject(new Error("device throughput bench did not finish:\n" + lines.join("\n")));
-    }, 120000);
-    const sandbox = runEspruinoImage({
-      imagePath,
-      storageDir: mkdtempSync(join(tmpdir(), "tbfw-tput-storage-")),
-      onSerial: (line) => {
-        lines.push(line);
-        if (!line.startsWith("BENCH ")) return;
-        clearTimeout(timer);
-        sandbox.stop();
-        const result = JSON.parse(line.slice(6)) as { seconds: number; latencies: number[] };
-        resolve({ perSecond: MESSAGES / result.seconds, p50Ms: percentile(result.latencies, 50), p99Ms: percentile(result.latencies, 99) });
-      },
-    });
-  });
+export async function runDeviceBench(imagePath: string): Promise<Throughput> {
+  const { line } = await runUntilLine(imagePath, "BENCH ", 120000);
+  const result = JSON.parse(line.slice(6)) as { seconds: number; latencies: number[] };
+  return { perSecond: MESSAGES / result.seconds, p50Ms: percentile(result.latencies, 50), p99Ms: percentile(result.latencies, 99) };
 }
 
 /** mqtt.js, same broker, payload, QoS and window. */
