@@ -23,7 +23,7 @@ import type { DeviceSettings } from "../config.ts";
 import { createTlsFiles } from "../dev-ca.ts";
 import { bootToFirstPuback } from "./boot.ts";
 import { heapAfterPublishes, heapPerQueuedReading } from "./heap.ts";
-import { WIFI_STAND_IN, baselineImage, measureRam } from "./ram.ts";
+import { WIFI_STAND_IN, baselineImage, interpreterVersion, measureRam } from "./ram.ts";
 import type { RamMode } from "./ram.ts";
 import { moduleSizes, mqttModuleSize } from "./size.ts";
 import type { Figure } from "./stats.ts";
@@ -147,6 +147,7 @@ try {
       await new Promise<void>((resolve) => subscriber.on("connect", () => subscriber.subscribe("v1/devices/me/telemetry", () => resolve())));
       subscriber.on("message", () => received++);
       const ram: Record<string, Record<RamMode, Figure>> = {};
+      const version = interpreterVersion(bin);
       for (const [name, code] of codes) {
         ram[name] = {} as Record<RamMode, Figure>;
         for (const mode of ["ram", "flash"] as RamMode[]) {
@@ -162,9 +163,9 @@ try {
       }
       subscriber.end(true);
       const base = ram["baseline: EspruinoDocs MQTT + publish loop"];
-      results.ram = { interpreter: bin, seconds: ramSeconds, peakJsVars: ram };
+      results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram };
       md.push("### RAM on the real interpreter (peak `process.memory().usage`, JsVars)", "");
-      md.push("Espruino Linux build (" + bin + "), publishing every second over TLS to mosquitto for " + ramSeconds + " s; median (min-max) of " + runs + " runs.", "");
+      md.push("Espruino " + version + " Linux build (ESPRUINO_BIN), publishing every second over TLS to mosquitto for " + ramSeconds + " s; median (min-max) of " + runs + " runs.", "");
       table(
         ["image", "loaded into RAM", "saved to flash", "RAM / baseline", "flash / baseline"],
         Object.entries(ram).map(([name, r]) => [name, formatFigure(r.ram), formatFigure(r.flash), base ? ratio(r.ram.median, base.ram.median) : "-", base ? ratio(r.flash.median, base.flash.median) : "-"])

@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { minify } from "terser";
 
 /** Added to every image measured (ours and the baseline alike): tracks and prints the peak. */
-export let PEAK_PROBE_OVERRIDE: string | null = null;
 const PEAK_PROBE =
   'var benchPeak=0;setInterval(function(){var u=process.memory(false).usage;if(u>benchPeak)benchPeak=u;},100);' +
   'setInterval(function(){console.log("BENCH-PEAK "+benchPeak+" "+process.memory(false).total);},1000);';
@@ -26,6 +25,12 @@ export const WIFI_STAND_IN =
   "exports.setSNTP=function(){};});";
 
 export type RamMode = "ram" | "flash";
+
+/** The interpreter's version, e.g. "2v29.277". */
+export function interpreterVersion(espruinoBin: string): string {
+  const run = spawnSync(espruinoBin, ["-e", "console.log('BENCH-VERSION '+process.version)"], { timeout: 10000, encoding: "latin1" });
+  return (/BENCH-VERSION (\S+)/.exec(run.stdout ?? "") ?? ["", "unknown"])[1];
+}
 
 export interface RamRun {
   peak: number;
@@ -53,7 +58,8 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
 /** Runs `code` for `seconds` on the interpreter and returns its peak JsVar usage. */
 export async function measureRam(espruinoBin: string, code: string, mode: RamMode, seconds: number): Promise<RamRun> {
   const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
-  const image = code + "\n" + (PEAK_PROBE_OVERRIDE ?? PEAK_PROBE);
+  const image = code + "\n" + PEAK_PROBE;
+  // BENCH_KEEP_IMAGE=file keeps the code measured, to run it by hand when a run fails.
   if (process.env.BENCH_KEEP_IMAGE) writeFileSync(process.env.BENCH_KEEP_IMAGE, image);
   let args: string[];
   if (mode === "ram") {
@@ -89,9 +95,4 @@ export async function measureRam(espruinoBin: string, code: string, mode: RamMod
       else resolve({ peak, total, output });
     });
   });
-}
-
-/** Telemetry messages the broker saw from a run (the image really published), from its serial output. */
-export function connectedIn(output: string): boolean {
-  return /connected to 127\.0\.0\.1/.test(output) || /BENCH-PUBACK/.test(output);
 }
