@@ -111,7 +111,8 @@ export async function bundleSource(
     throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...problems, (e as Error).message].join("\n  "));
   }
   const raw = (await build.generate({ ...options.output, file: undefined, plugins: [] })).output[0].code;
-  const image = (await build.generate({ ...options.output, file: undefined })).output[0].code;
+  // Only Espruino's output has plugins (terser): Moddable's image is the raw bundle.
+  const image = runtime === "espruino" ? (await build.generate({ ...options.output, file: undefined })).output[0].code : raw;
   await build.close();
   // TypeScript 6 prints type errors as warnings and still emits: never ship that.
   if (problems.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + problems.join("\n  "));

@@ -65,7 +65,8 @@ export function checkNames(file: string, text: string): NameFinding[] {
   return findings;
 }
 
-function firmwareFiles(dir: string): string[] {
+/** Every .ts file under `dir`, declaration files included. */
+export function firmwareFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return firmwareFiles(path);

@@ -60,14 +60,13 @@ function parseValue(key: keyof DeviceSettings, value: unknown, where: string): D
     if (value === false || value === "0" || value === "false") return false;
     return problem("must be 1 (TLS on) or 0 (plain MQTT)");
   }
-  if (key === "telemetryIntervalMs") {
+  if (key === "telemetryIntervalMs" || key === "uploadIntervalMs") {
     const ms = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-    if (typeof ms !== "number" || !Number.isInteger(ms) || ms < 1000 || ms > 86400000) problem("must be whole milliseconds from 1000 to 86400000");
-    return ms as number;
-  }
-  if (key === "uploadIntervalMs") {
-    const ms = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-    if (typeof ms !== "number" || !Number.isInteger(ms) || (ms !== 0 && (ms < 1000 || ms > 86400000))) problem("must be 0 (send each reading) or whole milliseconds from 1000 to 86400000");
+    // 0 for the upload interval: each reading is sent as it is taken.
+    const zeroAllowed = key === "uploadIntervalMs";
+    if (typeof ms !== "number" || !Number.isInteger(ms) || (!(zeroAllowed && ms === 0) && (ms < 1000 || ms > 86400000))) {
+      problem(zeroAllowed ? "must be 0 (send each reading) or whole milliseconds from 1000 to 86400000" : "must be whole milliseconds from 1000 to 86400000");
+    }
     return ms as number;
   }
   if (typeof value !== "string") return problem("must be a string");

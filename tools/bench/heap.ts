@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import mqtt from "mqtt";
 import { TelemetryQueue } from "../../firmware/app/telemetry-queue.ts";
 import type { MqttSession } from "../../firmware/mqtt/session.ts";
 import { createLogger } from "../../firmware/util/log.ts";
 import { runEspruinoImage } from "../espruino-sandbox.ts";
+import { countTelemetry } from "./subscriber.ts";
 import { reading } from "./wire.ts";
 
 setFlagsFromString("--expose-gc");
@@ -36,15 +36,12 @@ export interface HeapFigures {
 
 /** `image`: a sim image built for mosquitto at `plainPort`, sampling every 2 ms. */
 export async function heapAfterPublishes(image: string, plainPort: number): Promise<HeapFigures> {
-  const subscriber = mqtt.connect("mqtt://127.0.0.1:" + plainPort, { clientId: "bench-heap" });
-  let delivered = 0;
-  await new Promise<void>((resolve) => subscriber.on("connect", () => subscriber.subscribe("v1/devices/me/telemetry", () => resolve())));
-  subscriber.on("message", () => delivered++);
+  const subscriber = await countTelemetry(plainPort, "bench-heap");
   const sandbox = runEspruinoImage({ imagePath: image, storageDir: mkdtempSync(join(tmpdir(), "tbfw-heap-")), onSerial: () => undefined });
   const waitFor = async (count: number) => {
     const end = Date.now() + 120000;
-    while (delivered < count) {
-      if (Date.now() > end) throw new Error("heap bench: only " + delivered + " publishes arrived");
+    while (subscriber.count() < count) {
+      if (Date.now() > end) throw new Error("heap bench: only " + subscriber.count() + " publishes arrived");
       await new Promise((r) => setTimeout(r, 20));
     }
   };
@@ -56,7 +53,7 @@ export async function heapAfterPublishes(image: string, plainPort: number): Prom
     return { before, after, growthPerPublish: (after - before) / 10000 };
   } finally {
     sandbox.stop();
-    subscriber.end(true);
+    subscriber.end();
   }
 }
 

@@ -6,11 +6,11 @@
 //   npm run bench [-- --runs 5] [-- --only size,wire,...]
 //   ESPRUINO_BIN=/path/to/espruino ESPRUINO_MQTT_MODULE=/path/to/EspruinoDocs/modules/MQTT.js npm run bench
 
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import mqtt from "mqtt";
 import mqttPacket from "mqtt-packet";
 import { PacketDecoder, encodePublish } from "../../firmware/mqtt/codec.ts";
 import { utf8Encode } from "../../firmware/util/utf8.ts";
@@ -22,6 +22,7 @@ import { DEFAULT_SETTINGS } from "../config.ts";
 import type { DeviceSettings } from "../config.ts";
 import { createTlsFiles } from "../dev-ca.ts";
 import { bootToFirstPuback } from "./boot.ts";
+import { countTelemetry } from "./subscriber.ts";
 import { heapAfterPublishes, heapPerQueuedReading } from "./heap.ts";
 import { WIFI_STAND_IN, baselineImage, interpreterVersion, measureRam } from "./ram.ts";
 import type { RamMode } from "./ram.ts";
@@ -61,13 +62,8 @@ const broker = await startMosquitto({ tls });
 const caDer = loadCa(tls.caCert).der;
 
 function gitRevision(): string {
-  try {
-    return readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().startsWith("ref:")
-      ? readFileSync(join(ROOT, ".git", readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().slice(5)), "utf8").trim().slice(0, 12)
-      : readFileSync(join(ROOT, ".git/HEAD"), "utf8").trim().slice(0, 12);
-  } catch {
-    return "unknown";
-  }
+  const result = spawnSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  return result.status === 0 ? result.stdout.trim() : "unknown";
 }
 
 function table(header: string[], rows: (string | number)[][]): void {
@@ -142,26 +138,23 @@ try {
       const mqttModule = process.env.ESPRUINO_MQTT_MODULE;
       if (mqttModule) codes.push(["baseline: EspruinoDocs MQTT + publish loop", WIFI_STAND_IN + (await baselineImage(mqttModule, "127.0.0.1", broker.tlsPort!, caDer)).code]);
       // An independent subscriber proves each run really published.
-      const subscriber = mqtt.connect("mqtt://127.0.0.1:" + broker.plainPort, { clientId: "bench-ram" });
-      let received = 0;
-      await new Promise<void>((resolve) => subscriber.on("connect", () => subscriber.subscribe("v1/devices/me/telemetry", () => resolve())));
-      subscriber.on("message", () => received++);
+      const subscriber = await countTelemetry(broker.plainPort, "bench-ram");
       const ram: Record<string, Record<RamMode, Figure>> = {};
       const version = interpreterVersion(bin);
       for (const [name, code] of codes) {
         ram[name] = {} as Record<RamMode, Figure>;
         for (const mode of ["ram", "flash"] as RamMode[]) {
           const peaks = await repeat(runs, async () => {
-            received = 0;
+            subscriber.reset();
             const run = await measureRam(bin, code, mode, ramSeconds);
-            if (received < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + received + " messages:\n" + run.output.slice(-1500));
+            if (subscriber.count() < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + subscriber.count() + " messages:\n" + run.output.slice(-1500));
             return run.peak;
           });
           ram[name][mode] = summarize(peaks);
           console.log("ram: " + name + " " + mode + " " + formatFigure(ram[name][mode]));
         }
       }
-      subscriber.end(true);
+      subscriber.end();
       const base = ram["baseline: EspruinoDocs MQTT + publish loop"];
       results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram };
       md.push("### RAM on the real interpreter (peak `process.memory().usage`, JsVars)", "");

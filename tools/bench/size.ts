@@ -1,31 +1,24 @@
 // Image sizes (raw, minified, gzip) of every board's images, and what each firmware
 // module costs minified on its own (TypeScript -> ES2019 -> terser with the image's settings).
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
 import { minify } from "terser";
 import ts from "typescript";
 import { ESPRUINO_TERSER } from "../../rollup.config.mjs";
 import { ROOT } from "../build.ts";
+import { firmwareFiles } from "../check-names.ts";
 
 export interface ModuleSize {
   module: string;
   minified: number;
 }
 
-function firmwareModules(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return firmwareModules(path);
-    return entry.name.endsWith(".ts") && !entry.name.endsWith(".d.ts") ? [path] : [];
-  });
-}
-
 /** Every firmware module minified alone, largest first. Module-level names count as in the image. */
 export async function moduleSizes(): Promise<ModuleSize[]> {
   const sizes: ModuleSize[] = [];
-  for (const file of firmwareModules(join(ROOT, "firmware"))) {
+  for (const file of firmwareFiles(join(ROOT, "firmware")).filter((f) => !f.endsWith(".d.ts"))) {
     const output = ts.transpileModule(readFileSync(file, "utf8"), {
       compilerOptions: { target: ts.ScriptTarget.ES2019, module: ts.ModuleKind.ESNext, useDefineForClassFields: false },
     }).outputText;

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import { ROOT, bundleSource } from "../build.ts";
+import { loadCa } from "../ca.ts";
 import { runUntilLine } from "./boot.ts";
 import { percentile } from "./stats.ts";
 import { V1_TOPIC, reading } from "./wire.ts";
@@ -30,7 +31,7 @@ export interface Target {
 
 function benchEntry(target: Target): string {
   const firmware = (path: string) => JSON.stringify(join(ROOT, "firmware", path));
-  const caDerBase64 = target.tls ? readFileSync(target.caFile, "utf8").replace(/-----[^-]+-----|\s/g, "") : "";
+  const caDerBase64 = target.tls ? loadCa(target.caFile).der.toString("base64") : "";
   return `
 import { createEspruinoPlatform } from ${firmware("platform/espruino.ts")};
 import { MqttSession } from ${firmware("mqtt/session.ts")};

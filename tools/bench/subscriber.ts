@@ -1,0 +1,24 @@
+// An independent mqtt.js subscriber that counts the telemetry messages the broker passes on,
+// so a benchmark run can prove the device really published.
+
+import mqtt from "mqtt";
+
+export interface TelemetryCounter {
+  count(): number;
+  reset(): void;
+  end(): void;
+}
+
+export async function countTelemetry(plainPort: number, clientId: string): Promise<TelemetryCounter> {
+  const client = mqtt.connect("mqtt://127.0.0.1:" + plainPort, { clientId });
+  let received = 0;
+  await new Promise<void>((resolve) => client.on("connect", () => client.subscribe("v1/devices/me/telemetry", () => resolve())));
+  client.on("message", () => received++);
+  return {
+    count: () => received,
+    reset: () => {
+      received = 0;
+    },
+    end: () => client.end(true),
+  };
+}
