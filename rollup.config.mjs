@@ -1,4 +1,4 @@
-// Bundling of the firmware: one image per board and runtime. tools/build.ts builds every
+// Bundling of the firmware: one image per board and runtime. tools/build/build.ts builds every
 // board with imageOptions(); this file alone builds one the same way:
 //
 //   BOARD=sim RUNTIME=espruino npx rollup -c      -> dist/espruino/sim.js
@@ -6,7 +6,7 @@
 //                                                    also writes its manifest and CA)
 //
 // The entry is generated per board (its settings, its sensor driver, its features), so
-// the default export asks tools/build.ts for it through tsx.
+// the default export asks tools/build/build.ts for it through tsx.
 
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
@@ -18,14 +18,14 @@ export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preferenc
 
 /**
  * Property names that start with "_" are private to the image and are mangled to one or
- * two letters (tools/check-names.ts enforces the convention on the firmware's source).
+ * two letters (tools/check/check-names.ts enforces the convention on the firmware's source).
  * Every other property name survives: it may be JSON, a runtime API or a test's handle.
  */
 export const PRIVATE_PROPERTIES = /^_/;
 
 /**
  * Terser settings that keep the output inside what Espruino runs
- * (../shared/reference/espruino-runtime.md, tools/check-espruino.ts):
+ * (../shared/reference/espruino-runtime.md, tools/check/check-espruino.ts):
  * - hoist_funs / hoist_vars off: Espruino hoists neither function declarations nor vars,
  *   so moving them changes what exists when.
  * - inline off: inlining functions produced `var`s read before their declaration ran
@@ -72,7 +72,7 @@ export function imageOptions(o) {
       },
       typescript({
         tsconfig: o.tsconfig,
-        // tools/build.ts type-checks with the compiler API first and fails on any error;
+        // tools/build/build.ts type-checks with the compiler API first and fails on any error;
         // a plugin error thrown here would leave handles open.
         compilerOptions: { noEmit: false, noEmitOnError: false },
         include: o.include,
@@ -93,6 +93,6 @@ export default async function rollupConfig() {
   const runtime = process.env.RUNTIME ?? "espruino";
   if (!board) throw new Error("set BOARD (a file in boards/) and RUNTIME (espruino or moddable), e.g. BOARD=sim RUNTIME=espruino npx rollup -c");
   const { tsImport } = await import("tsx/esm/api");
-  const build = await tsImport("./tools/build.ts", import.meta.url);
+  const build = await tsImport("./tools/build/build.ts", import.meta.url);
   return build.rollupOptionsFor(board, runtime);
 }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../tools/build.ts";
+import { ROOT } from "../tools/build/build.ts";
 
 interface Budgets {
   imageBytes: Record<string, { limit: number; target: number }>;

@@ -3,10 +3,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/boards.ts";
-import { loadCa, pemToDer } from "../tools/ca.ts";
-import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/config.ts";
-import { ROOT, buildImages } from "../tools/build.ts";
+import { ConfigError, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
+import { loadCa, pemToDer } from "../tools/build/ca.ts";
+import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/build/config.ts";
+import { ROOT, buildImages } from "../tools/build/build.ts";
 
 const GOOD = {
   description: "test board",

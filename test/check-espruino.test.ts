@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { checkSource, formatFinding } from "../tools/check-espruino.ts";
+import { checkSource, formatFinding } from "../tools/check/check-espruino.ts";
 
 const fixture = (name: string) => fileURLToPath(new URL("./fixtures/" + name, import.meta.url));
 

@@ -2,8 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { checkNames } from "../tools/check-names.ts";
-import { ROOT } from "../tools/build.ts";
+import { checkNames } from "../tools/check/check-names.ts";
+import { ROOT } from "../tools/build/build.ts";
 
 test("naming convention: private members are _x, public ones and runtime APIs are not, no _x in strings", () => {
   const source = [

@@ -5,10 +5,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { ROOT } from "../tools/build.ts";
+import { ROOT } from "../tools/build/build.ts";
 
 test("the simulator delivers telemetry over TLS to the embedded broker and exits after N messages", () => {
-  const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), ["tools/simulator.ts", "--messages", "2", "--interval", "1000", "--timeout", "60"], {
+  const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), ["tools/sim/simulator.ts", "--messages", "2", "--interval", "1000", "--timeout", "60"], {
     cwd: ROOT,
     encoding: "utf8",
     timeout: 90000,
@@ -22,7 +22,7 @@ test("the simulator delivers telemetry over TLS to the embedded broker and exits
 });
 
 test("the simulator refuses bad options with a clear message", () => {
-  const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), ["tools/simulator.ts", "--host", "tb.example"], { cwd: ROOT, encoding: "utf8" });
+  const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), ["tools/sim/simulator.ts", "--host", "tb.example"], { cwd: ROOT, encoding: "utf8" });
   assert.equal(result.status, 1);
   assert.match(result.stderr, /simulator: --host needs --token <device access token>/);
 });

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqttPacket from "mqtt-packet";
 import type { Packet } from "mqtt-packet";
-import { runEspruinoImage } from "../../tools/espruino-sandbox.ts";
-import type { RunningSandbox, SandboxOptions } from "../../tools/espruino-sandbox.ts";
+import { runEspruinoImage } from "../../tools/sim/espruino-sandbox.ts";
+import type { RunningSandbox, SandboxOptions } from "../../tools/sim/espruino-sandbox.ts";
 
 export interface DeviceRun {
   serial: string[];

@@ -8,7 +8,7 @@ import { createServer, connect } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TlsFiles } from "../../tools/dev-ca.ts";
+import type { TlsFiles } from "../../tools/sim/dev-ca.ts";
 
 export interface Mosquitto {
   plainPort: number;

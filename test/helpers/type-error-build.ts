@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { bundleSource } from "../../tools/build.ts";
+import { bundleSource } from "../../tools/build/build.ts";
 
 const fixture = fileURLToPath(new URL("../fixtures/type-error/broken.ts", import.meta.url));
 

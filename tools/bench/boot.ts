@@ -6,7 +6,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { runEspruinoImage } from "../espruino-sandbox.ts";
+import { runEspruinoImage } from "../sim/espruino-sandbox.ts";
 
 /** Runs `imagePath` in the sandbox until a console line starts with `prefix`; stops it then. */
 export function runUntilLine(imagePath: string, prefix: string, timeoutMs: number): Promise<{ line: string; elapsedMs: number }> {

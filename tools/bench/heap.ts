@@ -12,7 +12,7 @@ import { runInNewContext } from "node:vm";
 import { TelemetryQueue } from "../../firmware/app/telemetry-queue.ts";
 import type { MqttSession } from "../../firmware/mqtt/session.ts";
 import { createLogger } from "../../firmware/util/log.ts";
-import { runEspruinoImage } from "../espruino-sandbox.ts";
+import { runEspruinoImage } from "../sim/espruino-sandbox.ts";
 import { countTelemetry } from "./subscriber.ts";
 import { reading } from "./wire.ts";
 

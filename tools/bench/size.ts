@@ -7,8 +7,8 @@ import { gzipSync } from "node:zlib";
 import { minify } from "terser";
 import ts from "typescript";
 import { ESPRUINO_TERSER } from "../../rollup.config.mjs";
-import { ROOT } from "../build.ts";
-import { firmwareFiles } from "../check-names.ts";
+import { ROOT } from "../build/build.ts";
+import { firmwareFiles } from "../check/check-names.ts";
 
 export interface ModuleSize {
   module: string;

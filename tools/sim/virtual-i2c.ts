@@ -2,7 +2,7 @@
 // real SHT3x or BME280 driver) runs in the simulator: they answer the same commands and
 // registers as the datasheets describe, with slowly drifting values.
 
-import { sht3xCrc } from "../firmware/sensors/sht3x.ts";
+import { sht3xCrc } from "../../firmware/sensors/sht3x.ts";
 
 export interface VirtualI2CDevice {
   write(bytes: Uint8Array): void;

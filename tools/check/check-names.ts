@@ -6,7 +6,7 @@
 //   3. no string literal holds an _x name (a dynamic lookup, or JSON, would break).
 // Every finding names the file, the line and the rule.
 //
-//   tsx tools/check-names.ts [files...]     (default: firmware/**/*.ts)
+//   tsx tools/check/check-names.ts [files...]     (default: firmware/**/*.ts)
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -79,7 +79,7 @@ export function checkFiles(files: string[]): NameFinding[] {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const root = resolve(fileURLToPath(import.meta.url), "../..");
+  const root = resolve(fileURLToPath(import.meta.url), "../../..");
   const args = process.argv.slice(2);
   const files = args.length > 0 ? args.map((f) => resolve(f)) : firmwareFiles(join(root, "firmware"));
   const findings = checkFiles(files);

@@ -3,7 +3,7 @@
 // committed files, and are never printed.
 
 import { existsSync, readFileSync } from "node:fs";
-import type { DeviceConfig } from "../firmware/config.ts";
+import type { DeviceConfig } from "../../firmware/config.ts";
 import type { Board, Runtime } from "./boards.ts";
 import { ConfigError } from "./boards.ts";
 import type { CaCertificate } from "./ca.ts";

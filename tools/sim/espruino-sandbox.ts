@@ -2,7 +2,7 @@
 // offers what Espruino offers and lacks what it lacks: its globals (E, getSerial,
 // I2C1, timers, atob/btoa, process.memory) and modules (net, tls, Storage, Wifi), real
 // sockets that carry binary strings like Espruino's, file-backed Storage, and none of
-// the built-ins that tools/check-espruino.ts rejects.
+// the built-ins that tools/check/check-espruino.ts rejects.
 //
 // Stricter than a board in one place: the TLS socket verifies the server against the
 // CA the image passes (Espruino itself does not), so a wrong CA fails here.
@@ -13,7 +13,7 @@ import { isIP } from "node:net";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import vm from "node:vm";
-import { removalScript } from "./espruino-builtins.ts";
+import { removalScript } from "../check/espruino-builtins.ts";
 import type { VirtualI2CDevice } from "./virtual-i2c.ts";
 
 export interface SandboxOptions {

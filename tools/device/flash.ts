@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "./build.ts";
+import { ROOT } from "../build/build.ts";
 
 const { values } = parseArgs({
   options: {

@@ -4,7 +4,7 @@
 // built-ins and looks up no Builtin.prototype.method. Every finding names the file, the
 // line and the construct.
 //
-//   tsx tools/check-espruino.ts [files...]    (default: dist/espruino/*.js)
+//   tsx tools/check/check-espruino.ts [files...]    (default: dist/espruino/*.js)
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
@@ -354,7 +354,7 @@ export function formatFinding(f: Finding): string {
 }
 
 function cli(): void {
-  const root = resolve(fileURLToPath(import.meta.url), "../..");
+  const root = resolve(fileURLToPath(import.meta.url), "../../..");
   let files = process.argv.slice(2);
   if (files.length === 0) {
     const dir = join(root, "dist/espruino");

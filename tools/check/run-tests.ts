@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./build.ts";
+import { ROOT } from "../build/build.ts";
 
 function run(what: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): void {
   console.log("\n== " + what);
@@ -35,11 +35,11 @@ if (!hasMosquitto()) {
 const localBin = (args: string[]) => [join(ROOT, "node_modules/.bin", args[0]), args.slice(1)] as const;
 run("type check (firmware)", ...localBin(["tsc", "--noEmit", "-p", "tsconfig.json"]));
 run("type check (tools and tests)", ...localBin(["tsc", "--noEmit", "-p", "tsconfig.tools.json"]));
-run("naming check (what the build mangles)", ...localBin(["tsx", "tools/check-names.ts"]));
+run("naming check (what the build mangles)", ...localBin(["tsx", "tools/check/check-names.ts"]));
 // Placeholders, not secrets: they only let the real boards build for the checks.
 const buildEnv = { ...process.env, TB_TOKEN: "test-placeholder-token", WIFI_SSID: "test-network", WIFI_PASSWORD: "test-password" };
-run("build every board", ...localBin(["tsx", "tools/build.ts", "--out", "build/test", "--config", "none"]), buildEnv);
+run("build every board", ...localBin(["tsx", "tools/build/build.ts", "--out", "build/test", "--config", "none"]), buildEnv);
 const images = readdirSync(join(ROOT, "build/test/espruino")).map((f) => join("build/test/espruino", f));
-run("Espruino static check", ...localBin(["tsx", "tools/check-espruino.ts", ...images]));
+run("Espruino static check", ...localBin(["tsx", "tools/check/check-espruino.ts", ...images]));
 const tests = readdirSync(join(ROOT, "test")).filter((f) => f.endsWith(".test.ts")).sort().map((f) => join("test", f));
 run("tests", process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...tests]);

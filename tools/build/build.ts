@@ -3,7 +3,7 @@
 //   dist/moddable/<board>/     manifest.json, main.js (ES module), ca-root.der
 // plus a size report (raw, minified, gzip bytes) printed and written as JSON.
 //
-//   tsx tools/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
+//   tsx tools/build/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -14,16 +14,16 @@ import { rollup } from "rollup";
 import type { RollupLog } from "rollup";
 import { minify } from "terser";
 import ts from "typescript";
-import type { DeviceConfig } from "../firmware/config.ts";
+import type { DeviceConfig } from "../../firmware/config.ts";
 import type { Board, Runtime } from "./boards.ts";
 import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
 import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { deviceConfigFor, resolveSettings } from "./config.ts";
 import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
-import { imageOptions, MODDABLE_TERSER } from "../rollup.config.mjs";
+import { imageOptions, MODDABLE_TERSER } from "../../rollup.config.mjs";
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 export interface SizeReport {
   board: string;

@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "./build.ts";
+import { ROOT } from "../build/build.ts";
 
 const { values } = parseArgs({ options: { port: { type: "string" }, baud: { type: "string", default: "115200" } } });
 if (!values.port) {

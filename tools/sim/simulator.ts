@@ -3,17 +3,17 @@
 // development CA made on first run. Shows the device's serial console and the
 // telemetry the broker received. No internet needed.
 //
-//   tsx tools/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain]
-//   tsx tools/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
+//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain]
+//   tsx tools/sim/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ConfigError, loadBoard } from "./boards.ts";
+import { ConfigError, loadBoard } from "../build/boards.ts";
 import { startBroker } from "./broker.ts";
 import type { RunningBroker } from "./broker.ts";
-import { ROOT, buildImages, packageVersion } from "./build.ts";
-import { DEFAULT_SETTINGS } from "./config.ts";
-import type { DeviceSettings } from "./config.ts";
+import { ROOT, buildImages, packageVersion } from "../build/build.ts";
+import { DEFAULT_SETTINGS } from "../build/config.ts";
+import type { DeviceSettings } from "../build/config.ts";
 import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
 import { virtualSensor } from "./virtual-i2c.ts";
