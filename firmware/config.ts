@@ -42,7 +42,41 @@ export interface DeviceConfig {
   /** Batches of readings kept in flash once RAM is full (0: none, drop instead). */
   spillBatches: number;
   maxInflight: number;
+  /** Uptime and queue counters go out as telemetry this often (0: never). */
+  statusIntervalMs: number;
+  /** ThingsBoard rate limits ("count:seconds,...") obeyed until getSessionLimits answers. */
+  rateLimits: string;
+  dataPointLimits: string;
+  /** Largest PUBLISH payload until getSessionLimits answers. */
+  maxPayloadBytes: number;
   debug: boolean;
+}
+
+/**
+ * What ThingsBoard may change while the device runs (shared attributes, setConfig).
+ * Keys are the attribute names; `<sensor model>Enabled` switches the sensor.
+ */
+export interface Settings {
+  samplingIntervalMs: number;
+  uploadIntervalMs: number;
+  batchSize: number;
+  /** error, warn, info or debug. */
+  logLevel: string;
+  statusIntervalMs: number;
+  [sensorEnabled: string]: number | string | boolean;
+}
+
+/** The settings a board starts with, before anything from ThingsBoard. */
+export function defaultSettings(config: DeviceConfig): Settings {
+  const settings: Settings = {
+    samplingIntervalMs: config.telemetryIntervalMs,
+    uploadIntervalMs: config.uploadIntervalMs,
+    batchSize: config.batchSize,
+    logLevel: config.debug ? "debug" : "info",
+    statusIntervalMs: config.statusIntervalMs,
+  };
+  settings[config.sensor.model + "Enabled"] = true;
+  return settings;
 }
 
 /** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs","uploadIntervalMs"}. */

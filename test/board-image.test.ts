@@ -1,6 +1,6 @@
 // The esp32-devkitc image (Wi-Fi, real SHT3x driver), not just the sim board's, runs in
 // the simulator: it joins the sandbox's Wi-Fi, reads a simulated SHT3x on the virtual
-// I2C bus and delivers over TLS to the embedded broker; without the chip it reports
+// I2C bus and delivers over TLS to the local ThingsBoard emulator; without the chip it reports
 // sensor_error and keeps going.
 
 import { after, before, test } from "node:test";
@@ -12,21 +12,21 @@ import { ROOT, buildImages, bundleSource } from "../tools/build/build.ts";
 import { validateBoard } from "../tools/build/boards.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
-import { startBroker } from "../tools/sim/broker.ts";
-import type { RunningBroker } from "../tools/sim/broker.ts";
+import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import { checkSource } from "../tools/check/check-espruino.ts";
 import { VirtualBme280, VirtualSht3x } from "../tools/sim/virtual-i2c.ts";
 import { runDevice } from "./helpers/device-run.ts";
 
 const TOKEN = "board-image-token";
-let broker: RunningBroker;
+let broker: ThingsBoardEmulator;
 let telemetry: string[] = [];
 let devkitImage: string;
 const bmeBoardDir = mkdtempSync(join(tmpdir(), "tbfw-board-"));
 
 before(async () => {
   const tls = createTlsFiles(mkdtempSync(join(tmpdir(), "tbfw-board-ca-")));
-  broker = await startBroker({ token: TOKEN, tls, onTelemetry: (payload) => telemetry.push(payload) });
+  broker = new ThingsBoardEmulator({ devices: [{ name: "devkit", token: TOKEN }], tls, onTelemetry: (_device, payload) => telemetry.push(payload) });
+  await broker.listen();
   const out = mkdtempSync(join(tmpdir(), "tbfw-board-build-"));
   await buildImages({
     boards: ["esp32-devkitc"],

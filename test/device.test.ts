@@ -31,6 +31,10 @@ const CONFIG: DeviceConfig = {
   batchSize: 3,
   spillBatches: 0,
   maxInflight: 1,
+  statusIntervalMs: 0,
+  rateLimits: "",
+  dataPointLimits: "",
+  maxPayloadBytes: 65536,
   debug: false,
 };
 
@@ -230,7 +234,7 @@ function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: u
 
 test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, maxInflight: 4 }, createSimulated, [rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -242,13 +246,13 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   socket.receive(publishPacket("v1/devices/me/rpc/request/41", '{"method":"getStatus","params":{}}', 7));
   assert.ok(socket.written.some((p) => p.length === 4 && p[0] === 0x40 && p[3] === 7), "the request is PUBACKed");
   socket.receive(publishPacket("v1/devices/me/rpc/request/42", "not json", 8));
-  socket.receive(publishPacket("v1/devices/me/rpc/request/43", '{"method":"reboot"}', 9));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/43", '{"method":"format"}', 9));
   const replies = repliesOn(socket, "v1/devices/me/rpc/response/");
   assert.deepEqual(replies.map((r) => r.topic), ["v1/devices/me/rpc/response/41", "v1/devices/me/rpc/response/42", "v1/devices/me/rpc/response/43"]);
-  assert.deepEqual(replies[0].body, { firmware: "0.0.0-test", board: "test", runtime: "test", queued: 1, inFlash: 0, delivered: 0, dropped: 0 });
+  assert.deepEqual(replies[0].body, { uptime_s: 0, queued: 1, in_flash: 0, delivered: 0, dropped: 0, firmware: "0.0.0-test", board: "test", runtime: "test", clock_set: true });
   assert.deepEqual(replies[1].body, { error: 'bad request: expected JSON {"method": string, "params": any}' });
-  assert.deepEqual(replies[2].body, { error: 'unknown method "reboot"' });
-  assert.ok(platform.logs.includes('[W][rpc] unknown method "reboot" (request 43)'));
+  assert.deepEqual(replies[2].body, { error: "unknown method: format" });
+  assert.ok(platform.logs.includes("[W][rpc] unknown method format (request 43)"));
 
   // After a reconnect the subscription is sent again.
   socket.drop();

@@ -13,7 +13,7 @@ import { buildImages } from "../tools/build/build.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
 import type { TlsFiles } from "../tools/sim/dev-ca.ts";
-import { startBroker } from "../tools/sim/broker.ts";
+import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import { checkSource } from "../tools/check/check-espruino.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import type { Mosquitto } from "./helpers/mosquitto.ts";
@@ -41,8 +41,9 @@ async function buildSim(ca: string, port: number): Promise<string> {
   return image;
 }
 
+/** The device's telemetry publishes (it also sends attributes and RPCs). */
 function publishesOf(sent: Packet[]): IPublishPacket[] {
-  return sent.filter((p): p is IPublishPacket => p.cmd === "publish");
+  return sent.filter((p): p is IPublishPacket => p.cmd === "publish" && p.topic === TELEMETRY);
 }
 
 before(async () => {
@@ -81,8 +82,7 @@ async function roundTrip(overrides: object | null, expectTls: boolean): Promise<
       assert.equal(p.qos, 1);
     }
     assert.deepEqual(received, published.map((p) => p.payload.toString()), "the subscriber got exactly what the device published");
-    for (const payload of received) {
-      const reading = JSON.parse(payload);
+    for (const reading of received.flatMap((payload) => [JSON.parse(payload)].flat())) {
       assert.equal(typeof reading.ts, "number");
       assert.ok(Math.abs(reading.ts - Date.now()) < 60000, "ts is the current time in ms");
       assert.deepEqual(Object.keys(reading.values).sort(), ["humidity", "temperature"]);
@@ -117,9 +117,10 @@ test("a server certificate signed by another CA is refused", async () => {
   }
 });
 
-test("a wrong token gets CONNACK 5 from the embedded broker and the device backs off", async () => {
+test("a wrong token gets CONNACK 5 from the ThingsBoard emulator and the device backs off", async () => {
   const events: string[] = [];
-  const broker = await startBroker({ token: "the-right-token", onEvent: (line) => events.push(line) });
+  const broker = new ThingsBoardEmulator({ devices: [{ name: "other", token: "the-right-token" }], onEvent: (line) => events.push(line) });
+  await broker.listen();
   const device = runDevice(imageTrustingTestCa, { port: broker.plainPort, tls: false });
   try {
     const refusals = () => device.serial.filter((l) => l.startsWith("[E][mqtt] connection refused: not authorized (CONNACK 5)"));

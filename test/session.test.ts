@@ -38,7 +38,7 @@ function setup(options: Partial<SessionOptions> = {}) {
       onDisconnected: (reason) => events.disconnected.push(reason),
       onMessage: (topic, payload) => messages.push([topic, Buffer.from(payload).toString()]),
     },
-    createLogger((line) => platform.log(line), true),
+    createLogger((line) => platform.log(line), { logLevel: "debug" }),
     half
   );
   return { platform, session, messages, events };
@@ -118,7 +118,7 @@ test("after a reconnect: resubscribes, then resends unacknowledged publishes wit
   const second = connect(platform, session);
   assert.deepEqual(second.packetTypes(), [0x10, 0x82, 0x3a, 0x32]);
   assert.equal(packetIdOf(second.written[2]), id);
-  assert.ok(platform.logs.includes("[I][mqtt] resent 1 unacknowledged message(s) with DUP"));
+  assert.ok(platform.logs.includes("[I][mqtt] resending 1 unacknowledged message(s) with DUP"));
   second.receive([0x90, 3, 0, 3, 1]);
   second.receive([0x40, 2, id >> 8, id & 0xff]);
   second.receive([0x40, 2, 0, packetIdOf(second.written[3])]);
@@ -227,7 +227,7 @@ test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler i
         throw new Error("handler bug");
       },
     },
-    createLogger((line) => platform.log(line), false),
+    createLogger((line) => platform.log(line), { logLevel: "info" }),
     half
   );
   const socket = connect(platform, session);

@@ -1,11 +1,11 @@
 // What the device does: join the network, set the clock, keep an MQTT session to
 // ThingsBoard, and every interval read the sensor and queue a reading for delivery.
 
-import type { DeviceConfig } from "../config";
-import { OVERRIDE_FILE, applyOverrides } from "../config";
+import type { DeviceConfig, Settings } from "../config";
+import { OVERRIDE_FILE, applyOverrides, defaultSettings } from "../config";
 import { MqttSession, backoffDelay } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
-import type { Sensor, SensorFactory, SensorValues } from "../sensors/types";
+import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "../sensors/types";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
@@ -16,6 +16,7 @@ import { TelemetryQueue } from "./telemetry-queue";
 export interface Device {
   session: MqttSession;
   queue: TelemetryQueue;
+  context: DeviceContext;
   stop(): void;
 }
 
@@ -26,8 +27,40 @@ export interface DeviceContext {
   session: MqttSession;
   queue: TelemetryQueue;
   log: Logger;
+  /** The settings in effect; change them, then call applySettings(). */
+  settings: Settings;
+  /** The board's settings, what a deleted shared attribute falls back to. */
+  defaults: Settings;
+  applySettings(): void;
   /** Handlers for incoming messages; each returns whether the topic was its own. */
   onMessage: ((topic: string, payload: Uint8Array) => boolean)[];
+  /** Run after every connect, in order, once subscriptions are on their way. */
+  onConnect: (() => void)[];
+  /** Takes a reading now, outside the sampling schedule. */
+  sampleNow(done: SampleCallback): void;
+  /**
+   * The wall clock was set and jumped by `shiftMs` (null: it will not be set): readings
+   * held for a time go out, re-timed.
+   */
+  clockSet(shiftMs: number | null): void;
+  /** Obeys ThingsBoard's limits: rate limits as "count:seconds,...", payload bytes. */
+  setLimits(messages: string, dataPoints: string, maxPayloadBytes: number): void;
+  /** Uptime and queue counters (getStatus, status telemetry). */
+  status(): { [key: string]: number | string | boolean };
+  /** Set by a feature that can set the clock from the server (getCurrentTime). */
+  clockFromServer: boolean;
+}
+
+/** Events per second allowed by the strictest window of a "count:seconds,..." limit (0: no limit). */
+export function ratePerSecond(limits: string): number {
+  let rate = 0;
+  const windows = limits.split(",");
+  for (let i = 0; i < windows.length; i++) {
+    const pair = windows[i].split(":");
+    const perSecond = Number(pair[0]) / Number(pair[1]);
+    if (perSecond > 0 && (rate === 0 || perSecond < rate)) rate = perSecond;
+  }
+  return rate;
 }
 
 /**
@@ -48,7 +81,9 @@ export function clientIdFromChip(chipId: string): string {
 }
 
 export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory, features: Feature[]): Device {
-  const log: Logger = createLogger((line) => platform.log(line), builtConfig.debug);
+  // Until the settings exist: the board's build-time level.
+  const bootLevel = { logLevel: builtConfig.debug ? "debug" : "info" };
+  let log: Logger = createLogger(platform.log, bootLevel);
   const chipId = platform.chipId();
   log("I", "boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
 
@@ -59,6 +94,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
   }
   const config = applyOverrides(builtConfig, overrides, (problem) => log("E", "config", problem));
+  const defaults = defaultSettings(config);
+  const settings: Settings = Object.assign({}, defaults);
+  log = createLogger(platform.log, settings);
   if (config.token === "") log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
   if (config.tls && platform.runtime === "espruino") {
     log("W", "tls", "Espruino does not verify the server certificate: the link is encrypted but the server is not authenticated");
@@ -91,10 +129,13 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       maxInflight: config.maxInflight,
     },
     {
-      onConnected: () => upload(),
+      onConnected: () => {
+        for (let i = 0; i < context.onConnect.length; i++) context.onConnect[i]();
+        upload();
+      },
       onDisconnected: () => undefined,
       onMessage: (topic, payload) => {
-        for (let i = 0; i < messageHandlers.length; i++) if (messageHandlers[i](topic, payload)) return;
+        for (let i = 0; i < context.onMessage.length; i++) if (context.onMessage[i](topic, payload)) return;
         log("W", "mqtt", "message on unexpected topic " + topic);
       },
     },
@@ -102,45 +143,117 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     random
   );
   const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
-  // Sampling and uploading apart: readings taken every telemetryIntervalMs go out every
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill, false);
+  // Sampling and uploading apart: readings taken every samplingIntervalMs go out every
   // uploadIntervalMs, an upload's worth in one message where the queue allows.
   // Counted in readings rather than timed, so an upload always carries the reading just taken.
-  const readingsPerUpload = config.uploadIntervalMs > config.telemetryIntervalMs ? Math.ceil(config.uploadIntervalMs / config.telemetryIntervalMs) : 1;
-  const queue = new TelemetryQueue(session, log, config.queueCapacity, Math.min(config.queueCapacity, Math.max(config.batchSize, readingsPerUpload)), spill, readingsPerUpload > 1);
+  let readingsPerUpload = 1;
   let readingsSinceUpload = 0;
   const upload = () => {
     readingsSinceUpload = 0;
     queue.flush();
   };
-  const messageHandlers: ((topic: string, payload: Uint8Array) => boolean)[] = [];
-  const context: DeviceContext = { platform: platform, config: config, session: session, queue: queue, log: log, onMessage: messageHandlers };
-  for (let i = 0; i < features.length; i++) features[i](context);
+  // Readings taken before the clock is set wait here with boot-relative times (never a 1970 ts).
+  let heldForClock: { t: number; values: SensorValues | null; error: string | null }[] | null = platform.clockIsSet() ? null : [];
+  let bootAt = platform.now();
+  let limits = [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes] as [string, string, number];
 
   let sampleTimer: TimerHandle | null = null;
+  let sampledInterval = 0;
+  const applySettings = () => {
+    const sampling = settings.samplingIntervalMs;
+    const uploadEvery = settings.uploadIntervalMs;
+    readingsPerUpload = uploadEvery > sampling ? Math.ceil(uploadEvery / sampling) : 1;
+    const batch = Math.min(config.queueCapacity, Math.max(settings.batchSize, readingsPerUpload));
+    // A message's data points at the pace below stay under the telemetryDataPoints limit.
+    const messageRate = ratePerSecond(limits[0]);
+    const pointRate = ratePerSecond(limits[1]);
+    let gapMs = messageRate > 0 ? Math.ceil(1000 / (0.8 * messageRate)) : 0;
+    if (pointRate > 0 && gapMs < 10000 / (0.8 * pointRate)) gapMs = Math.ceil(10000 / (0.8 * pointRate));
+    session.setPace(gapMs);
+    queue.setLimits(batch, Math.floor(limits[2] * 0.9), pointRate > 0 ? Math.floor((0.8 * pointRate * gapMs) / 1000) : 100000, readingsPerUpload > 1);
+    // A new sampling interval takes effect now, not after the old one runs out.
+    if (sampleTimer !== null && sampling !== sampledInterval) {
+      platform.clearTimeout(sampleTimer);
+      sampleTimer = platform.setTimeout(takeSample, sampling);
+      sampledInterval = sampling;
+    }
+  };
+
+  const queueReading = (t: number | null, values: SensorValues | null, error: string | null) => {
+    queue.add(telemetryJson(t, values, error));
+  };
+  const record = (values: SensorValues | null, error: string | null) => {
+    if (error !== null) log("E", "sensor", error);
+    if (heldForClock !== null && heldForClock.length < config.queueCapacity) heldForClock.push({ t: platform.now(), values: values, error: error });
+    else queueReading(platform.clockIsSet() ? platform.now() : null, values, error);
+    if (++readingsSinceUpload >= readingsPerUpload) upload();
+  };
+  const sampleNow = (done: SampleCallback) => {
+    try {
+      sensor.sample(done);
+    } catch (e) {
+      done(sensor.model + ": " + errorText(e), null);
+    }
+  };
+  const takeSample = () => {
+    sampledInterval = settings.samplingIntervalMs;
+    sampleTimer = platform.setTimeout(takeSample, sampledInterval);
+    if (settings[sensor.model + "Enabled"] !== false) sampleNow((error, values) => record(values, error));
+  };
+
+  const context: DeviceContext = {
+    platform: platform,
+    config: config,
+    session: session,
+    queue: queue,
+    log: log,
+    settings: settings,
+    defaults: defaults,
+    applySettings: applySettings,
+    onMessage: [],
+    onConnect: [],
+    sampleNow: sampleNow,
+    clockSet: (shiftMs) => {
+      const held = heldForClock;
+      if (held === null) return;
+      heldForClock = null;
+      if (shiftMs !== null) bootAt += shiftMs;
+      for (let i = 0; i < held.length; i++) queueReading(shiftMs === null ? null : held[i].t + shiftMs, held[i].values, held[i].error);
+      if (held.length > 0) log("I", "clock", held.length + " reading(s) taken before the clock was set sent " + (shiftMs === null ? "without ts (server time)" : "with corrected ts"));
+    },
+    setLimits: (messages, dataPoints, maxPayloadBytes) => {
+      limits = [messages, dataPoints, maxPayloadBytes];
+      applySettings();
+    },
+    status: () => ({
+      uptime_s: Math.floor((platform.now() - bootAt) / 1000),
+      queued: queue.size(),
+      in_flash: queue.spilledBatches(),
+      delivered: queue.deliveredCount(),
+      dropped: queue.droppedCount(),
+    }),
+    clockFromServer: false,
+  };
+  applySettings();
+  for (let i = 0; i < features.length; i++) features[i](context);
+
   let wifiTimer: TimerHandle | null = null;
   let stopped = false;
   let sessionStarted = false;
 
-  const record = (values: SensorValues | null, error: string | null) => {
-    if (error !== null) log("E", "sensor", error);
-    queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, values, error));
-    if (++readingsSinceUpload >= readingsPerUpload) upload();
-  };
-  const takeSample = () => {
-    sampleTimer = platform.setTimeout(takeSample, config.telemetryIntervalMs);
-    try {
-      sensor.sample((error: string | null, values: SensorValues | null) => record(values, error));
-    } catch (e) {
-      record(null, sensor.model + ": " + errorText(e));
-    }
-  };
 
   const startSession = () => {
     if (sessionStarted || stopped) return;
     sessionStarted = true;
-    platform.syncClock((ok) => {
-      if (ok) log("I", "clock", "set to " + new Date(platform.now()).toISOString());
-      else log("W", "clock", "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
+    platform.syncClock((ok, shiftMs) => {
+      if (ok) {
+        log("I", "clock", "set to " + new Date(platform.now()).toISOString());
+        context.clockSet(shiftMs);
+      } else {
+        log("W", "clock", context.clockFromServer ? "no SNTP: asking ThingsBoard for the time" : "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
+        if (!context.clockFromServer) context.clockSet(null);
+      }
       if (!stopped) session.start();
     });
   };
@@ -172,6 +285,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   return {
     session: session,
     queue: queue,
+    context: context,
     stop: () => {
       stopped = true;
       if (sampleTimer !== null) platform.clearTimeout(sampleTimer);

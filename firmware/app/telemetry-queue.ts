@@ -20,14 +20,17 @@ export class TelemetryQueue {
   private readonly _session: MqttSession;
   private readonly _log: Logger;
   private readonly _capacity: number;
-  private readonly _batchSize: number;
+  private _batchSize: number;
+  /** Characters and data points one message may carry (ThingsBoard's session limits). */
+  private _maxChars = 60000;
+  private _maxPoints = 1000;
   private readonly _spill: SpillStore | null;
   private _readings: QueuedReading[] = [];
   private _delivered = 0;
   private _dropped = 0;
   /** False while readings wait for the next upload (flush); always true without an upload interval. */
   private _released: boolean;
-  private readonly _holdBetweenUploads: boolean;
+  private _holdBetweenUploads: boolean;
 
   /**
    * `holdBetweenUploads`: readings are sent only when flush() is called (every upload
@@ -41,6 +44,18 @@ export class TelemetryQueue {
     this._spill = spill;
     this._holdBetweenUploads = holdBetweenUploads;
     this._released = !holdBetweenUploads;
+  }
+
+  /**
+   * Batch limits: readings per message, characters per message (maxPayloadSize) and data
+   * points per message (what the rate limits allow), and whether readings wait for flush().
+   */
+  setLimits(batchSize: number, maxChars: number, maxPoints: number, holdBetweenUploads: boolean): void {
+    this._batchSize = batchSize;
+    this._maxChars = maxChars;
+    this._maxPoints = maxPoints;
+    if (holdBetweenUploads !== this._holdBetweenUploads) this._released = !holdBetweenUploads;
+    this._holdBetweenUploads = holdBetweenUploads;
   }
 
   /** Sends everything waiting now (an upload is due, or the link is back). */
@@ -88,11 +103,22 @@ export class TelemetryQueue {
     this.pump();
   }
 
-  /** Up to batchSize of the oldest readings not yet on the wire. */
+  /** The oldest readings not yet on the wire, as many as one message may carry (at least one). */
   private _oldestWaiting(): QueuedReading[] {
     const batch: QueuedReading[] = [];
+    let chars = 2;
+    let points = 0;
     for (let i = 0; i < this._readings.length && batch.length < this._batchSize; i++) {
-      if (!this._readings[i].handed) batch.push(this._readings[i]);
+      const reading = this._readings[i];
+      if (reading.handed) continue;
+      // Data points: one per "key": pair, less ts and values themselves. Strings with ": inside count too: errs on the safe side.
+      const json = reading.json;
+      let pairs = json.indexOf("{\"ts\"") === 0 ? -2 : 0;
+      for (let at = json.indexOf("\":"); at >= 0; at = json.indexOf("\":", at + 2)) pairs++;
+      chars += json.length + 1;
+      points += pairs;
+      if (batch.length > 0 && (chars > this._maxChars || points > this._maxPoints)) break;
+      batch.push(reading);
     }
     return batch;
   }

@@ -39,6 +39,8 @@ interface InflightMessage {
   payload: Uint8Array;
   /** Sent at least once: a resend carries DUP (3.3.1.1). */
   sent: boolean;
+  /** The connection it was last written on: unwritten on this one means (re)send it. */
+  generation: number;
   onAck: (() => void) | null;
 }
 
@@ -51,6 +53,7 @@ const PING_TIMER = 0;
 const RESPONSE_TIMER = 1;
 const RECONNECT_TIMER = 2;
 const STABLE_TIMER = 3;
+const PACE_TIMER = 4;
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
 
@@ -94,7 +97,10 @@ export class MqttSession {
   private _subscriptions: Subscription[] = [];
   private _nextPacketId = 1;
   /** Keep-alive, dead-link, reconnect and stable-connection timers, by the indexes below. */
-  private _timers: (TimerHandle | null)[] = [null, null, null, null];
+  private _timers: (TimerHandle | null)[] = [null, null, null, null, null];
+  /** Least time between two PUBLISH packets (ThingsBoard's rate limits); 0: none. */
+  private _paceMs = 0;
+  private _nextPublishAt = 0;
   private _pingOutstanding = false;
   private _subscribeOutstanding = false;
   /** Delay before the next connection attempt, for tests and status reports. */
@@ -122,9 +128,18 @@ export class MqttSession {
     return this._inflight.length;
   }
 
-  /** Whether publish() would accept another QoS 1 message now. */
+  /**
+   * Whether the telemetry queue may hand over another QoS 1 message now: one slot of
+   * maxInflight stays free for RPC replies and attributes.
+   */
   canPublish(): boolean {
-    return this._state !== "stopped" && this._inflight.length < this._options.maxInflight;
+    const max = this._options.maxInflight;
+    return this._state !== "stopped" && this._inflight.length < (max > 1 ? max - 1 : 1);
+  }
+
+  /** Spaces PUBLISH packets at least `gapMs` apart from now on (0: as fast as acks allow). */
+  setPace(gapMs: number): void {
+    this._paceMs = gapMs;
   }
 
   lastRetryDelayMs(): number {
@@ -170,16 +185,16 @@ export class MqttSession {
       if (this._state !== "connected") return false;
       return this._send(encodePublish(topic, payload, 0, 0, false));
     }
-    if (!this.canPublish()) return false;
-    const message: InflightMessage = {
+    if (this._state === "stopped" || this._inflight.length >= this._options.maxInflight) return false;
+    this._inflight.push({
       packetId: this._allocatePacketId(),
       topic: topic,
       payload: payload,
       sent: false,
+      generation: 0,
       onAck: onAck,
-    };
-    this._inflight.push(message);
-    if (this._state === "connected") this._sendPublish(message);
+    });
+    this._sendWaiting();
     return true;
   }
 
@@ -306,11 +321,9 @@ export class MqttSession {
     if (this._subscriptions.length > 0) this._sendSubscribe(this._subscriptions);
     // Resend in order what was not acknowledged; ones sent before carry DUP.
     let resent = 0;
-    for (let i = 0; i < this._inflight.length && this._state === "connected"; i++) {
-      if (this._inflight[i].sent) resent++;
-      this._sendPublish(this._inflight[i]);
-    }
-    if (resent > 0) this._log("I", "mqtt", "resent " + resent + " unacknowledged message(s) with DUP");
+    for (let i = 0; i < this._inflight.length; i++) if (this._inflight[i].sent) resent++;
+    if (resent > 0) this._log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
+    this._sendWaiting();
     if (this._state !== "connected") return;
     this._arm(null);
     try {
@@ -331,10 +344,28 @@ export class MqttSession {
     if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._arm("no SUBACK");
   }
 
-  private _sendPublish(message: InflightMessage): void {
-    const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent);
-    message.sent = true;
-    if (this._send(bytes)) this._arm("no PUBACK");
+  /** Writes, in order and at the pace set, the messages not yet written on this connection. */
+  private _sendWaiting(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
+    for (let i = 0; i < this._inflight.length && this._state === "connected" && this._timers[PACE_TIMER] === null; i++) {
+      const message = this._inflight[i];
+      if (message.generation === this._generation) continue;
+      const now = this._platform.now();
+      // A wait longer than the pace means the wall clock was set back: do not stall on it.
+      if (now < this._nextPublishAt && this._nextPublishAt - now <= this._paceMs) {
+        this._timers[PACE_TIMER] = this._platform.setTimeout(() => {
+          session._timers[PACE_TIMER] = null;
+          session._sendWaiting();
+        }, this._nextPublishAt - now);
+        return;
+      }
+      this._nextPublishAt = now + this._paceMs;
+      const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent);
+      message.sent = true;
+      message.generation = this._generation;
+      if (this._send(bytes)) this._arm("no PUBACK");
+    }
   }
 
   /** Writes a packet; a failed write closes the connection. Returns whether it was written. */

@@ -27,6 +27,9 @@ interface EspruinoWifi {
   on(event: "connected", listener: (details: { ip: string }) => void): void;
   on(event: "disconnected", listener: (details: { reason?: string }) => void): void;
   setSNTP(server: string, timezoneOffset: number): void;
+  getIP(): { ip?: string } | undefined;
+  /** ESP32: {station, ssid, rssi, ...} (libs/network/esp32/jswrap_esp32_network.c). */
+  getStatus(): { rssi?: number } | undefined;
 }
 
 interface EspruinoNet {
@@ -46,6 +49,12 @@ declare function getSerial(): string;
 declare function setTimeout(callback: () => void, ms: number): number;
 declare function clearTimeout(id: number): void;
 declare function atob(text: string): string;
+declare function setTime(seconds: number): void;
+interface EspruinoProcess {
+  version: string;
+  memory(): { free: number; usage: number; total: number; blocksize: number };
+}
+declare const process: EspruinoProcess;
 declare const E: EspruinoE;
 declare const I2C1: EspruinoI2C;
 declare const console: { log(text: string): void };

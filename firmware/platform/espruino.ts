@@ -69,22 +69,46 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
 
     syncClock: (onDone) => {
       if (Date.now() > CLOCK_SET_AFTER_MS) {
-        onDone(true);
+        onDone(true, 0);
         return;
       }
       try {
         require("Wifi").setSNTP("pool.ntp.org", 0);
       } catch (e) {
-        onDone(false);
+        onDone(false, 0);
         return;
       }
       let polls = 0;
+      let before = Date.now();
       const poll = () => {
-        if (Date.now() > CLOCK_SET_AFTER_MS) onDone(true);
-        else if (++polls >= 20) onDone(false);
-        else setTimeout(poll, 500);
+        // The jump happened within the last poll period: shift known to 0.5 s.
+        if (Date.now() > CLOCK_SET_AFTER_MS) onDone(true, Date.now() - before - 500);
+        else if (++polls >= 20) onDone(false, 0);
+        else {
+          before = Date.now();
+          setTimeout(poll, 500);
+        }
       };
       setTimeout(poll, 500);
+    },
+
+    setClock: (ms) => setTime(ms / 1000),
+
+    facts: () => {
+      // Cast: the host type-check sees Node's process here.
+      const runtimeProcess = process as unknown as EspruinoProcess;
+      const memory = runtimeProcess.memory();
+      const facts: { [key: string]: string | number } = { runtime_version: runtimeProcess.version, free_memory: memory.free * memory.blocksize };
+      try {
+        const wifi = require("Wifi");
+        const ip = wifi.getIP();
+        if (ip && ip.ip) facts.ip = ip.ip;
+        const status = wifi.getStatus();
+        if (status && typeof status.rssi === "number") facts.rssi = status.rssi;
+      } catch (e) {
+        // No Wi-Fi module on this build (Linux): no ip or rssi to report.
+      }
+      return facts;
     },
 
     storageRead: (key) => {

@@ -58,7 +58,7 @@ declare module "time" {
 }
 
 declare module "net" {
-  const Net: { get(property: "MAC" | "IP"): string | undefined };
+  const Net: { get(property: "MAC" | "IP"): string | undefined; get(property: "RSSI"): number | undefined };
   export default Net;
 }
 

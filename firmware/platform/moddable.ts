@@ -93,21 +93,33 @@ export function createModdablePlatform(hasWifi: boolean): Platform {
 
     syncClock: (onDone) => {
       if (Date.now() > CLOCK_SET_AFTER_MS) {
-        onDone(true);
+        onDone(true, 0);
         return;
       }
       let done = false;
       new SNTP({ host: "pool.ntp.org" }, (message, value) => {
         if (done) return;
         if (message === 1 && value !== undefined) {
+          const before = Date.now();
           Time.set(value);
           done = true;
-          onDone(true);
+          onDone(true, Date.now() - before);
         } else if (message === -1) {
           done = true;
-          onDone(false);
+          onDone(false, 0);
         }
       });
+    },
+
+    setClock: (ms) => Time.set(ms / 1000),
+
+    facts: () => {
+      const facts: { [key: string]: string | number } = {};
+      const ip = Net.get("IP");
+      if (ip) facts.ip = ip;
+      const rssi = Net.get("RSSI");
+      if (typeof rssi === "number") facts.rssi = rssi;
+      return facts;
     },
 
     storageRead: (key) => {

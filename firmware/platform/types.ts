@@ -55,8 +55,18 @@ export interface Platform {
   readonly hasWifi: boolean;
   /** Starts joining; reports every state change. Retries are the caller's. */
   wifiConnect(ssid: string, password: string, onState: (state: WifiState, detail: string) => void): void;
-  /** Starts setting the clock from the network (SNTP) where the runtime can. */
-  syncClock(onDone: (ok: boolean) => void): void;
+  /**
+   * Starts setting the clock from the network (SNTP) where the runtime can. `shiftMs`:
+   * how far the clock jumped, so times taken before can be corrected.
+   */
+  syncClock(onDone: (ok: boolean, shiftMs: number) => void): void;
+  /** Sets the wall clock (ms since the epoch), e.g. from ThingsBoard's getCurrentTime. */
+  setClock(ms: number): void;
+  /**
+   * What the runtime tells about itself for the client attributes (runtime_version, ip,
+   * rssi, free_memory in bytes, boot_reason); a key is absent where the runtime has no answer.
+   */
+  facts(): { [key: string]: string | number };
   /** Small persistent key/value store (flash on devices). Returns null when absent. */
   storageRead(key: string): string | null;
   storageWrite(key: string, value: string): void;

@@ -6,10 +6,13 @@ export type LogLevel = "E" | "W" | "I" | "D";
 /** One function, not an object of four: every function object costs JsVars on Espruino. */
 export type Logger = (level: LogLevel, tag: string, message: string) => void;
 
-/** A logger writing "[L][tag] message" lines; debug lines only when `debug` is set. */
-export function createLogger(write: (line: string) => void, debug: boolean): Logger {
+/** Level names as configured (logLevel), most severe first; their initials are the line levels. */
+export const LOG_LEVELS = ["error", "warn", "info", "debug"];
+
+/** A logger writing "[L][tag] message" lines up to `levels.logLevel`, read on every line (it changes at run time). */
+export function createLogger(write: (line: string) => void, levels: { logLevel: string }): Logger {
   return (level, tag, message) => {
-    if (debug || level !== "D") write("[" + level + "][" + tag + "] " + message);
+    if ("EWID".indexOf(level) <= LOG_LEVELS.indexOf(levels.logLevel)) write("[" + level + "][" + tag + "] " + message);
   };
 }
 

@@ -91,6 +91,9 @@ export interface FakePlatform extends Platform {
   logs: string[];
   wifiStates: ((state: WifiState, detail: string) => void)[];
   storage: Record<string, string>;
+  /** Wall clock minus the fake monotonic clock; 0 (1970) until the clock is set. */
+  wallOffset: number;
+  restarts: number;
 }
 
 export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSet?: boolean } = {}): FakePlatform {
@@ -103,9 +106,11 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     logs: [],
     wifiStates: [],
     storage: {},
+    wallOffset: options.clockSet ?? true ? 1700000000000 : 0,
+    restarts: 0,
     chipId: () => "24:0a:c4:12:34:56",
-    now: () => 1700000000000 + clock.now,
-    clockIsSet: () => options.clockSet ?? true,
+    now: () => platform.wallOffset + clock.now,
+    clockIsSet: () => platform.wallOffset > 0,
     setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
     clearTimeout: (handle) => clock.clearTimeout(handle),
     log: (line) => platform.logs.push(line),
@@ -118,7 +123,11 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
       platform.wifiStates.push(onState);
       onState("connecting", "");
     },
-    syncClock: (onDone) => onDone(options.clockSet ?? true),
+    syncClock: (onDone) => onDone(platform.wallOffset > 0, 0),
+    setClock: (ms) => {
+      platform.wallOffset = ms - clock.now;
+    },
+    facts: () => ({ runtime_version: "test", free_memory: 1000 }),
     storageRead: (key) => (key in platform.storage ? platform.storage[key] : null),
     storageWrite: (key, value) => {
       platform.storage[key] = value;
@@ -130,7 +139,9 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
       if (!options.bus) throw new Error("no I2C bus in this test");
       return options.bus;
     },
-    restart: () => undefined,
+    restart: () => {
+      platform.restarts++;
+    },
   };
   return platform;
 }

@@ -66,7 +66,7 @@ export function heapPerQueuedReading(): number {
   const count = 10000;
   const offline = { isConnected: () => false, canPublish: () => false } as unknown as MqttSession;
   const fill = () => {
-    const queue = new TelemetryQueue(offline, createLogger(() => undefined, false), count, 10, null, false);
+    const queue = new TelemetryQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, 10, null, false);
     for (let i = 0; i < count; i++) queue.add(reading(i));
     return queue;
   };

@@ -29,7 +29,7 @@ export function flashPerReading(batches: number, batchSize: number): FlashFigure
       delete files[key];
     },
   };
-  const spill = new SpillStore(store, createLogger(() => undefined, false), batches);
+  const spill = new SpillStore(store, createLogger(() => undefined, { logLevel: "info" }), batches);
   let index = 0;
   for (let b = 0; b < batches; b++) {
     const batch: string[] = [];

@@ -42,7 +42,7 @@ const payload = utf8Encode(${JSON.stringify(reading(0))});
 const latencies = [];
 let sent = 0;
 let started = 0;
-const log = createLogger(function (line) { if (line.charAt(1) !== "I") console.log(line); }, false);
+const log = createLogger(function (line) { if (line.charAt(1) !== "I") console.log(line); }, { logLevel: "info" });
 const session = new MqttSession(platform, {
   host: "127.0.0.1", port: ${target.port}, tls: ${target.tls}, caDerBase64: ${JSON.stringify(caDerBase64)},
   clientId: "bench-device", username: "bench", password: null, keepAliveS: 60, responseTimeoutMs: 20000,

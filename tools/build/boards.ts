@@ -17,7 +17,10 @@ export interface BoardSensor {
 
 /** Board features: each links one module of the firmware. */
 export const FEATURES: Record<string, [file: string, factory: string]> = {
+  attributes: ["thingsboard/attributes.ts", "attributesFeature"],
   rpc: ["thingsboard/rpc.ts", "rpcFeature"],
+  clock: ["thingsboard/clock.ts", "clockFeature"],
+  limits: ["thingsboard/limits.ts", "limitsFeature"],
 };
 
 export interface Board {

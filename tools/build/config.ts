@@ -118,6 +118,10 @@ export const FIRMWARE_DEFAULTS = {
   batchSize: 10,
   spillBatches: 50,
   maxInflight: 4,
+  statusIntervalMs: 300000,
+  rateLimits: "20:1,600:60",
+  dataPointLimits: "200:1,6000:60",
+  maxPayloadBytes: 65536,
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */

@@ -27,11 +27,16 @@ export interface SandboxOptions {
   i2cDevices?: Record<number, VirtualI2CDevice>;
   /** Every write to a socket, for tests that check the bytes on the wire. */
   onSocketWrite?: (socketId: number, bytes: Buffer) => void;
+  /** Boot with the clock near 1970, as a board without SNTP does (setTime() sets it). */
+  clockUnset?: boolean;
 }
 
 export interface RunningSandbox {
   /** Exceptions that escaped to the event loop ("Uncaught ..." on a board). */
   uncaught: string[];
+  /** How often the image rebooted (E.reboot(), or reboot() here: a power cycle). */
+  reboots(): number;
+  reboot(): void;
   stop(): void;
 }
 
@@ -84,215 +89,253 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     serial("Uncaught Error: " + message + "\n");
   };
 
-  /** Runs image code from the host's event loop the way Espruino does: errors are printed, not fatal. */
-  const guarded = (fn: unknown, ...args: unknown[]) => {
-    if (stopped || typeof fn !== "function") return;
+  // The device's wall clock: the host's plus an offset that setTime() changes; kept over
+  // a reboot, as the ESP32's RTC keeps the time over a software reset.
+  let clockOffsetMs = options.clockUnset ? 1000 - Date.now() : 0;
+  const deviceNow = () => Date.now() + clockOffsetMs;
+  let boots = 0;
+  const teardown = () => {
+    for (const handle of timers.values()) clearTimeout(handle);
+    timers.clear();
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+  };
+  const boot = () => {
+    const thisBoot = ++boots;
+    /** Runs image code from the host's event loop the way Espruino does: errors are printed, not fatal. */
+    const guarded = (fn: unknown, ...args: unknown[]) => {
+      // Callbacks of an image that has since rebooted are dead, as on a board.
+      if (stopped || thisBoot !== boots || typeof fn !== "function") return;
+      try {
+        (fn as Listener)(...args);
+      } catch (e) {
+        reportUncaught(e);
+      }
+    };
+
+    const context = vm.createContext({}, { name: "espruino", codeGeneration: { strings: false, wasm: false } });
+    vm.runInContext(removalScript(), context);
+    const ContextUint8Array = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
+
+    const toBinaryString = (data: unknown): string => {
+      if (typeof data === "string") return data;
+      if (data && typeof data === "object" && "length" in data) {
+        // Buffer.from keeps the low 8 bits of each element, as Espruino does.
+        return Buffer.from(data as ArrayLike<number>).toString("latin1");
+      }
+      return String(data);
+    };
+
+    const i2cDevice = (address: number): VirtualI2CDevice => {
+      const device = options.i2cDevices?.[address];
+      if (!device) throw new Error("I2C Error: no ACK from 0x" + address.toString(16));
+      return device;
+    };
+
+    const storagePath = (name: string) => {
+      if (typeof name !== "string" || name.length === 0 || name.length > MAX_STORAGE_NAME) {
+        throw new Error("Storage: name must be 1-" + MAX_STORAGE_NAME + " characters: " + JSON.stringify(name));
+      }
+      return join(options.storageDir, encodeURIComponent(name));
+    };
+
+    const Storage = {
+      read: (name: string) => {
+        const path = storagePath(name);
+        return existsSync(path) ? readFileSync(path).toString("latin1") : undefined;
+      },
+      readJSON: (name: string, noExceptions?: boolean) => {
+        const text = Storage.read(name);
+        if (text === undefined) return undefined;
+        try {
+          return vm.runInContext("JSON.parse", context)(text);
+        } catch (e) {
+          if (noExceptions) return undefined;
+          throw e;
+        }
+      },
+      write: (name: string, data: unknown) => {
+        writeFileSync(storagePath(name), Buffer.from(toBinaryString(data), "latin1"));
+        return true;
+      },
+      writeJSON: (name: string, data: unknown) => Storage.write(name, JSON.stringify(data)),
+      erase: (name: string) => rmSync(storagePath(name), { force: true }),
+      list: () => readdirSync(options.storageDir).map((f) => decodeURIComponent(f)),
+      getFree: () => 1 << 20,
+    };
+
+    const socketModule = (secure: boolean) => ({
+      connect: (opts: { host: string; port: number; ca?: string }, onConnect?: () => void) => {
+        const events = emitter();
+        const socketId = nextSocketId++;
+        let socket: Socket;
+        if (secure) {
+          const ca = typeof opts.ca === "string" && opts.ca.length > 0 ? derToPem(Buffer.from(opts.ca, "latin1")) : undefined;
+          if (!ca) serial("WARNING: tls.connect without a CA: no server verification (as on Espruino)\n");
+          socket = tlsConnect({
+            host: opts.host,
+            port: opts.port,
+            ca,
+            rejectUnauthorized: ca !== undefined,
+            servername: isIP(opts.host) ? undefined : opts.host,
+            minVersion: "TLSv1.2",
+            maxVersion: "TLSv1.2",
+          });
+          socket.once("secureConnect", () => guarded(onConnect));
+        } else {
+          socket = netConnect({ host: opts.host, port: opts.port });
+          socket.once("connect", () => guarded(onConnect));
+        }
+        sockets.add(socket);
+        socket.on("data", (chunk: Buffer) => guarded(() => events.emit("data", chunk.toString("latin1"))));
+        socket.on("end", () => guarded(() => events.emit("end")));
+        socket.on("error", (error: NodeJS.ErrnoException) => {
+          guarded(() => events.emit("error", { code: -1, message: (error.code ? error.code + ": " : "") + error.message }));
+        });
+        socket.on("close", (hadError: boolean) => {
+          sockets.delete(socket);
+          guarded(() => events.emit("close", hadError));
+        });
+        return {
+          on: (event: string, fn: Listener) => events.on(event, fn),
+          // Espruino writes String(data) for anything that is not a string (measured): a
+          // Uint8Array goes out as "16,2,0,0". The sandbox does the same, so such a bug shows.
+          write: (data: unknown) => {
+            const bytes = Buffer.from(typeof data === "string" ? data : String(data), "latin1");
+            options.onSocketWrite?.(socketId, bytes);
+            if (!socket.destroyed) socket.write(bytes);
+            return true;
+          },
+          end: () => socket.end(),
+        };
+      },
+    });
+
+    const wifiEvents = emitter();
+    const modules: Record<string, unknown> = {
+      net: socketModule(false),
+      tls: socketModule(true),
+      Storage,
+      Wifi: {
+        connect: (_ssid: string, _opts: unknown, callback?: (err: string | null) => void) => {
+          setTimeout(() => {
+            guarded(callback, null);
+            guarded(() => wifiEvents.emit("connected", { ip: "127.0.0.1", netmask: "255.0.0.0", gw: "127.0.0.1" }));
+          }, 50);
+        },
+        on: (event: string, fn: Listener) => wifiEvents.on(event, fn),
+        // With the clock unset on purpose, SNTP is unavailable too (throws, like the Linux build that has no Wifi module).
+      setSNTP: () => {
+        if (options.clockUnset) throw new Error("SNTP unavailable in this sandbox run");
+      },
+        getIP: () => ({ ip: "127.0.0.1" }),
+      getStatus: () => ({ station: "connected", rssi: -60 }),
+      },
+    };
+
+    const setTimer = (fn: unknown, ms: unknown, repeat: boolean) => {
+      const id = nextTimerId++;
+      const delay = typeof ms === "number" && ms > 0 ? ms : 0;
+      const handle = repeat
+        ? setInterval(() => guarded(fn), delay)
+        : setTimeout(() => {
+            timers.delete(id);
+            guarded(fn);
+          }, delay);
+      timers.set(id, handle);
+      return id;
+    };
+    const clearTimer = (id: unknown) => {
+      const handle = timers.get(id as number);
+      if (handle) {
+        clearTimeout(handle);
+        timers.delete(id as number);
+      }
+    };
+
+    const globals: Record<string, unknown> = {
+      console: { log: (...args: unknown[]) => serial(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ") + "\n") },
+      print: (text: unknown) => serial(String(text) + "\n"),
+      require: (name: string) => {
+        if (!(name in modules)) throw new Error('Module "' + name + '" not found');
+        return modules[name];
+      },
+      setTimeout: (fn: unknown, ms: unknown) => setTimer(fn, ms, false),
+      setInterval: (fn: unknown, ms: unknown) => setTimer(fn, ms, true),
+      clearTimeout: clearTimer,
+      clearInterval: clearTimer,
+      getSerial: () => options.chipId ?? "5ccf7f00-sim0-0001",
+      // Microsecond resolution, as on a board (latency figures need better than Date.now()).
+      getTime: () => (performance.timeOrigin + performance.now() + clockOffsetMs) / 1000,
+    setTime: (seconds: number) => {
+      clockOffsetMs = seconds * 1000 - Date.now();
+    },
+      atob: (text: string) => Buffer.from(text, "base64").toString("latin1"),
+      btoa: (text: string) => Buffer.from(text, "latin1").toString("base64"),
+      E: {
+        toString: (data: unknown) => toBinaryString(data),
+        toUint8Array: (data: unknown) => {
+          const bytes = Buffer.from(toBinaryString(data), "latin1");
+          const result = new ContextUint8Array(bytes.length);
+          for (let i = 0; i < bytes.length; i++) result[i] = bytes[i];
+          return result;
+        },
+        // A hard reset: everything of this run goes, the saved code boots again.
+        reboot: () => {
+          serial("[sandbox] E.reboot(): rebooting\n");
+          setImmediate(reboot);
+        },
+        on: () => undefined,
+        hwRand: () => 0,
+      },
+      process: {
+        env: { VERSION: "2v29-sandbox", BOARD: "ESP32", SERIAL: options.chipId ?? "5ccf7f00-sim0-0001" },
+        version: "2v29-sandbox",
+      memory: () => ({ free: 0, usage: 0, total: 0, blocksize: 14 }),
+      },
+      I2C1: {
+        setup: () => undefined,
+        writeTo: (address: number, ...data: unknown[]) => {
+          const bytes = Buffer.from(data.map((d) => toBinaryString(typeof d === "number" ? [d] : d)).join(""), "latin1");
+          i2cDevice(address).write(new Uint8Array(bytes));
+        },
+        readFrom: (address: number, length: number) => {
+          const bytes = i2cDevice(address).read(length);
+          const result = new ContextUint8Array(bytes.length);
+          for (let i = 0; i < bytes.length; i++) result[i] = bytes[i];
+          return result;
+        },
+      },
+    };
+    for (const [name, value] of Object.entries(globals)) context[name] = value;
+  (vm.runInContext("Date", context) as DateConstructor).now = deviceNow;
+
+    // Like a board: the code saved to flash (.bootcde) boots, else the image given.
+    const saved = storagePath(".bootcde");
+    const source = existsSync(saved) ? readFileSync(saved, "latin1") : readFileSync(options.imagePath, "utf8");
     try {
-      (fn as Listener)(...args);
+      vm.runInContext(source, context, { filename: existsSync(saved) ? ".bootcde" : options.imagePath });
     } catch (e) {
       reportUncaught(e);
     }
+
   };
-
-  const context = vm.createContext({}, { name: "espruino", codeGeneration: { strings: false, wasm: false } });
-  vm.runInContext(removalScript(), context);
-  const ContextUint8Array = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
-
-  const toBinaryString = (data: unknown): string => {
-    if (typeof data === "string") return data;
-    if (data && typeof data === "object" && "length" in data) {
-      // Buffer.from keeps the low 8 bits of each element, as Espruino does.
-      return Buffer.from(data as ArrayLike<number>).toString("latin1");
-    }
-    return String(data);
+  const reboot = () => {
+    if (stopped) return;
+    teardown();
+    rebootCount++;
+    boot();
   };
-
-  const i2cDevice = (address: number): VirtualI2CDevice => {
-    const device = options.i2cDevices?.[address];
-    if (!device) throw new Error("I2C Error: no ACK from 0x" + address.toString(16));
-    return device;
-  };
-
-  const storagePath = (name: string) => {
-    if (typeof name !== "string" || name.length === 0 || name.length > MAX_STORAGE_NAME) {
-      throw new Error("Storage: name must be 1-" + MAX_STORAGE_NAME + " characters: " + JSON.stringify(name));
-    }
-    return join(options.storageDir, encodeURIComponent(name));
-  };
-
-  const Storage = {
-    read: (name: string) => {
-      const path = storagePath(name);
-      return existsSync(path) ? readFileSync(path).toString("latin1") : undefined;
-    },
-    readJSON: (name: string, noExceptions?: boolean) => {
-      const text = Storage.read(name);
-      if (text === undefined) return undefined;
-      try {
-        return vm.runInContext("JSON.parse", context)(text);
-      } catch (e) {
-        if (noExceptions) return undefined;
-        throw e;
-      }
-    },
-    write: (name: string, data: unknown) => {
-      writeFileSync(storagePath(name), Buffer.from(toBinaryString(data), "latin1"));
-      return true;
-    },
-    writeJSON: (name: string, data: unknown) => Storage.write(name, JSON.stringify(data)),
-    erase: (name: string) => rmSync(storagePath(name), { force: true }),
-    list: () => readdirSync(options.storageDir).map((f) => decodeURIComponent(f)),
-    getFree: () => 1 << 20,
-  };
-
-  const socketModule = (secure: boolean) => ({
-    connect: (opts: { host: string; port: number; ca?: string }, onConnect?: () => void) => {
-      const events = emitter();
-      const socketId = nextSocketId++;
-      let socket: Socket;
-      if (secure) {
-        const ca = typeof opts.ca === "string" && opts.ca.length > 0 ? derToPem(Buffer.from(opts.ca, "latin1")) : undefined;
-        if (!ca) serial("WARNING: tls.connect without a CA: no server verification (as on Espruino)\n");
-        socket = tlsConnect({
-          host: opts.host,
-          port: opts.port,
-          ca,
-          rejectUnauthorized: ca !== undefined,
-          servername: isIP(opts.host) ? undefined : opts.host,
-          minVersion: "TLSv1.2",
-          maxVersion: "TLSv1.2",
-        });
-        socket.once("secureConnect", () => guarded(onConnect));
-      } else {
-        socket = netConnect({ host: opts.host, port: opts.port });
-        socket.once("connect", () => guarded(onConnect));
-      }
-      sockets.add(socket);
-      socket.on("data", (chunk: Buffer) => guarded(() => events.emit("data", chunk.toString("latin1"))));
-      socket.on("end", () => guarded(() => events.emit("end")));
-      socket.on("error", (error: NodeJS.ErrnoException) => {
-        guarded(() => events.emit("error", { code: -1, message: (error.code ? error.code + ": " : "") + error.message }));
-      });
-      socket.on("close", (hadError: boolean) => {
-        sockets.delete(socket);
-        guarded(() => events.emit("close", hadError));
-      });
-      return {
-        on: (event: string, fn: Listener) => events.on(event, fn),
-        // Espruino writes String(data) for anything that is not a string (measured): a
-        // Uint8Array goes out as "16,2,0,0". The sandbox does the same, so such a bug shows.
-        write: (data: unknown) => {
-          const bytes = Buffer.from(typeof data === "string" ? data : String(data), "latin1");
-          options.onSocketWrite?.(socketId, bytes);
-          if (!socket.destroyed) socket.write(bytes);
-          return true;
-        },
-        end: () => socket.end(),
-      };
-    },
-  });
-
-  const wifiEvents = emitter();
-  const modules: Record<string, unknown> = {
-    net: socketModule(false),
-    tls: socketModule(true),
-    Storage,
-    Wifi: {
-      connect: (_ssid: string, _opts: unknown, callback?: (err: string | null) => void) => {
-        setTimeout(() => {
-          guarded(callback, null);
-          guarded(() => wifiEvents.emit("connected", { ip: "127.0.0.1", netmask: "255.0.0.0", gw: "127.0.0.1" }));
-        }, 50);
-      },
-      on: (event: string, fn: Listener) => wifiEvents.on(event, fn),
-      setSNTP: () => undefined,
-      getIP: () => ({ ip: "127.0.0.1" }),
-    },
-  };
-
-  const setTimer = (fn: unknown, ms: unknown, repeat: boolean) => {
-    const id = nextTimerId++;
-    const delay = typeof ms === "number" && ms > 0 ? ms : 0;
-    const handle = repeat
-      ? setInterval(() => guarded(fn), delay)
-      : setTimeout(() => {
-          timers.delete(id);
-          guarded(fn);
-        }, delay);
-    timers.set(id, handle);
-    return id;
-  };
-  const clearTimer = (id: unknown) => {
-    const handle = timers.get(id as number);
-    if (handle) {
-      clearTimeout(handle);
-      timers.delete(id as number);
-    }
-  };
-
-  const globals: Record<string, unknown> = {
-    console: { log: (...args: unknown[]) => serial(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ") + "\n") },
-    print: (text: unknown) => serial(String(text) + "\n"),
-    require: (name: string) => {
-      if (!(name in modules)) throw new Error('Module "' + name + '" not found');
-      return modules[name];
-    },
-    setTimeout: (fn: unknown, ms: unknown) => setTimer(fn, ms, false),
-    setInterval: (fn: unknown, ms: unknown) => setTimer(fn, ms, true),
-    clearTimeout: clearTimer,
-    clearInterval: clearTimer,
-    getSerial: () => options.chipId ?? "5ccf7f00-sim0-0001",
-    // Microsecond resolution, as on a board (latency figures need better than Date.now()).
-    getTime: () => (performance.timeOrigin + performance.now()) / 1000,
-    atob: (text: string) => Buffer.from(text, "base64").toString("latin1"),
-    btoa: (text: string) => Buffer.from(text, "latin1").toString("base64"),
-    E: {
-      toString: (data: unknown) => toBinaryString(data),
-      toUint8Array: (data: unknown) => {
-        const bytes = Buffer.from(toBinaryString(data), "latin1");
-        const result = new ContextUint8Array(bytes.length);
-        for (let i = 0; i < bytes.length; i++) result[i] = bytes[i];
-        return result;
-      },
-      reboot: () => serial("[sandbox] E.reboot() called\n"),
-      on: () => undefined,
-      hwRand: () => 0,
-    },
-    process: {
-      env: { VERSION: "2v29-sandbox", BOARD: "ESP32", SERIAL: options.chipId ?? "5ccf7f00-sim0-0001" },
-      memory: () => ({ free: 0, usage: 0, total: 0 }),
-    },
-    I2C1: {
-      setup: () => undefined,
-      writeTo: (address: number, ...data: unknown[]) => {
-        const bytes = Buffer.from(data.map((d) => toBinaryString(typeof d === "number" ? [d] : d)).join(""), "latin1");
-        i2cDevice(address).write(new Uint8Array(bytes));
-      },
-      readFrom: (address: number, length: number) => {
-        const bytes = i2cDevice(address).read(length);
-        const result = new ContextUint8Array(bytes.length);
-        for (let i = 0; i < bytes.length; i++) result[i] = bytes[i];
-        return result;
-      },
-    },
-  };
-  for (const [name, value] of Object.entries(globals)) context[name] = value;
-
-  const source = readFileSync(options.imagePath, "utf8");
-  try {
-    vm.runInContext(source, context, { filename: options.imagePath });
-  } catch (e) {
-    reportUncaught(e);
-  }
+  let rebootCount = 0;
+  boot();
 
   return {
     uncaught,
+    reboots: () => rebootCount,
+    reboot,
     stop: () => {
       stopped = true;
-      for (const handle of timers.values()) clearTimeout(handle);
-      timers.clear();
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
+      teardown();
     },
   };
 }

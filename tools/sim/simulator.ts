@@ -1,16 +1,21 @@
 // npm start: builds the `sim` board's image (dist/espruino/sim.js) and runs it in the Espruino
-// sandbox against an embedded ThingsBoard-compatible broker over TLS, with a
-// development CA made on first run. Shows the device's serial console and the
-// telemetry the broker received. No internet needed.
+// sandbox against the local ThingsBoard emulator (tools/sim/emulator.ts) over TLS, with a
+// development CA made on first run. Shows the device's serial console and the telemetry
+// the emulator received; `npm run tb` drives the device from a second terminal. No
+// internet needed.
 //
 //   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain]
 //   tsx tools/sim/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
+//
+// State (the emulator's devices and attributes, the device's flash) lives under .sim/,
+// or under $TBFW_SIM_DIR.
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadBoard } from "../build/boards.ts";
-import { startBroker } from "./broker.ts";
-import type { RunningBroker } from "./broker.ts";
+import { ThingsBoardEmulator } from "./emulator.ts";
+import { startControl } from "./control.ts";
+import { CONTROL_FILE, EMULATOR_STATE, SIM_DIR } from "./paths.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
@@ -18,8 +23,8 @@ import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
 import { virtualSensor } from "./virtual-i2c.ts";
 
-const SIM_DIR = join(ROOT, ".sim");
 export const SIM_TOKEN = "sim-device-token";
+export const SIM_DEVICE = "sim-device";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -43,7 +48,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(interval) || interval < 1000) throw new ConfigError("--interval must be at least 1000 ms");
   if (remote && !values.token) throw new ConfigError("--host needs --token <device access token>");
 
-  let broker: RunningBroker | null = null;
+  let emulator: ThingsBoardEmulator | null = null;
+  let control: { close(): Promise<void> } | null = null;
   let received = 0;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
@@ -57,21 +63,25 @@ async function main(): Promise<void> {
     console.log("simulator: device -> " + settings.host + ":" + settings.port + (settings.tls ? " (tls, CA " + settings.ca + ")" : " (plain)"));
   } else {
     const tls = ensureTlsFiles(join(SIM_DIR, "tls"));
-    broker = await startBroker({
-      token: SIM_TOKEN,
+    emulator = new ThingsBoardEmulator({
+      stateFile: EMULATOR_STATE,
       tls,
-      onEvent: (line) => console.log("broker  | " + line),
-      onTelemetry: (payload) => {
+      devices: [{ name: SIM_DEVICE, token: SIM_TOKEN }],
+      onEvent: (line) => console.log("tb      | " + line),
+      onTelemetry: (_device, payload) => {
         received++;
-        console.log("broker  | telemetry #" + received + ": " + payload);
+        console.log("tb      | telemetry #" + received + ": " + payload);
         if (messages > 0 && received >= messages) finish(0);
       },
     });
+    await emulator.listen();
+    control = await startControl(emulator, CONTROL_FILE);
     settings.host = "127.0.0.1";
-    settings.port = settings.tls ? broker.tlsPort! : broker.plainPort;
+    settings.port = settings.tls ? emulator.tlsPort! : emulator.plainPort;
     settings.token = SIM_TOKEN;
     settings.ca = tls.caCert;
-    console.log("simulator: embedded broker on 127.0.0.1:" + broker.plainPort + " (plain) and :" + broker.tlsPort + " (tls, CA " + tls.caCert + ")");
+    console.log("simulator: ThingsBoard emulator on 127.0.0.1:" + emulator.plainPort + " (plain) and :" + emulator.tlsPort + " (tls, CA " + tls.caCert + ")");
+    console.log("simulator: drive the device from another terminal: npm run tb -- rpc getStatus | attr set samplingIntervalMs 5000 | telemetry --last 5");
   }
 
   const board = loadBoard(join(ROOT, "boards", values.board + ".json"));
@@ -101,6 +111,7 @@ async function main(): Promise<void> {
     },
   });
   process.on("SIGINT", () => finish(0));
+  process.on("SIGTERM", () => finish(0));
   const timeoutS = Number(values.timeout);
   if (timeoutS > 0) setTimeout(() => {
     console.error("simulator: timed out after " + timeoutS + " s");
@@ -108,7 +119,8 @@ async function main(): Promise<void> {
   }, timeoutS * 1000).unref();
   const code = await done;
   sandbox.stop();
-  if (broker) await broker.close();
+  if (control) await control.close();
+  if (emulator) await emulator.close();
   if (sandbox.uncaught.length > 0) {
     console.error("simulator: " + sandbox.uncaught.length + " uncaught error(s) in the image");
     process.exit(1);

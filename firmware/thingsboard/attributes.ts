@@ -1,0 +1,69 @@
+// The "attributes" board feature:
+// - client attributes after every connect: firmware title and version, board, runtime
+//   and its version, chip id, IP, RSSI and free memory where the runtime tells them;
+// - shared attributes as remote configuration: the device's keys are requested after
+//   every connect and updates are subscribed to; every value is checked, and the
+//   client attribute config_error says what was ignored and why ("" when all is well);
+// - uptime and queue counters as telemetry every statusIntervalMs.
+
+import type { DeviceContext } from "../app/device";
+import { remoteConfig } from "../app/remote-config";
+import type { SensorValues } from "../sensors/types";
+import { telemetryJson } from "./telemetry";
+import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
+import { field, parsePayload, publishJson } from "./json";
+
+export const FIRMWARE_TITLE = "tb-firmware";
+
+export function attributesFeature(context: DeviceContext): void {
+  const platform = context.platform;
+  const session = context.session;
+  const config = context.config;
+  const settings = context.settings;
+  const remote = remoteConfig(context);
+  let requestId = 0;
+
+  session.subscribe(ATTRIBUTES_TOPIC, 1);
+  session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
+
+  const report = (problems: string | null) => {
+    if (problems !== null) publishJson(session, ATTRIBUTES_TOPIC, { config_error: problems }, null);
+  };
+
+  context.onConnect.push(() => {
+    const attributes = platform.facts();
+    attributes.current_fw_title = FIRMWARE_TITLE;
+    attributes.current_fw_version = config.firmwareVersion;
+    attributes.board = config.board;
+    attributes.runtime = platform.runtime;
+    attributes.chip_id = platform.chipId();
+    publishJson(session, ATTRIBUTES_TOPIC, attributes, null);
+    // Nothing is pushed on connect: ask for the current values (changes made while offline).
+    publishJson(session, ATTRIBUTE_REQUEST + ++requestId, { sharedKeys: remote.keys().join(",") }, null);
+  });
+
+  context.onMessage.push((topic, payload) => {
+    let update: unknown;
+    if (topic === ATTRIBUTES_TOPIC) {
+      update = parsePayload(payload);
+      const deleted = field(update, "deleted");
+      report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
+    } else if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
+      // An answer to an older request (before a reconnect) is as good: it is the server's state.
+      update = parsePayload(payload);
+      const shared = field(update, "shared");
+      report(remote.update(shared === undefined ? {} : shared, null, true, false));
+    } else {
+      return false;
+    }
+    return true;
+  });
+
+  const sendStatus = () => {
+    const every = settings.statusIntervalMs;
+    // Re-read each time: a new period takes effect after the current one.
+    platform.setTimeout(sendStatus, every > 0 ? every : 60000);
+    if (every > 0) context.queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, context.status() as SensorValues, null));
+  };
+  platform.setTimeout(sendStatus, settings.statusIntervalMs > 0 ? settings.statusIntervalMs : 60000);
+}

@@ -1,0 +1,11 @@
+// Where the simulator keeps its state: .sim/ at the top of the repository, or
+// $TBFW_SIM_DIR (tests use their own so they never touch a user's running simulator).
+
+import { join } from "node:path";
+import { ROOT } from "../build/build.ts";
+
+export const SIM_DIR = process.env.TBFW_SIM_DIR || join(ROOT, ".sim");
+/** The emulator's devices, attributes and telemetry. */
+export const EMULATOR_STATE = join(SIM_DIR, "tb", "state.json");
+/** The running emulator's control port, for npm run tb. */
+export const CONTROL_FILE = join(SIM_DIR, "tb", "control.json");
