@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,4 +29,45 @@ test("the simulator refuses bad options with a clear message", () => {
   const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), ["tools/sim/simulator.ts", "--host", "tb.example"], { cwd: ROOT, encoding: "utf8" });
   assert.equal(result.status, 1);
   assert.match(result.stderr, /simulator: --host needs --token <device access token>/);
+});
+
+test("npm run tb drives the running simulated device: RPC, shared attributes with the device's answer, telemetry", async () => {
+  const simDir = mkdtempSync(join(tmpdir(), "tbfw-sim-"));
+  const env = { ...process.env, TBFW_SIM_DIR: simDir };
+  const tsx = join(ROOT, "node_modules/.bin/tsx");
+  const simulator = spawn(tsx, ["tools/sim/simulator.ts", "--plain", "--interval", "1000", "--timeout", "120"], { cwd: ROOT, env });
+  let output = "";
+  simulator.stdout.on("data", (chunk) => (output += chunk));
+  simulator.stderr.on("data", (chunk) => (output += chunk));
+  const tb = (...args: string[]) => {
+    const result = spawnSync(tsx, ["tools/sim/tb.ts", ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 30000 });
+    return { status: result.status, out: result.stdout + result.stderr };
+  };
+  try {
+    const end = Date.now() + 60000;
+    while (!/tb {6}\| sim-device client attributes: \{"config_error"/.test(output)) {
+      if (Date.now() > end) throw new Error("the simulator did not come up:\n" + output);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const ping = tb("rpc", "ping");
+    assert.equal(ping.status, 0, ping.out);
+    assert.equal(ping.out.trim(), 'sim-device replied: {"pong":true}');
+    const set = tb("attr", "set", "samplingIntervalMs", "5000");
+    assert.equal(set.out.trim(), 'sim-device answered: {"config_error":""}');
+    const bad = tb("attr", "set", "batchSize", "500");
+    assert.equal(bad.out.trim(), 'sim-device answered: {"config_error":"batchSize: must be a whole number from 1 to 50, got 500; ignored"}');
+    const config = tb("rpc", "getConfig");
+    assert.match(config.out, /"samplingIntervalMs":5000/);
+    const telemetry = tb("telemetry", "--last", "2");
+    assert.match(telemetry.out, /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}\{"temperature":[\d.]+,"humidity":[\d.]+\}$/m);
+    const unknown = tb("frobnicate");
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.out, /^tb: unknown command "frobnicate"/);
+  } finally {
+    simulator.kill("SIGTERM");
+    await new Promise((resolve) => simulator.once("exit", resolve));
+  }
+  const gone = spawnSync(tsx, ["tools/sim/tb.ts", "rpc", "ping"], { cwd: ROOT, env, encoding: "utf8" });
+  assert.equal(gone.status, 1);
+  assert.match(gone.stderr, /no emulator is running/);
 });

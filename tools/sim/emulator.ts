@@ -128,7 +128,9 @@ interface PendingRpc {
   device: string;
   method: string;
   params: JsonValue;
+  /** Written to a session; back to false when that session ends before the PUBACK. */
   sent: boolean;
+  delivered: boolean;
   resolve: (reply: JsonValue) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -250,6 +252,7 @@ export class ThingsBoardEmulator {
         method,
         params,
         sent: false,
+        delivered: false,
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -341,6 +344,8 @@ export class ThingsBoardEmulator {
         if (session.device) this.event(session.device.name + " disconnected");
       }
       this.sessions.delete(session);
+      // A persistent RPC not acknowledged by the device goes again on its next session.
+      for (const rpc of this.pendingRpc) if (session.device && rpc.device === session.device.name && !rpc.delivered) rpc.sent = false;
     });
   }
 
@@ -417,7 +422,10 @@ export class ThingsBoardEmulator {
 
   private onPuback(session: Session, packetId: number): void {
     const rpc = this.pendingRpc.find((r) => r.sent && r.device === session.device?.name && rpcPacketId(r.id) === packetId);
-    if (rpc) this.event(rpc.device + " received RPC " + rpc.id + " (" + rpc.method + ")");
+    if (rpc) {
+      rpc.delivered = true;
+      this.event(rpc.device + " received RPC " + rpc.id + " (" + rpc.method + ")");
+    }
   }
 
   private reject(session: Session, why: string): void {

@@ -1,0 +1,287 @@
+// The ThingsBoard device API, end to end: the built `sim` image runs in the Espruino
+// sandbox against the local ThingsBoard emulator over real sockets. Attributes, remote
+// configuration (and its persistence over a reboot), server-side RPC (also across a
+// reconnect), getCurrentTime without SNTP, and a replay after an outage that obeys small
+// getSessionLimits without one rate-limit close.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import { buildImages } from "../tools/build/build.ts";
+import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
+import { checkSource } from "../tools/check/check-espruino.ts";
+import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
+import type { EmulatorOptions, JsonValue } from "../tools/sim/emulator.ts";
+import { runDevice } from "./helpers/device-run.ts";
+import type { DeviceRun } from "./helpers/device-run.ts";
+
+const TOKEN = "api-test-token";
+const DEVICE = "api-device";
+let image: string;
+
+before(async () => {
+  const out = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
+  // Host and port come per test from tb-config.json in the device's flash.
+  await buildImages({
+    boards: ["sim"],
+    outDir: out,
+    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: TOKEN, telemetryIntervalMs: 1000 },
+    version: "0.0.0-api",
+    quiet: true,
+    debug: true,
+  });
+  image = join(out, "espruino", "sim.js");
+  assert.deepEqual(checkSource(readFileSync(image, "utf8"), image), []);
+});
+
+const running: { emulator: ThingsBoardEmulator; device: DeviceRun | null }[] = [];
+after(async () => {
+  for (const r of running) {
+    r.device?.stop();
+    await r.emulator.close();
+  }
+});
+
+async function start(options: Partial<EmulatorOptions> = {}, sandbox: { clockUnset?: boolean; storageDir?: string } = {}) {
+  const events: string[] = [];
+  const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], onEvent: (line) => events.push(line), ...options });
+  await emulator.listen();
+  const entry = { emulator, device: null as DeviceRun | null };
+  running.push(entry);
+  const device = runDevice(image, { port: emulator.plainPort }, sandbox);
+  entry.device = device;
+  return { emulator, device, events };
+}
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string, device?: DeviceRun): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error("timed out waiting for " + what + (device ? "; device console:\n" + device.serial.join("\n") : ""));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stop(entry: { emulator: ThingsBoardEmulator; device: DeviceRun }): Promise<void> {
+  entry.device.stop();
+  return entry.emulator.close();
+}
+
+test("client attributes after connect; shared attributes configure the device, bad values are reported in config_error, deleted keys fall back, and the configuration survives a reboot", async () => {
+  const run = await start();
+  const { emulator, device } = run;
+  try {
+    const client = () => emulator.device(DEVICE).client;
+    await until(() => "current_fw_version" in client() && "config_error" in client(), 15000, "client attributes", device);
+    assert.deepEqual(
+      Object.keys(client()).sort(),
+      ["board", "chip_id", "config_error", "current_fw_title", "current_fw_version", "free_memory", "ip", "rssi", "runtime", "runtime_version"]
+    );
+    assert.equal(client().current_fw_title, "tb-firmware");
+    assert.equal(client().current_fw_version, "0.0.0-api");
+    assert.equal(client().board, "sim");
+    assert.equal(client().runtime, "espruino");
+    assert.equal(client().config_error, "");
+
+    // A valid change applies at once and is confirmed with an empty config_error.
+    let answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    emulator.setShared(DEVICE, { samplingIntervalMs: 3000, logLevel: "info" });
+    assert.deepEqual(await answer, { config_error: "" });
+    const before = emulator.device(DEVICE).telemetry.length;
+    await new Promise((r) => setTimeout(r, 6500));
+    const taken = emulator.device(DEVICE).telemetry.length - before;
+    assert.ok(taken >= 1 && taken <= 3, taken + " readings in 6.5 s at a 3 s interval");
+    assert.ok(!device.serial.slice(-5).some((l) => l.startsWith("[D]")), "logLevel info: no debug lines any more");
+
+    // Invalid: wrong type and out of range. Nothing changes; config_error names key and reason.
+    answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    emulator.setShared(DEVICE, { uploadIntervalMs: "soon", batchSize: 500 });
+    const said = (await answer) as { config_error: string };
+    assert.match(said.config_error, /uploadIntervalMs: must be a whole number from 0 to 86400000, got "soon"; ignored/);
+    assert.match(said.config_error, /batchSize: must be a whole number from 1 to 50, got 500; ignored/);
+    const config = (await emulator.rpc(DEVICE, "getConfig", {})) as Record<string, JsonValue>;
+    assert.equal(config.samplingIntervalMs, 3000);
+    assert.equal(config.uploadIntervalMs, 0);
+    assert.equal(config.batchSize, 10);
+
+    // A reboot (power cycle): the device boots with the value from its flash.
+    const reportAfterReboot = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 10000);
+    device.sandbox.reboot();
+    await until(() => device.serial.filter((l) => l.startsWith("[I][boot]")).length === 2, 5000, "the reboot", device);
+    assert.ok(device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":3000')), "the stored configuration is applied at boot");
+    const afterReboot = (await emulator.rpc(DEVICE, "getConfig", {})) as Record<string, JsonValue>;
+    assert.equal(afterReboot.samplingIntervalMs, 3000);
+
+    // The server still holds the bad values: after the reboot they are reported again.
+    assert.match(String(((await reportAfterReboot) as { config_error: string }).config_error), /^uploadIntervalMs: /);
+
+    // Deleted: back to the board default.
+    answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    emulator.deleteShared(DEVICE, ["samplingIntervalMs"]);
+    assert.deepEqual(await answer, { config_error: "" });
+    assert.equal(((await emulator.rpc(DEVICE, "getConfig", {})) as Record<string, JsonValue>).samplingIntervalMs, 1000);
+    assert.deepEqual(device.sandbox.uncaught, []);
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+  }
+});
+
+test("a change made while the device was offline is picked up by the attribute request after it connects", async () => {
+  const run = await start();
+  const { emulator, device } = run;
+  try {
+    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    emulator.disconnect(DEVICE);
+    emulator.setShared(DEVICE, { samplingIntervalMs: 2000 });
+    await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":2000')), 15000, "the change after the reconnect", device);
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+  }
+});
+
+test("server-side RPC: getStatus, getConfig, setConfig, readNow, ping, errors, and reboot replies first then restarts", async () => {
+  const run = await start();
+  const { emulator, device } = run;
+  try {
+    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    const status = (await emulator.rpc(DEVICE, "getStatus", {})) as Record<string, JsonValue>;
+    assert.deepEqual(Object.keys(status).sort(), ["board", "clock_set", "delivered", "dropped", "firmware", "in_flash", "queued", "runtime", "uptime_s"]);
+    assert.equal(status.firmware, "0.0.0-api");
+    assert.equal(status.clock_set, true);
+    assert.deepEqual(await emulator.rpc(DEVICE, "ping", {}), { pong: true });
+    const reading = (await emulator.rpc(DEVICE, "readNow", {})) as Record<string, number>;
+    assert.deepEqual(Object.keys(reading).sort(), ["humidity", "temperature"]);
+    const set = (await emulator.rpc(DEVICE, "setConfig", { batchSize: 5, colour: "red" })) as { error: string; config: Record<string, JsonValue> };
+    assert.equal(set.config.batchSize, 5);
+    assert.match(set.error, /colour: not a setting of this device/);
+    assert.deepEqual(await emulator.rpc(DEVICE, "format", {}), { error: "unknown method: format" });
+
+    await emulator.rpc(DEVICE, "reboot", {}).then((reply) => assert.deepEqual(reply, { rebooting: true }));
+    await until(() => device.sandbox.reboots() === 1, 5000, "the restart", device);
+    await until(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 2, 10000, "the reconnect after the reboot", device);
+    assert.deepEqual(device.sandbox.uncaught, []);
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+  }
+});
+
+test("an RPC that arrives while the device is reconnecting is answered after the reconnect", async () => {
+  const run = await start();
+  const { emulator, device } = run;
+  try {
+    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    emulator.disconnect(DEVICE);
+    const reply = emulator.rpc(DEVICE, "getStatus", {}, 20000);
+    assert.equal(emulator.listDevices()[0].online, false, "sent while the device is offline");
+    const status = (await reply) as Record<string, JsonValue>;
+    assert.equal(status.board, "sim");
+    assert.ok(device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length >= 2);
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+  }
+});
+
+test("no SNTP: the clock is set from getCurrentTime, and readings taken before carry corrected times, never 1970", async () => {
+  const run = await start({}, { clockUnset: true });
+  const { emulator, device } = run;
+  try {
+    await until(() => emulator.device(DEVICE).telemetry.length >= 4, 20000, "4 readings", device);
+    assert.ok(device.serial.some((l) => l.startsWith("[I][clock] set from ThingsBoard to ")), device.serial.join("\n"));
+    const points = emulator.device(DEVICE).telemetry;
+    for (const point of points) assert.ok(Math.abs(point.ts - Date.now()) < 30000, "ts " + point.ts + " is now, not 1970");
+    // They went with the device's own ts, one second apart, not the server's arrival time.
+    const stamps = points.map((p) => p.ts);
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i] - stamps[i - 1] >= 900 && stamps[i] - stamps[i - 1] <= 1100, "spacing " + stamps.join(", "));
+    const published = device.sent.filter((p) => p.cmd === "publish" && p.topic === "v1/devices/me/telemetry");
+    assert.ok(published.every((p) => p.cmd === "publish" && /"ts":1[6-9]\d{11}/.test(p.payload.toString())), "every telemetry message carries a ts");
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+  }
+});
+
+test("after an outage the backlog is replayed under small getSessionLimits (5 messages/s, 1 KB payload) without a rate-limit close", async () => {
+  // Broker down first: take a port, let the device run against nothing for a while.
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const taken = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(taken));
+    });
+  });
+  const events: string[] = [];
+  const emulator = new ThingsBoardEmulator({
+    devices: [{ name: DEVICE, token: TOKEN }],
+    plainPort: port,
+    limits: { maxPayloadSize: 1024, rateLimits: { messages: "5:1,100:60", telemetryMessages: "5:1,100:60", telemetryDataPoints: "40:1,1000:60" } },
+    onEvent: (line) => events.push(line),
+  });
+  const device = runDevice(image, { port });
+  running.push({ emulator, device });
+  try {
+    await until(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down", device);
+    await new Promise((r) => setTimeout(r, 12000));
+    await emulator.listen();
+    await until(() => device.serial.some((l) => l.startsWith("[I][limits] payload <= 1024 B")), 30000, "the session limits", device);
+    await until(() => emulator.device(DEVICE).telemetry.length >= 12 && (device.serial.filter((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)).length > 0), 40000, "the backlog", device);
+    assert.deepEqual(events.filter((e) => e.includes("rate limit") || e.includes("maxPayloadSize")), [], "no rate-limit or payload close");
+    const published = device.sent.filter((p) => p.cmd === "publish");
+    for (const p of published) if (p.cmd === "publish") assert.ok(p.payload.length <= 1024, "a " + p.payload.length + " B payload");
+    // No second of the replay carried more than 5 messages.
+    const connects = device.serial.filter((l) => l.startsWith("[I][mqtt] connected"));
+    assert.equal(connects.length, 1, "one session, never closed by the server");
+    const stamps = emulator.device(DEVICE).telemetry.map((p) => p.ts);
+    assert.ok(stamps.length >= 12);
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i] > stamps[i - 1], "every reading once, in order");
+  } finally {
+    device.stop();
+    await emulator.close();
+  }
+});
+
+test("the emulator behaves like ThingsBoard's MQTT transport: CONNACK 5, SUBACK 0x80 for other filters, no PUBACK and a close past maxPayloadSize", async () => {
+  const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], limits: { maxPayloadSize: 100 } });
+  await emulator.listen();
+  running.push({ emulator, device: null });
+  const url = "mqtt://127.0.0.1:" + emulator.plainPort;
+  await assert.rejects(mqtt.connectAsync(url, { username: "wrong", reconnectPeriod: 0 }), /Not authorized/);
+  const client = await mqtt.connectAsync(url, { username: TOKEN, reconnectPeriod: 0 });
+  // mqtt.js fails a subscription with any refused filter; the SUBACK is in the error.
+  const refused = (await client.subscribeAsync(["v1/devices/me/rpc/request/+", "#"], { qos: 1 }).catch((e) => e)) as { packet?: { granted: number[] } };
+  assert.deepEqual(refused.packet?.granted, [1, 128]);
+  const closed = new Promise<void>((resolve) => client.on("close", () => resolve()));
+  await assert.rejects(Promise.race([client.publishAsync("v1/devices/me/telemetry", "x".repeat(200), { qos: 1 }), closed.then(() => Promise.reject(new Error("closed")))]), /closed/);
+  client.end(true);
+});
+
+test("shared attributes and RPC against mosquitto, with an independent client playing the server", async () => {
+  const { startMosquitto } = await import("./helpers/mosquitto.ts");
+  const mosquitto = await startMosquitto({});
+  const server = await mqtt.connectAsync("mqtt://127.0.0.1:" + mosquitto.plainPort, { clientId: "plays-thingsboard", reconnectPeriod: 0 });
+  const device = runDevice(image, { port: mosquitto.plainPort });
+  try {
+    const replies = new Map<string, unknown>();
+    server.on("message", (topic, payload) => {
+      const body = JSON.parse(payload.toString());
+      if (topic.startsWith("v1/devices/me/attributes/request/")) {
+        // The attribute request: answer with one shared value.
+        server.publish(topic.replace("request", "response"), JSON.stringify({ shared: { samplingIntervalMs: 4000 } }), { qos: 1 });
+      } else if (topic.startsWith("v1/devices/me/rpc/response/")) replies.set(topic, body);
+    });
+    await server.subscribeAsync(["v1/devices/me/attributes/request/+", "v1/devices/me/rpc/response/+"], { qos: 1 });
+    await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":4000')), 15000, "the attribute response applied", device);
+    server.publish("v1/devices/me/attributes", JSON.stringify({ batchSize: 7 }), { qos: 1 });
+    await until(() => device.serial.some((l) => l.includes('"batchSize":7')), 10000, "the pushed update applied", device);
+    server.publish("v1/devices/me/rpc/request/900", JSON.stringify({ method: "getConfig", params: {} }), { qos: 1 });
+    await until(() => replies.has("v1/devices/me/rpc/response/900"), 10000, "the RPC reply", device);
+    const config = replies.get("v1/devices/me/rpc/response/900") as Record<string, JsonValue>;
+    assert.equal(config.samplingIntervalMs, 4000);
+    assert.equal(config.batchSize, 7);
+  } finally {
+    device.stop();
+    await server.endAsync();
+    await mosquitto.stop();
+  }
+});
