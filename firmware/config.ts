@@ -2,6 +2,8 @@
 // device.local.json (tools/config.ts validates it), optionally overridden per device by
 // a small JSON file in flash so one image can serve many devices.
 
+import type { SessionOptions } from "./mqtt/session";
+
 export type SensorModel = "sht3x" | "bme280" | "simulated";
 
 export interface SensorConfig {
@@ -13,16 +15,14 @@ export interface SensorConfig {
   bitrate: number;
 }
 
-export interface DeviceConfig {
+/**
+ * The session reads its options (host, port, tls, caDerBase64, clientId, token, timing,
+ * maxInflight) from this object itself. The token is never logged; the CA is base64 DER
+ * ("" where the runtime loads it itself); clientId is set at boot from the chip id.
+ */
+export interface DeviceConfig extends SessionOptions {
   firmwareVersion: string;
   board: string;
-  host: string;
-  port: number;
-  tls: boolean;
-  /** Access token = MQTT username. Never logged. */
-  token: string;
-  /** Root CA as base64 DER (no PEM armour: Espruino's mbedtls needs DER). */
-  caDerBase64: string;
   wifiSsid: string;
   /** Never logged. */
   wifiPassword: string;
@@ -31,17 +31,12 @@ export interface DeviceConfig {
   /** Readings go out every this many ms, batched; 0 (or not above the sampling interval): each as it is taken. */
   uploadIntervalMs: number;
   sensor: SensorConfig;
-  keepAliveS: number;
-  responseTimeoutMs: number;
-  backoffMinMs: number;
-  backoffMaxMs: number;
   /** Readings kept while offline; the oldest is dropped (and counted) past this. */
   queueCapacity: number;
   /** Readings sent in one PUBLISH when a backlog is replayed. */
   batchSize: number;
   /** Batches of readings kept in flash once RAM is full (0: none, drop instead). */
   spillBatches: number;
-  maxInflight: number;
   /** Uptime and queue counters go out as telemetry this often (0: never). */
   statusIntervalMs: number;
   /** ThingsBoard rate limits ("count:seconds,...") obeyed until getSessionLimits answers. */
@@ -82,36 +77,46 @@ export function defaultSettings(config: DeviceConfig): Settings {
 /** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs","uploadIntervalMs"}. */
 export const OVERRIDE_FILE = "tb-config.json";
 
+/** What a value must be: [type] or ["number", min, max] (whole numbers). A table is smaller than code per key. */
+export type ValueCheck = (string | number)[];
+
+const OVERRIDES: { [key: string]: ValueCheck } = {
+  host: ["string"],
+  port: ["number", 1, 65535],
+  tls: ["boolean"],
+  token: ["string"],
+  telemetryIntervalMs: ["number", 1000, 86400000],
+  uploadIntervalMs: ["number", 0, 86400000],
+};
+
+/** Why `value` does not pass `check` ("" when it does). */
+export function valueProblem(check: ValueCheck, value: unknown): string {
+  const type = check[0];
+  if (type === "number") {
+    return typeof value === "number" && Math.floor(value) === value && value >= (check[1] as number) && value <= (check[2] as number) ? "" : "must be a whole number from " + check[1] + " to " + check[2];
+  }
+  return typeof value === type && value !== "" ? "" : type === "boolean" ? "must be true or false" : "must be a non-empty string";
+}
+
 /**
  * Applies overrides read from flash. A bad value is reported by key and ignored, so a
  * typo in the file never takes a working device off the air.
  */
 export function applyOverrides(config: DeviceConfig, text: string | null, report: (problem: string) => void): DeviceConfig {
   if (text === null || text === "") return config;
-  let parsed: unknown;
+  let parsed: { [key: string]: unknown };
   try {
     parsed = JSON.parse(text);
   } catch (e) {
     report(OVERRIDE_FILE + " is not valid JSON; ignoring it");
     return config;
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    report(OVERRIDE_FILE + " must hold a JSON object; ignoring it");
-    return config;
-  }
-  const source = parsed as { [key: string]: unknown };
-  const result: DeviceConfig = Object.assign({}, config);
-  const keys = Object.keys(source);
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i];
-    const value = source[key];
-    if (key === "host" && typeof value === "string" && value.length > 0) result.host = value;
-    else if (key === "port" && typeof value === "number" && value >= 1 && value <= 65535 && Math.floor(value) === value) result.port = value;
-    else if (key === "tls" && typeof value === "boolean") result.tls = value;
-    else if (key === "token" && typeof value === "string" && value.length > 0) result.token = value;
-    else if (key === "telemetryIntervalMs" && typeof value === "number" && value >= 1000) result.telemetryIntervalMs = value;
-    else if (key === "uploadIntervalMs" && typeof value === "number" && value >= 0) result.uploadIntervalMs = value;
-    else report(OVERRIDE_FILE + ": ignoring key \"" + key + "\" (unknown, or a value of the wrong type or range)");
+  const result = Object.assign({}, config) as DeviceConfig & { [key: string]: unknown };
+  for (const key in parsed) {
+    const check = OVERRIDES[key];
+    const problem = check ? valueProblem(check, parsed[key]) : "unknown key";
+    if (problem === "") result[key] = parsed[key];
+    else report(OVERRIDE_FILE + ": " + key + ": " + problem + "; ignored");
   }
   return result;
 }

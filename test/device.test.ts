@@ -18,6 +18,7 @@ const CONFIG: DeviceConfig = {
   tls: false,
   token: "DEVICE_TOKEN_123",
   caDerBase64: "",
+  clientId: "",
   wifiSsid: "lab",
   wifiPassword: "WIFI_PASSWORD_456",
   telemetryIntervalMs: 10000,
@@ -160,8 +161,8 @@ test("per-device overrides from flash: good keys applied, bad ones reported by n
   assert.equal(result.tls, true);
   assert.equal(result.telemetryIntervalMs, CONFIG.telemetryIntervalMs);
   assert.deepEqual(problems, [
-    OVERRIDE_FILE + ': ignoring key "colour" (unknown, or a value of the wrong type or range)',
-    OVERRIDE_FILE + ': ignoring key "telemetryIntervalMs" (unknown, or a value of the wrong type or range)',
+    OVERRIDE_FILE + ": colour: unknown key; ignored",
+    OVERRIDE_FILE + ": telemetryIntervalMs: must be a whole number from 1000 to 86400000; ignored",
   ]);
   const broken: string[] = [];
   assert.equal(applyOverrides(CONFIG, "{not json", (p) => broken.push(p)), CONFIG);
@@ -250,9 +251,9 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   const replies = repliesOn(socket, "v1/devices/me/rpc/response/");
   assert.deepEqual(replies.map((r) => r.topic), ["v1/devices/me/rpc/response/41", "v1/devices/me/rpc/response/42", "v1/devices/me/rpc/response/43"]);
   assert.deepEqual(replies[0].body, { uptime_s: 0, queued: 1, in_flash: 0, delivered: 0, dropped: 0, firmware: "0.0.0-test", board: "test", runtime: "test", clock_set: true });
-  assert.deepEqual(replies[1].body, { error: 'bad request: expected JSON {"method": string, "params": any}' });
+  assert.deepEqual(replies[1].body, { error: 'bad request: expected {"method": string, "params": any}' });
   assert.deepEqual(replies[2].body, { error: "unknown method: format" });
-  assert.ok(platform.logs.includes("[W][rpc] unknown method format (request 43)"));
+  assert.ok(platform.logs.includes("[W][rpc] format 43: unknown method: format"), platform.logs.join("\n"));
 
   // After a reconnect the subscription is sent again.
   socket.drop();
@@ -311,7 +312,7 @@ test("readings in flash survive a restart", () => {
   before.stop();
   // Power cycle: RAM is gone, flash stays.
   const after = startDevice(platform, config, createSimulated, [rpcFeature]);
-  assert.ok(platform.logs.includes("[I][queue] 1 batch(es) of readings waiting in flash from before the restart"));
+  assert.ok(platform.logs.includes("[I][queue] 1 batch(es) in flash from before the restart"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);

@@ -12,14 +12,11 @@ const OPTIONS: SessionOptions = {
   tls: true,
   caDerBase64: "AQID",
   clientId: "tbfw-test",
-  username: "SECRET_TOKEN",
-  password: null,
+  token: "SECRET_TOKEN",
   keepAliveS: 60,
   responseTimeoutMs: 20000,
   backoffMinMs: 2000,
   backoffMaxMs: 300000,
-  stableAfterMs: 30000,
-  maxPacketBytes: 70000,
   maxInflight: 3,
 };
 
@@ -62,7 +59,8 @@ test("connects with the token as username and reports connected", () => {
   const { platform, session, events } = setup();
   session.start();
   const socket = platform.sockets[0];
-  assert.deepEqual(socket.options, { host: "tb.example", port: 8883, tls: true, caDerBase64: "AQID" });
+  const { host, port, tls, caDerBase64 } = socket.options;
+  assert.deepEqual({ host, port, tls, caDerBase64 }, { host: "tb.example", port: 8883, tls: true, caDerBase64: "AQID" });
   socket.open();
   assert.equal(socket.written[0][0], 0x10);
   assert.ok(Buffer.from(socket.written[0]).includes(Buffer.from("SECRET_TOKEN")));
@@ -190,7 +188,7 @@ test("CONNACK 5 (bad token): one clear error line with the retry time, growing d
   assert.deepEqual(delays, [1500, 3000, 6000, 12000, 24000, 48000]);
   const errors = platform.logs.filter((l) => l.startsWith("[E][mqtt]"));
   assert.equal(errors.length, 6);
-  assert.equal(errors[0], "[E][mqtt] connection refused: not authorized (CONNACK 5): the access token is wrong or unknown to the server; retrying in 1.5 s");
+  assert.equal(errors[0], "[E][mqtt] connection refused: not authorized (CONNACK 5): wrong or unknown access token; retrying in 1.5 s");
 });
 
 test("a connection that stays up resets the backoff", () => {
@@ -233,7 +231,7 @@ test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler i
   const socket = connect(platform, session);
   socket.receive([0x32, 7, 0, 1, 0x74, 0x01, 0x02, 0x68, 0x69]);
   assert.deepEqual([...socket.written[1]], [0x40, 2, 1, 2]);
-  assert.ok(platform.logs.includes("[E][mqtt] handler for t failed: handler bug"));
+  assert.ok(platform.logs.includes("[E][mqtt] t handler failed: handler bug"));
   assert.equal(session.isConnected(), true);
 });
 

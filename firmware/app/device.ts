@@ -38,17 +38,14 @@ export interface DeviceContext {
   onConnect: (() => void)[];
   /** Takes a reading now, outside the sampling schedule. */
   sampleNow(done: SampleCallback): void;
-  /**
-   * The wall clock was set and jumped by `shiftMs` (null: it will not be set): readings
-   * held for a time go out, re-timed.
-   */
-  clockSet(shiftMs: number | null): void;
-  /** Obeys ThingsBoard's limits: rate limits as "count:seconds,...", payload bytes. */
-  setLimits(messages: string, dataPoints: string, maxPayloadBytes: number): void;
-  /** Uptime and queue counters (getStatus, status telemetry). */
-  status(): { [key: string]: number | string | boolean };
-  /** Set by a feature that can set the clock from the server (getCurrentTime). */
-  clockFromServer: boolean;
+  /** Queues a reading taken at `t` (platform.now() then); a feature may wrap it (clock). */
+  queueReading(t: number, values: SensorValues | null, error: string | null): void;
+  /** The wall clock was set and jumped by `shiftMs`; a feature may wrap it (clock). */
+  clockSet(shiftMs: number): void;
+  /** ThingsBoard's limits obeyed: message and data point rate limits ("count:seconds,..."), payload bytes; applySettings() after a change. */
+  limits: [string, string, number];
+  /** platform.now() at boot, moved with the clock (uptime). */
+  bootAt: number;
 }
 
 /** Events per second allowed by the strictest window of a "count:seconds,..." limit (0: no limit). */
@@ -99,7 +96,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   log = createLogger(platform.log, settings);
   if (config.token === "") log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
   if (config.tls && platform.runtime === "espruino") {
-    log("W", "tls", "Espruino does not verify the server certificate: the link is encrypted but the server is not authenticated");
+    log("W", "tls", "Espruino does not verify the server certificate (encrypted, not authenticated)");
   }
 
   // Seeded from the chip id: Math.random repeats on every boot on Espruino.
@@ -110,24 +107,10 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   } catch (e) {
     throw new Error(config.sensor.model + " set-up failed: " + errorText(e));
   }
+  config.clientId = clientIdFromChip(chipId);
   const session = new MqttSession(
     platform,
-    {
-      host: config.host,
-      port: config.port,
-      tls: config.tls,
-      caDerBase64: config.tls ? config.caDerBase64 : "",
-      clientId: clientIdFromChip(chipId),
-      username: config.token,
-      password: null,
-      keepAliveS: config.keepAliveS,
-      responseTimeoutMs: config.responseTimeoutMs,
-      backoffMinMs: config.backoffMinMs,
-      backoffMaxMs: config.backoffMaxMs,
-      stableAfterMs: 30000,
-      maxPacketBytes: 65536 + 1024,
-      maxInflight: config.maxInflight,
-    },
+    config,
     {
       onConnected: () => {
         for (let i = 0; i < context.onConnect.length; i++) context.onConnect[i]();
@@ -153,10 +136,6 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     readingsSinceUpload = 0;
     queue.flush();
   };
-  // Readings taken before the clock is set wait here with boot-relative times (never a 1970 ts).
-  let heldForClock: { t: number; values: SensorValues | null; error: string | null }[] | null = platform.clockIsSet() ? null : [];
-  let bootAt = platform.now();
-  let limits = [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes] as [string, string, number];
 
   let sampleTimer: TimerHandle | null = null;
   let sampledInterval = 0;
@@ -166,6 +145,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     readingsPerUpload = uploadEvery > sampling ? Math.ceil(uploadEvery / sampling) : 1;
     const batch = Math.min(config.queueCapacity, Math.max(settings.batchSize, readingsPerUpload));
     // A message's data points at the pace below stay under the telemetryDataPoints limit.
+    const limits = context.limits;
     const messageRate = ratePerSecond(limits[0]);
     const pointRate = ratePerSecond(limits[1]);
     let gapMs = messageRate > 0 ? Math.ceil(1000 / (0.8 * messageRate)) : 0;
@@ -180,13 +160,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     }
   };
 
-  const queueReading = (t: number | null, values: SensorValues | null, error: string | null) => {
-    queue.add(telemetryJson(t, values, error));
-  };
   const record = (values: SensorValues | null, error: string | null) => {
     if (error !== null) log("E", "sensor", error);
-    if (heldForClock !== null && heldForClock.length < config.queueCapacity) heldForClock.push({ t: platform.now(), values: values, error: error });
-    else queueReading(platform.clockIsSet() ? platform.now() : null, values, error);
+    context.queueReading(platform.now(), values, error);
     if (++readingsSinceUpload >= readingsPerUpload) upload();
   };
   const sampleNow = (done: SampleCallback) => {
@@ -214,26 +190,13 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     onMessage: [],
     onConnect: [],
     sampleNow: sampleNow,
+    // Without the clock: no ts (server time).
+    queueReading: (t, values, error) => queue.add(telemetryJson(platform.clockIsSet() ? t : null, values, error)),
     clockSet: (shiftMs) => {
-      const held = heldForClock;
-      if (held === null) return;
-      heldForClock = null;
-      if (shiftMs !== null) bootAt += shiftMs;
-      for (let i = 0; i < held.length; i++) queueReading(shiftMs === null ? null : held[i].t + shiftMs, held[i].values, held[i].error);
-      if (held.length > 0) log("I", "clock", held.length + " reading(s) taken before the clock was set sent " + (shiftMs === null ? "without ts (server time)" : "with corrected ts"));
+      context.bootAt += shiftMs;
     },
-    setLimits: (messages, dataPoints, maxPayloadBytes) => {
-      limits = [messages, dataPoints, maxPayloadBytes];
-      applySettings();
-    },
-    status: () => ({
-      uptime_s: Math.floor((platform.now() - bootAt) / 1000),
-      queued: queue.size(),
-      in_flash: queue.spilledBatches(),
-      delivered: queue.deliveredCount(),
-      dropped: queue.droppedCount(),
-    }),
-    clockFromServer: false,
+    limits: [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes],
+    bootAt: platform.now(),
   };
   applySettings();
   for (let i = 0; i < features.length; i++) features[i](context);
@@ -250,10 +213,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       if (ok) {
         log("I", "clock", "set to " + new Date(platform.now()).toISOString());
         context.clockSet(shiftMs);
-      } else {
-        log("W", "clock", context.clockFromServer ? "no SNTP: asking ThingsBoard for the time" : "not set: telemetry goes without ts (server time); TLS may fail where certificate dates are checked");
-        if (!context.clockFromServer) context.clockSet(null);
-      }
+      } else log("W", "clock", "no SNTP: no ts until the clock is set");
       if (!stopped) session.start();
     });
   };

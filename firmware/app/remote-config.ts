@@ -4,99 +4,85 @@
 // default. Problems are returned as text for the client attribute config_error.
 
 import type { DeviceContext } from "./device";
+import type { ValueCheck } from "../config";
+import { valueProblem } from "../config";
 import { LOG_LEVELS, errorText } from "../util/log";
 
 /** Flash file with the values ThingsBoard set: {"samplingIntervalMs":5000,...}. */
 export const SHARED_CONFIG_FILE = "tb-shared.json";
 
-/** Whole-number settings and their ranges (a table: smaller than code per key). */
-const RANGES: { [key: string]: number[] } = {
-  samplingIntervalMs: [1000, 86400000],
-  uploadIntervalMs: [0, 86400000],
-  batchSize: [1, 50],
-  statusIntervalMs: [0, 86400000],
+/** The settings' checks besides logLevel and the sensor switches (true or false). */
+const CHECKS: { [key: string]: ValueCheck } = {
+  samplingIntervalMs: ["number", 1000, 86400000],
+  uploadIntervalMs: ["number", 0, 86400000],
+  batchSize: ["number", 1, 50],
+  statusIntervalMs: ["number", 0, 86400000],
 };
 
-type Value = number | string | boolean;
-
 /** Why `value` cannot be the setting `key` ("" when it can). */
-export function settingProblem(context: DeviceContext, key: string, value: unknown): string {
-  const range = RANGES[key];
-  if (range) {
-    return typeof value === "number" && Math.floor(value) === value && value >= range[0] && value <= range[1] ? "" : "must be a whole number from " + range[0] + " to " + range[1];
-  }
-  if (key === "logLevel") return LOG_LEVELS.indexOf(value as string) >= 0 ? "" : "must be one of " + LOG_LEVELS.join(", ");
-  if (typeof context.defaults[key] === "boolean") return typeof value === "boolean" ? "" : "must be true or false";
-  return "not a setting of this device";
+function settingProblem(defaults: { [key: string]: unknown }, key: string, value: unknown): string {
+  if (key === "logLevel") return LOG_LEVELS.indexOf(value as string) < 0 ? "must be one of " + LOG_LEVELS.join(", ") : "";
+  if (!(key in defaults)) return "not a setting of this device";
+  return valueProblem(CHECKS[key] || ["boolean"], value);
 }
 
 export class RemoteConfig {
   private readonly _context: DeviceContext;
   /** The values ThingsBoard set, as kept in flash. */
-  private _stored: { [key: string]: Value } = {};
+  private _stored: { [key: string]: number | string | boolean } = {};
 
   constructor(context: DeviceContext) {
     this._context = context;
-    let text: string | null = null;
     try {
-      text = context.platform.storageRead(SHARED_CONFIG_FILE);
+      const text = context.platform.storageRead(SHARED_CONFIG_FILE);
       if (text !== null) this.update(JSON.parse(text), null, false, false);
     } catch (e) {
-      context.log("E", "config", SHARED_CONFIG_FILE + " unreadable (" + errorText(e) + "): board defaults in use");
+      context.log("E", "config", SHARED_CONFIG_FILE + ": " + errorText(e) + "; board defaults in use");
     }
   }
 
-  /** The keys ThingsBoard may set, for the attribute request. */
-  keys(): string[] {
-    return Object.keys(this._context.defaults);
-  }
-
   /**
-   * Applies `values` (and `deleted` keys fall back to the board default). `complete`:
-   * `values` holds every key the server has, so keys missing from it fall back too.
-   * `strict`: a key that is no setting is a problem (setConfig); else it is someone
-   * else's attribute and skipped. Returns the problems ("" when none), or null when the
-   * message held no setting at all.
+   * Applies `values`; `deleted` keys fall back to the board default. `complete`: `values`
+   * is every key the server has, so keys missing from it fall back too. `strict`: a key
+   * that is no setting is a problem (setConfig); else it is another attribute and skipped.
+   * Returns the problems ("" when none), or null when no setting was in the message.
    */
   update(values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null {
     const context = this._context;
     const settings = context.settings;
+    const defaults = context.defaults;
+    const stored = this._stored;
     const problems: string[] = [];
-    const incoming = values !== null && typeof values === "object" && !Array.isArray(values) ? (values as { [key: string]: unknown }) : {};
-    if (incoming !== values) problems.push("expected a JSON object of settings");
-    const gone: string[] = Array.isArray(deleted) ? (deleted as string[]) : [];
-    const keys = this.keys();
-    if (complete) for (let i = 0; i < keys.length; i++) if (!(keys[i] in incoming)) gone.push(keys[i]);
-    let changed = false;
+    const incoming = (values !== null && typeof values === "object" ? values : {}) as { [key: string]: unknown };
+    if (strict && incoming !== values) problems.push("expected {\"key\": value, ...}");
+    const gone = Array.isArray(deleted) ? (deleted as string[]) : [];
     let relevant = complete || strict;
-    for (let i = 0; i < gone.length; i++) {
-      const key = gone[i];
-      if (key in context.defaults) relevant = true;
-      if (key in this._stored) {
-        delete this._stored[key];
-        settings[key] = context.defaults[key];
-        changed = true;
+    let changed = false;
+    for (const key in defaults) {
+      if (gone.indexOf(key) >= 0 || (complete && !(key in incoming))) {
+        relevant = true;
+        if (key in stored) {
+          delete stored[key];
+          settings[key] = defaults[key];
+          changed = true;
+        }
       }
     }
-    const names = Object.keys(incoming);
-    for (let i = 0; i < names.length; i++) {
-      const key = names[i];
+    for (const key in incoming) {
       const value = incoming[key];
-      if (!strict && !(key in context.defaults)) continue;
+      if (!strict && !(key in defaults)) continue;
       relevant = true;
-      const problem = settingProblem(context, key, value);
-      if (problem !== "") {
-        problems.push(key + ": " + problem + ", got " + JSON.stringify(value) + "; ignored");
-      } else if (this._stored[key] !== value) {
-        this._stored[key] = value as Value;
-        settings[key] = value as Value;
+      const problem = settingProblem(defaults, key, value);
+      if (problem !== "") problems.push(key + ": " + problem + ", got " + JSON.stringify(value) + "; ignored");
+      else if (stored[key] !== value) {
+        stored[key] = settings[key] = value as number | string | boolean;
         changed = true;
       }
     }
     if (changed) {
       context.applySettings();
       try {
-        context.platform.storageWrite(SHARED_CONFIG_FILE, JSON.stringify(this._stored));
+        context.platform.storageWrite(SHARED_CONFIG_FILE, JSON.stringify(stored));
       } catch (e) {
         problems.push("not saved to flash: " + errorText(e));
       }
@@ -104,7 +90,7 @@ export class RemoteConfig {
     }
     const text = problems.join("; ");
     if (text !== "") context.log("W", "config", text);
-    return relevant || text !== "" ? text : null;
+    return relevant ? text : null;
   }
 }
 

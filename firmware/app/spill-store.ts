@@ -34,7 +34,7 @@ export class SpillStore {
       const text = store.storageRead(INDEX_KEY);
       index = text === null ? null : JSON.parse(text);
     } catch (e) {
-      log("E", "queue", "flash queue index unreadable (" + errorText(e) + "); starting empty");
+      log("E", "queue", "flash index unreadable (" + errorText(e) + "); starting empty");
     }
     if (index !== null && typeof index === "object") {
       const first = (index as { first?: unknown }).first;
@@ -44,7 +44,7 @@ export class SpillStore {
         this._next = next;
       }
     }
-    if (this.batches() > 0) log("I", "queue", this.batches() + " batch(es) of readings waiting in flash from before the restart");
+    if (this.batches() > 0) log("I", "queue", this.batches() + " batch(es) in flash from before the restart");
   }
 
   batches(): number {
@@ -103,7 +103,7 @@ export class SpillStore {
     try {
       this._store.storageWrite(INDEX_KEY, JSON.stringify({ first: this._first, next: this._next }));
     } catch (e) {
-      this._log("E", "queue", "cannot write the flash queue index: " + errorText(e));
+      this._log("E", "queue", "cannot write flash index: " + errorText(e));
     }
   }
 }

@@ -95,7 +95,7 @@ export class TelemetryQueue {
       }
       if (this._readings.length >= this._capacity) {
         this._dropped++;
-        this._log("W", "queue", "full of unacknowledged readings: dropped the new one, " + this._dropped + " dropped so far");
+        this._log("W", "queue", "full: dropped the new reading, " + this._dropped + " dropped so far");
         return;
       }
     }

@@ -7,22 +7,20 @@ import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
 import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
 
+/** What the session reads from the device configuration (the same object: no copy). */
 export interface SessionOptions {
   host: string;
   port: number;
   tls: boolean;
   caDerBase64: string;
   clientId: string;
-  username: string | null;
-  password: string | null;
+  /** Access token: the CONNECT user name (ThingsBoard ignores the password). */
+  token: string;
   keepAliveS: number;
   /** Longest wait for any answer (CONNACK, PUBACK, SUBACK, PINGRESP) before the link counts as dead. */
   responseTimeoutMs: number;
   backoffMinMs: number;
   backoffMaxMs: number;
-  /** A connection that stays up this long resets the backoff to its minimum. */
-  stableAfterMs: number;
-  maxPacketBytes: number;
   /** QoS 1 messages sent and not yet acknowledged, at most. */
   maxInflight: number;
 }
@@ -44,16 +42,15 @@ interface InflightMessage {
   onAck: (() => void) | null;
 }
 
-interface Subscription {
-  filter: string;
-  qos: number;
-}
-
 const PING_TIMER = 0;
 const RESPONSE_TIMER = 1;
 const RECONNECT_TIMER = 2;
 const STABLE_TIMER = 3;
 const PACE_TIMER = 4;
+/** A connection that stays up this long resets the backoff to its minimum. */
+const STABLE_AFTER_MS = 30000;
+/** ThingsBoard's default maxPayloadSize plus room for the header and topic. */
+const MAX_PACKET_BYTES = 65536 + 1024;
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
 
@@ -73,7 +70,7 @@ function connackReason(code: number): string {
     "client id rejected",
     "server unavailable or connect rate limit hit",
     "bad user name or password|check the access token",
-    "not authorized|the access token is wrong or unknown to the server",
+    "not authorized|wrong or unknown access token",
   ];
   const reason = (code < reasons.length ? reasons[code] : "unknown code").split("|");
   return reason[0] + " (CONNACK " + code + ")" + (reason.length > 1 ? ": " + reason[1] : "");
@@ -94,7 +91,9 @@ export class MqttSession {
   private _closeReason: string | null = null;
   private _refused = false;
   private _inflight: InflightMessage[] = [];
-  private _subscriptions: Subscription[] = [];
+  /** Filters kept across reconnects, and their QoS (parallel arrays: no object per filter). */
+  private _filters: string[] = [];
+  private _filterQos: number[] = [];
   private _nextPacketId = 1;
   /** Keep-alive, dead-link, reconnect and stable-connection timers, by the indexes below. */
   private _timers: (TimerHandle | null)[] = [null, null, null, null, null];
@@ -112,7 +111,7 @@ export class MqttSession {
     this._events = events;
     this._log = log;
     this._random = random;
-    this._decoder = new PacketDecoder(options.maxPacketBytes);
+    this._decoder = new PacketDecoder(MAX_PACKET_BYTES);
   }
 
   getState(): SessionState {
@@ -168,11 +167,10 @@ export class MqttSession {
 
   /** Adds a subscription kept across reconnects; sent now when connected. */
   subscribe(filter: string, qos: number): void {
-    for (let i = 0; i < this._subscriptions.length; i++) {
-      if (this._subscriptions[i].filter === filter) return;
-    }
-    this._subscriptions.push({ filter: filter, qos: qos });
-    if (this._state === "connected") this._sendSubscribe([this._subscriptions[this._subscriptions.length - 1]]);
+    if (this._filters.indexOf(filter) >= 0) return;
+    this._filters.push(filter);
+    this._filterQos.push(qos);
+    if (this._state === "connected") this._sendSubscribe([filter], [qos]);
   }
 
   /**
@@ -226,10 +224,10 @@ export class MqttSession {
     this._log("I", "mqtt", "connecting to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
     try {
       this._socket = this._platform.connect(
-        { host: options.host, port: options.port, tls: options.tls, caDerBase64: options.caDerBase64 },
+        options,
         {
           onConnect: () => {
-            if (generation === session._generation) session._send(encodeConnect(options.clientId, options.username, options.password, options.keepAliveS));
+            if (generation === session._generation) session._send(encodeConnect(options.clientId, options.token, null, options.keepAliveS));
           },
           onData: (bytes) => {
             if (generation === session._generation) session._onData(bytes);
@@ -259,7 +257,7 @@ export class MqttSession {
         this._clearTimer(RESPONSE_TIMER);
         const type = packet.type;
         if (type === CONNACK) {
-          if (this._state !== "connecting") throw new Error("CONNACK after the session was established");
+          if (this._state !== "connecting") throw new Error("second CONNACK");
           if (packet.code !== 0) {
             this._close("connection refused: " + connackReason(packet.code), true);
             return;
@@ -274,21 +272,14 @@ export class MqttSession {
             if (message.packetId === packet.id && message.sent) {
               found = true;
               this._inflight.splice(i, 1);
-              try {
-                if (message.onAck !== null) message.onAck();
-              } catch (e) {
-                this._log("E", "mqtt", "PUBACK handler failed: " + errorText(e));
-              }
+              if (message.onAck !== null) this._call(message.onAck, "PUBACK");
             }
           }
           if (!found) this._log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
         } else if (type === PUBLISH) {
           if (packet.qos === 1) this._send(encodePuback(packet.id));
-          try {
-            this._events.onMessage(packet.topic, packet.payload as Uint8Array);
-          } catch (e) {
-            this._log("E", "mqtt", "handler for " + packet.topic + " failed: " + errorText(e));
-          }
+          const events = this._events;
+          this._call(() => events.onMessage(packet.topic, packet.payload as Uint8Array), packet.topic);
         } else if (type === SUBACK) {
           this._subscribeOutstanding = false;
           if (packet.code === 0x80) this._log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
@@ -317,8 +308,8 @@ export class MqttSession {
     this._timers[STABLE_TIMER] = this._platform.setTimeout(() => {
       session._timers[STABLE_TIMER] = null;
       session._attempt = 0;
-    }, options.stableAfterMs);
-    if (this._subscriptions.length > 0) this._sendSubscribe(this._subscriptions);
+    }, STABLE_AFTER_MS);
+    if (this._filters.length > 0) this._sendSubscribe(this._filters, this._filterQos);
     // Resend in order what was not acknowledged; ones sent before carry DUP.
     let resent = 0;
     for (let i = 0; i < this._inflight.length; i++) if (this._inflight[i].sent) resent++;
@@ -326,20 +317,10 @@ export class MqttSession {
     this._sendWaiting();
     if (this._state !== "connected") return;
     this._arm(null);
-    try {
-      this._events.onConnected();
-    } catch (e) {
-      this._log("E", "mqtt", "onConnected handler failed: " + errorText(e));
-    }
+    this._call(this._events.onConnected, "connect");
   }
 
-  private _sendSubscribe(subscriptions: Subscription[]): void {
-    const filters: string[] = [];
-    const qos: number[] = [];
-    for (let i = 0; i < subscriptions.length; i++) {
-      filters.push(subscriptions[i].filter);
-      qos.push(subscriptions[i].qos);
-    }
+  private _sendSubscribe(filters: string[], qos: number[]): void {
     this._subscribeOutstanding = true;
     if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._arm("no SUBACK");
   }
@@ -365,6 +346,15 @@ export class MqttSession {
       message.sent = true;
       message.generation = this._generation;
       if (this._send(bytes)) this._arm("no PUBACK");
+    }
+  }
+
+  /** Runs application code: what it throws is logged, never let into the session. */
+  private _call(handler: () => void, what: string): void {
+    try {
+      handler();
+    } catch (e) {
+      this._log("E", "mqtt", what + " handler failed: " + errorText(e));
     }
   }
 
@@ -452,11 +442,8 @@ export class MqttSession {
       if (session._state === "waiting") session._openConnection();
     }, delay);
     if (wasConnected) {
-      try {
-        this._events.onDisconnected(reason);
-      } catch (e) {
-        this._log("E", "mqtt", "onDisconnected handler failed: " + errorText(e));
-      }
+      const events = this._events;
+      this._call(() => events.onDisconnected(reason), "disconnect");
     }
   }
 }

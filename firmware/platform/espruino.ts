@@ -10,6 +10,27 @@ function binaryString(bytes: Uint8Array): string {
   return E.toString(bytes);
 }
 
+/**
+ * What Espruino tells about itself for the client attributes. Apart from the platform so
+ * that a board without the attributes feature does not carry it (the entry links it).
+ */
+export function espruinoFacts(): { [key: string]: string | number } {
+  // Cast: the host type-check sees Node's process here.
+  const runtimeProcess = process as unknown as EspruinoProcess;
+  const memory = runtimeProcess.memory();
+  const facts: { [key: string]: string | number } = { runtime_version: runtimeProcess.version, free_memory: memory.free * memory.blocksize };
+  try {
+    const wifi = require("Wifi");
+    const ip = wifi.getIP();
+    if (ip && ip.ip) facts.ip = ip.ip;
+    const status = wifi.getStatus();
+    if (status && typeof status.rssi === "number") facts.rssi = status.rssi;
+  } catch (e) {
+    // No Wi-Fi module on this build (Linux): no ip or rssi to report.
+  }
+  return facts;
+}
+
 export function createEspruinoPlatform(hasWifi: boolean): Platform {
   let reportWifi: ((state: WifiState, detail: string) => void) | null = null;
   return {
@@ -93,23 +114,6 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
     },
 
     setClock: (ms) => setTime(ms / 1000),
-
-    facts: () => {
-      // Cast: the host type-check sees Node's process here.
-      const runtimeProcess = process as unknown as EspruinoProcess;
-      const memory = runtimeProcess.memory();
-      const facts: { [key: string]: string | number } = { runtime_version: runtimeProcess.version, free_memory: memory.free * memory.blocksize };
-      try {
-        const wifi = require("Wifi");
-        const ip = wifi.getIP();
-        if (ip && ip.ip) facts.ip = ip.ip;
-        const status = wifi.getStatus();
-        if (status && typeof status.rssi === "number") facts.rssi = status.rssi;
-      } catch (e) {
-        // No Wi-Fi module on this build (Linux): no ip or rssi to report.
-      }
-      return facts;
-    },
 
     storageRead: (key) => {
       const value = require("Storage").read(key);

@@ -29,6 +29,16 @@ function preferenceKey(key: string): string {
   return (dot > 0 ? key.substring(0, dot) : key).substring(0, 15);
 }
 
+/** What Moddable tells about itself for the client attributes (linked only with that feature). */
+export function moddableFacts(): { [key: string]: string | number } {
+  const facts: { [key: string]: string | number } = {};
+  const ip = Net.get("IP");
+  if (ip) facts.ip = ip;
+  const rssi = Net.get("RSSI");
+  if (typeof rssi === "number") facts.rssi = rssi;
+  return facts;
+}
+
 export function createModdablePlatform(hasWifi: boolean): Platform {
   let wifi: WiFi | null = null;
   return {
@@ -112,15 +122,6 @@ export function createModdablePlatform(hasWifi: boolean): Platform {
     },
 
     setClock: (ms) => Time.set(ms / 1000),
-
-    facts: () => {
-      const facts: { [key: string]: string | number } = {};
-      const ip = Net.get("IP");
-      if (ip) facts.ip = ip;
-      const rssi = Net.get("RSSI");
-      if (typeof rssi === "number") facts.rssi = rssi;
-      return facts;
-    },
 
     storageRead: (key) => {
       const value = Preference.get(PREFERENCE_DOMAIN, preferenceKey(key));

@@ -64,9 +64,10 @@ export interface Platform {
   setClock(ms: number): void;
   /**
    * What the runtime tells about itself for the client attributes (runtime_version, ip,
-   * rssi, free_memory in bytes, boot_reason); a key is absent where the runtime has no answer.
+   * rssi, free_memory in bytes, boot_reason); a key is absent where the runtime has no
+   * answer. Set by the entry only on boards with the attributes feature.
    */
-  facts(): { [key: string]: string | number };
+  facts?: () => { [key: string]: string | number };
   /** Small persistent key/value store (flash on devices). Returns null when absent. */
   storageRead(key: string): string | null;
   storageWrite(key: string, value: string): void;

@@ -11,7 +11,7 @@ import { remoteConfig } from "../app/remote-config";
 import type { SensorValues } from "../sensors/types";
 import { telemetryJson } from "./telemetry";
 import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
-import { field, parsePayload, publishJson } from "./json";
+import { deviceStatus, field, parsePayload, publishJson } from "./json";
 
 export const FIRMWARE_TITLE = "tb-firmware";
 
@@ -31,7 +31,7 @@ export function attributesFeature(context: DeviceContext): void {
   };
 
   context.onConnect.push(() => {
-    const attributes = platform.facts();
+    const attributes = platform.facts ? platform.facts() : {};
     attributes.current_fw_title = FIRMWARE_TITLE;
     attributes.current_fw_version = config.firmwareVersion;
     attributes.board = config.board;
@@ -39,7 +39,7 @@ export function attributesFeature(context: DeviceContext): void {
     attributes.chip_id = platform.chipId();
     publishJson(session, ATTRIBUTES_TOPIC, attributes, null);
     // Nothing is pushed on connect: ask for the current values (changes made while offline).
-    publishJson(session, ATTRIBUTE_REQUEST + ++requestId, { sharedKeys: remote.keys().join(",") }, null);
+    publishJson(session, ATTRIBUTE_REQUEST + ++requestId, { sharedKeys: Object.keys(context.defaults).join(",") }, null);
   });
 
   context.onMessage.push((topic, payload) => {
@@ -63,7 +63,7 @@ export function attributesFeature(context: DeviceContext): void {
     const every = settings.statusIntervalMs;
     // Re-read each time: a new period takes effect after the current one.
     platform.setTimeout(sendStatus, every > 0 ? every : 60000);
-    if (every > 0) context.queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, context.status() as SensorValues, null));
+    if (every > 0) context.queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, deviceStatus(context) as SensorValues, null));
   };
   platform.setTimeout(sendStatus, settings.statusIntervalMs > 0 ? settings.statusIntervalMs : 60000);
 }

@@ -1,8 +1,10 @@
-// The "clock" board feature: when SNTP is unavailable or fails, the device asks
-// ThingsBoard for the time (client-side RPC getCurrentTime, answered {"time": ms}).
-// Readings taken before then wait and go out with their times corrected.
+// The "clock" board feature: readings taken before the clock is set wait (never a 1970
+// ts); when SNTP is unavailable or fails the device asks ThingsBoard for the time
+// (client-side RPC getCurrentTime, answered {"time": ms}). Then the readings that waited
+// go out with their times corrected; if ThingsBoard gives no time, without ts.
 
 import type { DeviceContext } from "../app/device";
+import type { SensorValues } from "../sensors/types";
 import { CLOCK_SET_AFTER_MS } from "../platform/types";
 import { clientRpc } from "./client-rpc";
 import { field } from "./json";
@@ -10,7 +12,25 @@ import { field } from "./json";
 export function clockFeature(context: DeviceContext): void {
   const platform = context.platform;
   const rpc = clientRpc(context);
-  context.clockFromServer = true;
+  const queueReading = context.queueReading;
+  const clockSet = context.clockSet;
+  let held: [number, SensorValues | null, string | null][] | null = platform.clockIsSet() ? null : [];
+  // shift: how far the clock jumped; null: it will not be set, send without ts.
+  const release = (shift: number | null) => {
+    const waiting = held;
+    held = null;
+    if (waiting === null) return;
+    for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1], waiting[i][2]);
+    context.log("I", "clock", waiting.length + " reading(s) sent " + (shift === null ? "without ts" : "with corrected ts"));
+  };
+  context.queueReading = (t, values, error) => {
+    if (held !== null && held.length < context.config.queueCapacity) held.push([t, values, error]);
+    else queueReading(t, values, error);
+  };
+  context.clockSet = (shift) => {
+    clockSet(shift);
+    release(shift);
+  };
   context.onConnect.push(() => {
     if (platform.clockIsSet()) return;
     rpc.call("getCurrentTime", {}, (reply) => {
@@ -22,8 +42,8 @@ export function clockFeature(context: DeviceContext): void {
         context.log("I", "clock", "set from ThingsBoard to " + new Date(time).toISOString());
         context.clockSet(shift);
       } else {
-        context.log("W", "clock", "ThingsBoard gave no time (" + JSON.stringify(reply) + "): telemetry goes without ts (server time)");
-        context.clockSet(null);
+        context.log("W", "clock", "no time from ThingsBoard: " + JSON.stringify(reply));
+        release(null);
       }
     });
   });

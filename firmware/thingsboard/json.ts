@@ -1,6 +1,8 @@
 // JSON in and out of MQTT payloads, never throwing: a bad payload from the server is
-// reported by the caller, not an exception in a socket callback.
+// reported by the caller, not an exception in a socket callback. And the status the
+// features report.
 
+import type { DeviceContext } from "../app/device";
 import type { MqttSession } from "../mqtt/session";
 import { utf8Decode, utf8Encode } from "../util/utf8";
 
@@ -23,4 +25,16 @@ export function field(value: unknown, key: string): unknown {
 /** Publishes `value` as JSON at QoS 1 (kept across reconnects); false when the session has no room. */
 export function publishJson(session: MqttSession, topic: string, value: unknown, onAck: (() => void) | null): boolean {
   return session.publish(topic, utf8Encode(JSON.stringify(value)), 1, onAck);
+}
+
+/** Uptime and queue counters (getStatus, status telemetry). */
+export function deviceStatus(context: DeviceContext): { [key: string]: number | string | boolean } {
+  const queue = context.queue;
+  return {
+    uptime_s: Math.floor((context.platform.now() - context.bootAt) / 1000),
+    queued: queue.size(),
+    in_flash: queue.spilledBatches(),
+    delivered: queue.deliveredCount(),
+    dropped: queue.droppedCount(),
+  };
 }

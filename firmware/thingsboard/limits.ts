@@ -22,7 +22,8 @@ export function limitsFeature(context: DeviceContext): void {
         return;
       }
       const messageLimits = messages + (typeof telemetry === "string" ? "," + telemetry : "");
-      context.setLimits(messageLimits, typeof points === "string" ? points : "", maxPayload);
+      context.limits = [messageLimits, typeof points === "string" ? points : "", maxPayload];
+      context.applySettings();
       context.log("I", "limits", "payload <= " + maxPayload + " B, messages " + messageLimits + ", data points " + points);
     });
   });

@@ -8,10 +8,10 @@ import type { DeviceContext } from "../app/device";
 import { remoteConfig } from "../app/remote-config";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC, RPC_REQUEST, RPC_RESPONSE } from "./topics";
-import { field, parsePayload, publishJson } from "./json";
+import { deviceStatus, field, parsePayload, publishJson } from "./json";
 
 /** `reply` answers once; `afterDelivery` runs when the server has the reply (its PUBACK). */
-export type RpcHandler = (params: unknown, reply: (result: unknown, afterDelivery?: () => void) => void) => void;
+export type RpcHandler = (params: unknown, reply: (result: unknown, afterDelivery?: () => void) => void, method: string) => void;
 
 /** Requests being answered or whose reply waits for room, at most. */
 const MAX_BUSY = 4;
@@ -47,45 +47,33 @@ export class RpcServer {
     const reply = (result: unknown, afterDelivery?: () => void) => {
       if (answered) return;
       answered = true;
+      const error = field(result, "error");
+      log(error === undefined ? "I" : "W", "rpc", method + " " + id + (error === undefined ? " answered" : ": " + error));
       rpc._send(id, result === undefined ? {} : result, afterDelivery);
     };
-    if (typeof method !== "string") {
-      log("E", "rpc", "request " + id + " is not {\"method\": ..., \"params\": ...} JSON; answered with an error");
-      reply({ error: "bad request: expected JSON {\"method\": string, \"params\": any}" });
-    } else if (!Object.prototype.hasOwnProperty.call(this._handlers, method)) {
-      log("W", "rpc", "unknown method " + method + " (request " + id + ")");
-      reply({ error: "unknown method: " + method });
-    } else if (this._busy >= MAX_BUSY) {
-      log("W", "rpc", method + " (request " + id + ") refused: " + MAX_BUSY + " requests still being answered");
-      reply({ error: "busy: " + MAX_BUSY + " requests are still being answered; retry later" });
-    } else {
+    const handler = typeof method === "string" && Object.prototype.hasOwnProperty.call(this._handlers, method) ? this._handlers[method] : null;
+    if (handler === null) reply({ error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" });
+    else if (this._busy >= MAX_BUSY) reply({ error: "busy: retry later" });
+    else {
       this._busy++;
       const done = (result: unknown, afterDelivery?: () => void) => {
-        if (answered) return;
-        rpc._busy--;
-        log("I", "rpc", method + " (request " + id + ") answered");
+        if (!answered) rpc._busy--;
         reply(result, afterDelivery);
       };
       try {
-        this._handlers[method](field(request, "params"), done);
+        handler(field(request, "params"), done, method as string);
       } catch (e) {
-        const message = errorText(e);
-        log("E", "rpc", method + " failed: " + message);
-        done({ error: method + " failed: " + message });
+        done({ error: method + " failed: " + errorText(e) });
       }
     }
   }
 
-  /** Publishes the reply at QoS 1; while the session has no room it retries, counted as busy. */
+  /** Publishes the reply at QoS 1; while the session has no room it tries again. */
   private _send(id: string, result: unknown, afterDelivery?: () => void): void {
     const rpc = this;
-    const context = this._context;
-    if (publishJson(context.session, RPC_RESPONSE + id, result, afterDelivery ? afterDelivery : null)) return;
-    this._busy++;
-    context.platform.setTimeout(() => {
-      rpc._busy--;
-      rpc._send(id, result, afterDelivery);
-    }, RETRY_MS);
+    if (!publishJson(this._context.session, RPC_RESPONSE + id, result, afterDelivery ? afterDelivery : null)) {
+      this._context.platform.setTimeout(() => rpc._send(id, result, afterDelivery), RETRY_MS);
+    }
   }
 }
 
@@ -105,35 +93,34 @@ export function rpcFeature(context: DeviceContext): void {
   const platform = context.platform;
   const rpc = rpcServer(context);
   const remote = remoteConfig(context);
-  rpc.register("getStatus", (_params, reply) => {
-    const status = context.status();
-    status.firmware = config.firmwareVersion;
-    status.board = config.board;
-    status.runtime = platform.runtime;
-    status.clock_set = platform.clockIsSet();
-    reply(status);
-  });
-  rpc.register("getConfig", (_params, reply) => reply(context.settings));
-  rpc.register("setConfig", (params, reply) => {
-    const problems = remote.update(params, null, false, true);
-    reply(problems ? { error: problems, config: context.settings } : { config: context.settings });
-  });
-  rpc.register("readNow", (_params, reply) => {
-    context.sampleNow((error, values) => reply(error !== null ? { error: error } : values));
-  });
-  rpc.register("ping", (_params, reply) => reply({ pong: true }));
-  rpc.register("reboot", (_params, reply) => {
-    context.log("W", "rpc", "rebooting on request");
-    // Restart once the server has the reply; if it never confirms, restart anyway.
-    platform.setTimeout(platform.restart, 10000);
-    reply({ rebooting: true }, platform.restart);
-  });
-  rpc.register("claim", (params, reply) => {
-    const secretKey = field(params, "secretKey");
-    const durationMs = field(params, "durationMs");
-    const claim: { secretKey?: string; durationMs?: number } = {};
-    if (typeof secretKey === "string") claim.secretKey = secretKey;
-    if (typeof durationMs === "number") claim.durationMs = durationMs;
-    reply(publishJson(context.session, CLAIM_TOPIC, claim, null) ? { claiming: true } : { error: "no room to send the claim now; retry" });
-  });
+  // One function for all built-ins: every function object costs JsVars on Espruino.
+  const builtIn: RpcHandler = (params, reply, method) => {
+    if (method === "getStatus") {
+      const status = deviceStatus(context);
+      status.firmware = config.firmwareVersion;
+      status.board = config.board;
+      status.runtime = platform.runtime;
+      status.clock_set = platform.clockIsSet();
+      reply(status);
+    } else if (method === "getConfig") reply(context.settings);
+    else if (method === "setConfig") {
+      const problems = remote.update(params, null, false, true);
+      reply(problems ? { error: problems, config: context.settings } : { config: context.settings });
+    } else if (method === "readNow") context.sampleNow((error, values) => reply(error !== null ? { error: error } : values));
+    else if (method === "reboot") {
+      context.log("W", "rpc", "rebooting on request");
+      // Restart once the server has the reply; if it never confirms, restart anyway.
+      platform.setTimeout(platform.restart, 10000);
+      reply({ rebooting: true }, platform.restart);
+    } else if (method === "claim") {
+      const secretKey = field(params, "secretKey");
+      const durationMs = field(params, "durationMs");
+      const claim: { secretKey?: string; durationMs?: number } = {};
+      if (typeof secretKey === "string") claim.secretKey = secretKey;
+      if (typeof durationMs === "number") claim.durationMs = durationMs;
+      reply(publishJson(context.session, CLAIM_TOPIC, claim, null) ? { claiming: true } : { error: "no room to send the claim now; retry" });
+    } else reply({ pong: true });
+  };
+  const names = ["getStatus", "getConfig", "setConfig", "readNow", "reboot", "claim", "ping"];
+  for (let i = 0; i < names.length; i++) rpc.register(names[i], builtIn);
 }

@@ -127,7 +127,6 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     setClock: (ms) => {
       platform.wallOffset = ms - clock.now;
     },
-    facts: () => ({ runtime_version: "test", free_memory: 1000 }),
     storageRead: (key) => (key in platform.storage ? platform.storage[key] : null),
     storageWrite: (key, value) => {
       platform.storage[key] = value;

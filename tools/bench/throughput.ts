@@ -45,8 +45,8 @@ let started = 0;
 const log = createLogger(function (line) { if (line.charAt(1) !== "I") console.log(line); }, { logLevel: "info" });
 const session = new MqttSession(platform, {
   host: "127.0.0.1", port: ${target.port}, tls: ${target.tls}, caDerBase64: ${JSON.stringify(caDerBase64)},
-  clientId: "bench-device", username: "bench", password: null, keepAliveS: 60, responseTimeoutMs: 20000,
-  backoffMinMs: 1000, backoffMaxMs: 1000, stableAfterMs: 30000, maxPacketBytes: 70000, maxInflight: ${WINDOW},
+  clientId: "bench-device", token: "bench", keepAliveS: 60, responseTimeoutMs: 20000,
+  backoffMinMs: 1000, backoffMaxMs: 1000, maxInflight: ${WINDOW + 1}, // one slot stays free for RPC replies: WINDOW for telemetry
 }, { onConnected: function () { started = getTime(); pump(); }, onDisconnected: function () {}, onMessage: function () {} }, log, function () { return 0.5; });
 function pump() {
   while (sent < ${MESSAGES} && session.canPublish()) {

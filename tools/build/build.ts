@@ -46,12 +46,16 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
   const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
   const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
   const features = board.features.map((name) => FEATURES[name]);
+  // The runtime's facts (client attributes) are linked only with the attributes feature.
+  const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
-    `import { ${factory} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
+    `import { ${factory}${facts ? ", " + facts : ""} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
+    `const platform = ${factory}(${board.wifi});`,
+    ...(facts ? [`platform.facts = ${facts};`] : []),
     `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
-    `main(${factory}(${board.wifi}), ${JSON.stringify(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `main(platform, ${JSON.stringify(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
     "",
   ].join("\n");
 }

@@ -144,6 +144,8 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     token: settings.token,
     // Moddable reads the CA from a flash resource instead of the JS heap.
     caDerBase64: settings.tls && runtime === "espruino" ? ca.der.toString("base64") : "",
+    // From the chip id at boot.
+    clientId: "",
     wifiSsid: settings.wifiSsid,
     wifiPassword: settings.wifiPassword,
     telemetryIntervalMs: settings.telemetryIntervalMs,
