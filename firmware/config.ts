@@ -44,6 +44,9 @@ export interface DeviceConfig extends SessionOptions {
   dataPointLimits: string;
   /** Largest PUBLISH payload until getSessionLimits answers. */
   maxPayloadBytes: number;
+  /** Provisioning (one image, many devices): only on boards built with a key. The secret is never logged. */
+  provisionKey?: string;
+  provisionSecret?: string;
   debug: boolean;
 }
 

@@ -23,6 +23,9 @@ import type { DeviceRun } from "./helpers/device-run.ts";
 const TOKEN = "api-test-token";
 const DEVICE = "api-device";
 let image: string;
+let provisioningImage: string;
+const PROVISION_KEY = "test-provision-key";
+const PROVISION_SECRET = "TEST_PROVISION_SECRET";
 
 before(async () => {
   const out = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
@@ -37,6 +40,17 @@ before(async () => {
   });
   image = join(out, "espruino", "sim.js");
   assert.deepEqual(checkSource(readFileSync(image, "utf8"), image), []);
+  // One image for many devices: a provisioning key and secret, no token.
+  const provisioningOut = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
+  await buildImages({
+    boards: ["sim"],
+    outDir: provisioningOut,
+    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: "", provisionKey: PROVISION_KEY, provisionSecret: PROVISION_SECRET, telemetryIntervalMs: 1000 },
+    version: "0.0.0-api",
+    quiet: true,
+    debug: true,
+  });
+  provisioningImage = join(provisioningOut, "espruino", "sim.js");
 });
 
 const running: { emulator: ThingsBoardEmulator; device: DeviceRun | null }[] = [];
@@ -283,5 +297,72 @@ test("shared attributes and RPC against mosquitto, with an independent client pl
     device.stop();
     await server.endAsync();
     await mosquitto.stop();
+  }
+});
+
+test("provisioning: a board with only a key registers itself, keeps its token over a reboot, provisions again after tbForgetToken(), and never logs secrets", async () => {
+  const emulator = new ThingsBoardEmulator({ provisionKeys: [{ key: PROVISION_KEY, secret: PROVISION_SECRET }], provisionCloseMs: 1000 });
+  await emulator.listen();
+  const device = runDevice(provisioningImage, { port: emulator.plainPort });
+  running.push({ emulator, device });
+  const name = "sim-5ccf7f00-sim0-0001";
+  try {
+    await until(() => emulator.listDevices().some((d) => d.name === name && d.online) && "config_error" in emulator.device(name).client, 15000, "the provisioned device online", device);
+    const token = emulator.device(name).token;
+    assert.ok(device.serial.includes("[I][provision] provisioned as " + name));
+    const connect = device.sent.filter((p) => p.cmd === "connect");
+    assert.deepEqual(connect.map((p) => p.cmd === "connect" && p.username), ["provision", token]);
+
+    device.sandbox.reboot();
+    await until(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 3, 10000, "the reconnect after the reboot", device);
+    assert.equal(device.serial.filter((l) => l.startsWith("[I][provision] asking")).length, 1, "the stored token is used: no second provisioning");
+
+    // The console command: forget the token, and the next boot provisions again (a new name is refused: it exists).
+    device.sandbox.typeLine("tbForgetToken()");
+    assert.ok(device.serial.includes("[W][provision] stored token forgotten: the next boot provisions again"));
+    device.sandbox.reboot();
+    await until(() => device.serial.filter((l) => l.startsWith("[I][provision] asking")).length === 2, 10000, "provisioning again", device);
+    await until(() => device.serial.some((l) => l.startsWith("[E][provision] refused: FAILURE")), 10000, "the refusal of an existing name", device);
+    const console = device.serial.join("\n");
+    assert.ok(!console.includes(PROVISION_SECRET) && !console.includes(token), "neither the secret nor the token on the console");
+    assert.deepEqual(device.sandbox.uncaught, []);
+  } finally {
+    device.stop();
+    await emulator.close();
+  }
+});
+
+test("provisioning refused (NOT_FOUND): one clear error line and a long wait, no retry loop", async () => {
+  const emulator = new ThingsBoardEmulator({});
+  await emulator.listen();
+  const device = runDevice(provisioningImage, { port: emulator.plainPort });
+  running.push({ emulator, device });
+  try {
+    await until(() => device.serial.some((l) => l.startsWith("[E][provision]")), 15000, "the refusal", device);
+    await new Promise((r) => setTimeout(r, 3000));
+    const refusals = device.serial.filter((l) => l.startsWith("[E][provision]"));
+    assert.deepEqual(refusals, ["[E][provision] refused: NOT_FOUND (Provision data was not found!); check the provisioning key and secret; next try in 10 min"]);
+    assert.equal(device.sent.filter((p) => p.cmd === "connect").length, 1, "no reconnect loop");
+  } finally {
+    device.stop();
+    await emulator.close();
+  }
+});
+
+test("claiming: the claim RPC and the tbClaim() console command reach ThingsBoard", async () => {
+  const run = await start();
+  const { emulator, device } = run;
+  try {
+    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    assert.deepEqual(await emulator.rpc(DEVICE, "claim", { secretKey: "abc", durationMs: 60000 }), { claiming: true });
+    await until(() => emulator.device(DEVICE).claim !== null, 5000, "the claim", device);
+    assert.equal(emulator.device(DEVICE).claim!.secretKey, "abc");
+    emulator.device(DEVICE).claim = null;
+    device.sandbox.typeLine('tbClaim("xyz", 120000)');
+    await until(() => emulator.device(DEVICE).claim !== null, 5000, "the claim from the console", device);
+    assert.equal(emulator.device(DEVICE).claim!.secretKey, "xyz");
+    assert.ok(Math.abs(emulator.device(DEVICE).claim!.expiresAt - Date.now() - 120000) < 5000);
+  } finally {
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
   }
 });

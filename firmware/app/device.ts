@@ -46,6 +46,8 @@ export interface DeviceContext {
   limits: [string, string, number];
   /** platform.now() at boot, moved with the clock (uptime). */
   bootAt: number;
+  /** Starts the MQTT session once the network and clock are ready; a feature may wrap it (provision). */
+  startSession(): void;
 }
 
 /** Events per second allowed by the strictest window of a "count:seconds,..." limit (0: no limit). */
@@ -94,7 +96,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   const defaults = defaultSettings(config);
   const settings: Settings = Object.assign({}, defaults);
   log = createLogger(platform.log, settings);
-  if (config.token === "") log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
+  if (config.token === "" && !config.provisionKey) log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
   if (config.tls && platform.runtime === "espruino") {
     log("W", "tls", "Espruino does not verify the server certificate (encrypted, not authenticated)");
   }
@@ -197,6 +199,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     },
     limits: [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes],
     bootAt: platform.now(),
+    startSession: () => session.start(),
   };
   applySettings();
   for (let i = 0; i < features.length; i++) features[i](context);
@@ -214,7 +217,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
         log("I", "clock", "set to " + new Date(platform.now()).toISOString());
         context.clockSet(shiftMs);
       } else log("W", "clock", "no SNTP: no ts until the clock is set");
-      if (!stopped) session.start();
+      if (!stopped) context.startSession();
     });
   };
 

@@ -50,6 +50,8 @@ declare function setTimeout(callback: () => void, ms: number): number;
 declare function clearTimeout(id: number): void;
 declare function atob(text: string): string;
 declare function setTime(seconds: number): void;
+/** Espruino's global object: what is set here can be called from the REPL. */
+declare const global: { [name: string]: unknown };
 interface EspruinoProcess {
   version: string;
   memory(): { free: number; usage: number; total: number; blocksize: number };

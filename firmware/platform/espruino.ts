@@ -134,5 +134,9 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
     },
 
     restart: () => E.reboot(),
+    command: (name, fn) => {
+      // Cast: the host type-check sees Node's global here.
+      (global as unknown as { [name: string]: unknown })[name] = fn;
+    },
   };
 }

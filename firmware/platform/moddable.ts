@@ -144,6 +144,8 @@ export function createModdablePlatform(hasWifi: boolean): Platform {
       };
     },
 
+    // No console to type into: xsbug shows logs only.
+    command: () => undefined,
     restart: () => {
       trace("[E][boot] restart is not available on this Moddable target\n");
     },

@@ -74,4 +74,6 @@ export interface Platform {
   storageRemove(key: string): void;
   i2c(pins: I2CPins): I2CBus;
   restart(): void;
+  /** Makes `fn` a command the user can type on the serial console (where the runtime has one). */
+  command(name: string, fn: (...args: unknown[]) => void): void;
 }

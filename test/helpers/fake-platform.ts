@@ -94,6 +94,7 @@ export interface FakePlatform extends Platform {
   /** Wall clock minus the fake monotonic clock; 0 (1970) until the clock is set. */
   wallOffset: number;
   restarts: number;
+  commands: Record<string, (...args: unknown[]) => void>;
 }
 
 export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSet?: boolean } = {}): FakePlatform {
@@ -108,6 +109,7 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     storage: {},
     wallOffset: options.clockSet ?? true ? 1700000000000 : 0,
     restarts: 0,
+    commands: {},
     chipId: () => "24:0a:c4:12:34:56",
     now: () => platform.wallOffset + clock.now,
     clockIsSet: () => platform.wallOffset > 0,
@@ -137,6 +139,9 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     i2c: () => {
       if (!options.bus) throw new Error("no I2C bus in this test");
       return options.bus;
+    },
+    command: (name, fn) => {
+      platform.commands[name] = fn;
     },
     restart: () => {
       platform.restarts++;

@@ -21,6 +21,7 @@ export const FEATURES: Record<string, [file: string, factory: string]> = {
   rpc: ["thingsboard/rpc.ts", "rpcFeature"],
   clock: ["thingsboard/clock.ts", "clockFeature"],
   limits: ["thingsboard/limits.ts", "limitsFeature"],
+  provision: ["thingsboard/provision.ts", "provisionFeature"],
 };
 
 export interface Board {

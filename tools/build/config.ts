@@ -19,6 +19,9 @@ export interface DeviceSettings {
   telemetryIntervalMs: number;
   /** 0: each reading is sent as it is taken. */
   uploadIntervalMs: number;
+  /** Device provisioning (one image, many devices); never printed. */
+  provisionKey: string;
+  provisionSecret: string;
 }
 
 export const DEFAULT_SETTINGS: DeviceSettings = {
@@ -31,6 +34,8 @@ export const DEFAULT_SETTINGS: DeviceSettings = {
   wifiPassword: "",
   telemetryIntervalMs: 60000,
   uploadIntervalMs: 0,
+  provisionKey: "",
+  provisionSecret: "",
 };
 
 /** Environment variable for each setting. */
@@ -44,11 +49,13 @@ export const ENV_NAMES: Record<keyof DeviceSettings, string> = {
   wifiPassword: "WIFI_PASSWORD",
   telemetryIntervalMs: "TELEMETRY_INTERVAL_MS",
   uploadIntervalMs: "UPLOAD_INTERVAL_MS",
+  provisionKey: "TB_PROVISION_KEY",
+  provisionSecret: "TB_PROVISION_SECRET",
 };
 
 function parseValue(key: keyof DeviceSettings, value: unknown, where: string): DeviceSettings[keyof DeviceSettings] {
   const problem = (what: string): never => {
-    throw new ConfigError(where + ": " + what + (key === "token" || key === "wifiPassword" ? "" : ", got " + JSON.stringify(value)));
+    throw new ConfigError(where + ": " + what + (key === "token" || key === "wifiPassword" || key === "provisionSecret" ? "" : ", got " + JSON.stringify(value)));
   };
   if (key === "port") {
     const port = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -126,10 +133,17 @@ export const FIRMWARE_DEFAULTS = {
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */
 export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, ca: CaCertificate, version: string, debug = false): DeviceConfig {
-  if (board.requiresToken && settings.token === "") {
+  const provisioning = settings.provisionKey !== "";
+  if (provisioning && !board.features.includes("provision")) {
+    throw new ConfigError(board.file + ": TB_PROVISION_KEY is set but this board has no \"provision\" feature: add it to \"features\" or build without the key");
+  }
+  if (provisioning && settings.provisionSecret === "") {
+    throw new ConfigError("TB_PROVISION_KEY needs TB_PROVISION_SECRET (or \"provisionSecret\" in device.local.json): both are on the device profile's provisioning page in ThingsBoard");
+  }
+  if (board.requiresToken && settings.token === "" && !provisioning) {
     throw new ConfigError(
       board.file + ": this board needs a device access token: set TB_TOKEN=<token> in the environment or \"token\" in device.local.json " +
-        "(copy it from ThingsBoard: Devices > your device > Copy access token)"
+        "(copy it from ThingsBoard: Devices > your device > Copy access token), or a provisioning key and secret (TB_PROVISION_KEY, TB_PROVISION_SECRET)"
     );
   }
   if (board.wifi && settings.wifiSsid === "") {
@@ -153,5 +167,7 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     sensor: { ...board.sensor },
     debug,
     ...FIRMWARE_DEFAULTS,
+    // Only in images that provision: others carry no key.
+    ...(provisioning ? { provisionKey: settings.provisionKey, provisionSecret: settings.provisionSecret } : {}),
   };
 }

@@ -37,6 +37,8 @@ export interface RunningSandbox {
   /** How often the image rebooted (E.reboot(), or reboot() here: a power cycle). */
   reboots(): number;
   reboot(): void;
+  /** Runs a line typed on the console (a command such as tbForgetToken()). */
+  typeLine(code: string): void;
   stop(): void;
 }
 
@@ -94,6 +96,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   let clockOffsetMs = options.clockUnset ? 1000 - Date.now() : 0;
   const deviceNow = () => Date.now() + clockOffsetMs;
   let boots = 0;
+  /** The running image's global scope, for typed console commands. */
+  let current: vm.Context | null = null;
   const teardown = () => {
     for (const handle of timers.values()) clearTimeout(handle);
     timers.clear();
@@ -308,7 +312,10 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       },
     };
     for (const [name, value] of Object.entries(globals)) context[name] = value;
-  (vm.runInContext("Date", context) as DateConstructor).now = deviceNow;
+    (vm.runInContext("Date", context) as DateConstructor).now = deviceNow;
+    // Espruino's `global`: console commands the image defines live there.
+    context.global = vm.runInContext("globalThis", context);
+    current = context;
 
     // Like a board: the code saved to flash (.bootcde) boots, else the image given.
     const saved = storagePath(".bootcde");
@@ -333,6 +340,15 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     uncaught,
     reboots: () => rebootCount,
     reboot,
+    typeLine: (code: string) => {
+      // What typing a line on the serial console does: run it, print the result or the error.
+      try {
+        const result = vm.runInContext(code, current!, { filename: "console" });
+        if (result !== undefined) serial("=" + (typeof result === "string" ? JSON.stringify(result) : String(result)) + "\n");
+      } catch (e) {
+        reportUncaught(e);
+      }
+    },
     stop: () => {
       stopped = true;
       teardown();

@@ -10,6 +10,7 @@
 // State (the emulator's devices and attributes, the device's flash) lives under .sim/,
 // or under $TBFW_SIM_DIR.
 
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadBoard } from "../build/boards.ts";
@@ -25,6 +26,21 @@ import { virtualSensor } from "./virtual-i2c.ts";
 
 export const SIM_TOKEN = "sim-device-token";
 export const SIM_DEVICE = "sim-device";
+const SIM_PROVISION_KEY = "sim-provision-key";
+const SIM_PROVISION_SECRET = "sim-provision-secret";
+
+/** What the device's tbForgetToken() does, done to the simulated flash before boot. */
+function forgetStoredToken(storageDir: string): void {
+  const file = join(storageDir, "tb-config.json");
+  if (!existsSync(file)) {
+    console.log("simulator: no stored token to forget");
+    return;
+  }
+  const overrides = JSON.parse(readFileSync(file, "latin1")) as Record<string, unknown>;
+  delete overrides.token;
+  writeFileSync(file, JSON.stringify(overrides), "latin1");
+  console.log("simulator: stored token forgotten (" + file + ")");
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -39,6 +55,8 @@ async function main(): Promise<void> {
       timeout: { type: "string", default: "0" },
       board: { type: "string", default: "sim" },
       "no-sensor": { type: "boolean", default: false },
+      provision: { type: "boolean", default: false },
+      "forget-token": { type: "boolean", default: false },
     },
   });
   const remote = values.host !== undefined;
@@ -79,6 +97,14 @@ async function main(): Promise<void> {
     settings.host = "127.0.0.1";
     settings.port = settings.tls ? emulator.tlsPort! : emulator.plainPort;
     settings.token = SIM_TOKEN;
+    if (values.provision) {
+      // One image, many devices: no token, a provisioning key the emulator accepts.
+      settings.token = "";
+      settings.provisionKey = SIM_PROVISION_KEY;
+      settings.provisionSecret = SIM_PROVISION_SECRET;
+      emulator.addProvisionKey(SIM_PROVISION_KEY, SIM_PROVISION_SECRET);
+      console.log("simulator: the device provisions itself with key " + SIM_PROVISION_KEY);
+    }
     settings.ca = tls.caCert;
     console.log("simulator: ThingsBoard emulator on 127.0.0.1:" + emulator.plainPort + " (plain) and :" + emulator.tlsPort + " (tls, CA " + tls.caCert + ")");
     console.log("simulator: drive the device from another terminal: npm run tb -- rpc getStatus | attr set samplingIntervalMs 5000 | telemetry --last 5");
@@ -92,6 +118,8 @@ async function main(): Promise<void> {
   await buildImages({ boards: [board.name], outDir, settings, version: packageVersion(), quiet: true, debug: true });
   const imagePath = join(outDir, "espruino", board.name + ".js");
   // The board's real driver talks to a simulated chip on the virtual I2C bus.
+  const storageDir = join(SIM_DIR, "storage", board.name);
+  if (values["forget-token"]) forgetStoredToken(storageDir);
   const chip = values["no-sensor"] ? null : virtualSensor(board.sensor.model);
   const i2cDevices = chip ? { [board.sensor.address]: chip } : {};
   console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
@@ -99,7 +127,7 @@ async function main(): Promise<void> {
   const sandbox = runEspruinoImage({
     imagePath,
     // Like a board's flash: kept between runs, one per board.
-    storageDir: join(SIM_DIR, "storage", board.name),
+    storageDir,
     i2cDevices,
     onSerial: (line) => {
       console.log("device  | " + line);
