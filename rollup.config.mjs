@@ -57,7 +57,7 @@ export const MODDABLE_TERSER = { ...ESPRUINO_TERSER, module: true };
 /**
  * Rollup options for one image.
  * @param {{ runtime: "espruino" | "moddable", entrySource: string, tsconfig: string, include: string[],
- *           readable?: boolean, file?: string, onLog?: import("rollup").LogHandlerWithDefault }} o
+ *           readable?: boolean, topics?: "v1" | "v2", file?: string, onLog?: import("rollup").LogHandlerWithDefault }} o
  * @returns {import("rollup").RollupOptions & { output: import("rollup").OutputOptions }}
  */
 export function imageOptions(o) {
@@ -67,7 +67,14 @@ export function imageOptions(o) {
     plugins: [
       {
         name: "tb-entry",
-        resolveId: (id) => (id === ENTRY_ID ? id : null),
+        // The generated entry; and ThingsBoard's topic set: firmware/thingsboard/topics.ts (v1)
+        // or topics-v2.ts (v2 short topics), chosen per build (the TB_TOPICS setting).
+        async resolveId(id, importer) {
+          if (id === ENTRY_ID) return id;
+          if (o.topics !== "v2" || !importer || !/(^|\/)topics$/.test(id)) return null;
+          const resolved = await this.resolve(id, importer, { skipSelf: true });
+          return resolved && /thingsboard[\\/]topics\.ts$/.test(resolved.id) ? resolved.id.replace(/topics\.ts$/, "topics-v2.ts") : null;
+        },
         load: (id) => (id === ENTRY_ID ? o.entrySource : null),
       },
       typescript({

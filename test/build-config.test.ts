@@ -44,8 +44,8 @@ test("board errors name the file and the key", () => {
   assert.equal(boardError((b) => (b.sensor.address = "0x76")), 'boards/test-board.json: "sensor.address": sht3x answers at 0x44 or 0x45, not 0x76');
   assert.equal(boardError((b) => (b.runtimes = ["nodemcu"])), 'boards/test-board.json: "runtimes": unknown runtime "nodemcu" (expected espruino or moddable)');
   assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor, features)');
-  assert.equal(boardError((b) => (b.features = ["ota"])), 'boards/test-board.json: "features": unknown feature "ota" (known: attributes, rpc, clock, limits)');
-  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits), [] for telemetry only');
+  assert.equal(boardError((b) => (b.features = ["ota"])), 'boards/test-board.json: "features": unknown feature "ota" (known: attributes, rpc, clock, limits, provision)');
+  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits, provision), [] for telemetry only');
   assert.equal(esp32I2cPinProblem(25), null);
   assert.match(esp32I2cPinProblem(1)!, /serial console/);
   assert.match(esp32I2cPinProblem(24)!, /does not exist/);
@@ -129,10 +129,10 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   assert.doesNotMatch(espruino, /securesocket|embedded:io/, "no Moddable module in the Espruino image");
   assert.equal(espruino.split("\n").filter(Boolean).length, 1, "one minified line");
   // Features are linked per board: the telemetry-only board carries no RPC code.
-  assert.match(espruino, /v1\/devices\/me\/rpc\/request\/"/);
+  assert.match(espruino, /"v2\/r\/req\/"/);
   assert.match(espruino, /"getStatus"/);
   const telemetryOnly = readFileSync(join(out, "espruino/esp32-devkitc-telemetry.js"), "utf8");
-  assert.doesNotMatch(telemetryOnly, /rpc\/request|"getStatus"|attributes\/request/);
+  assert.doesNotMatch(telemetryOnly, /r\/req|rpc\/request|"getStatus"|a\/req|attributes\/request/);
   assert.ok(telemetryOnly.length < espruino.length);
 });
 

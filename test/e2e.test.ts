@@ -20,7 +20,8 @@ import type { Mosquitto } from "./helpers/mosquitto.ts";
 import { runDevice } from "./helpers/device-run.ts";
 
 const TOKEN = "e2e-device-token";
-const TELEMETRY = "v1/devices/me/telemetry";
+// The images use ThingsBoard's v2 short topics by default (TB_TOPICS).
+const TELEMETRY = "v2/t";
 let tls: TlsFiles;
 let mosquitto: Mosquitto;
 let imageTrustingTestCa: string;
@@ -77,6 +78,7 @@ async function roundTrip(overrides: object | null, expectTls: boolean): Promise<
     assert.equal(connect.keepalive, 60);
     assert.match(connect.clientId, /^tbfw-[0-9A-Za-z]+$/);
     const published = publishesOf(device.sent);
+    assert.ok(published.length >= 3, published.length + " telemetry publishes on " + TELEMETRY);
     for (const p of published) {
       assert.equal(p.topic, TELEMETRY);
       assert.equal(p.qos, 1);
@@ -161,10 +163,10 @@ test("broker restart: the device reconnects, resubscribes and delivers the readi
       // The device subscribed again after reconnecting: a server-side RPC gets its answer.
       const replies: string[] = [];
       subscriber.on("message", (topic, payload) => {
-        if (topic === "v1/devices/me/rpc/response/77") replies.push(payload.toString());
+        if (topic === "v2/r/res/77") replies.push(payload.toString());
       });
-      await subscriber.subscribeAsync("v1/devices/me/rpc/response/+", { qos: 1 });
-      await subscriber.publishAsync("v1/devices/me/rpc/request/77", JSON.stringify({ method: "getStatus", params: {} }), { qos: 1 });
+      await subscriber.subscribeAsync("v2/r/res/+", { qos: 1 });
+      await subscriber.publishAsync("v2/r/req/77", JSON.stringify({ method: "getStatus", params: {} }), { qos: 1 });
       await device.waitFor(() => replies.length > 0, 10000, "the RPC reply");
       const status = JSON.parse(replies[0]);
       assert.equal(status.runtime, "espruino");

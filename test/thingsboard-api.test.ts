@@ -22,7 +22,9 @@ import type { DeviceRun } from "./helpers/device-run.ts";
 
 const TOKEN = "api-test-token";
 const DEVICE = "api-device";
+/** The default image (v2 short topics) and one built with TB_TOPICS=v1. */
 let image: string;
+let imageV1: string;
 let provisioningImage: string;
 const PROVISION_KEY = "test-provision-key";
 const PROVISION_SECRET = "TEST_PROVISION_SECRET";
@@ -40,6 +42,16 @@ before(async () => {
   });
   image = join(out, "espruino", "sim.js");
   assert.deepEqual(checkSource(readFileSync(image, "utf8"), image), []);
+  const v1Out = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
+  await buildImages({
+    boards: ["sim"],
+    outDir: v1Out,
+    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: TOKEN, telemetryIntervalMs: 1000, topics: "v1" },
+    version: "0.0.0-api",
+    quiet: true,
+    debug: true,
+  });
+  imageV1 = join(v1Out, "espruino", "sim.js");
   // One image for many devices: a provisioning key and secret, no token.
   const provisioningOut = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
   await buildImages({
@@ -61,13 +73,13 @@ after(async () => {
   }
 });
 
-async function start(options: Partial<EmulatorOptions> = {}, sandbox: { clockUnset?: boolean; storageDir?: string } = {}) {
+async function start(options: Partial<EmulatorOptions> = {}, sandbox: { clockUnset?: boolean } = {}, deviceImage = image) {
   const events: string[] = [];
   const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], onEvent: (line) => events.push(line), ...options });
   await emulator.listen();
   const entry = { emulator, device: null as DeviceRun | null };
   running.push(entry);
-  const device = runDevice(image, { port: emulator.plainPort }, sandbox);
+  const device = runDevice(deviceImage, { port: emulator.plainPort }, sandbox);
   entry.device = device;
   return { emulator, device, events };
 }
@@ -210,7 +222,8 @@ test("no SNTP: the clock is set from getCurrentTime, and readings taken before c
     // They went with the device's own ts, one second apart, not the server's arrival time.
     const stamps = points.map((p) => p.ts);
     for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i] - stamps[i - 1] >= 900 && stamps[i] - stamps[i - 1] <= 1100, "spacing " + stamps.join(", "));
-    const published = device.sent.filter((p) => p.cmd === "publish" && p.topic === "v1/devices/me/telemetry");
+    const published = device.sent.filter((p) => p.cmd === "publish" && p.topic === "v2/t");
+    assert.ok(published.length >= 2);
     assert.ok(published.every((p) => p.cmd === "publish" && /"ts":1[6-9]\d{11}/.test(p.payload.toString())), "every telemetry message carries a ts");
   } finally {
     await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
@@ -270,33 +283,62 @@ test("the emulator behaves like ThingsBoard's MQTT transport: CONNACK 5, SUBACK 
   client.end(true);
 });
 
-test("shared attributes and RPC against mosquitto, with an independent client playing the server", async () => {
-  const { startMosquitto } = await import("./helpers/mosquitto.ts");
-  const mosquitto = await startMosquitto({});
-  const server = await mqtt.connectAsync("mqtt://127.0.0.1:" + mosquitto.plainPort, { clientId: "plays-thingsboard", reconnectPeriod: 0 });
-  const device = runDevice(image, { port: mosquitto.plainPort });
+const TOPIC_SETS = {
+  v1: { attributes: "v1/devices/me/attributes", attrRequest: "v1/devices/me/attributes/request/", attrResponse: "v1/devices/me/attributes/response/", rpcRequest: "v1/devices/me/rpc/request/", rpcResponse: "v1/devices/me/rpc/response/", telemetry: "v1/devices/me/telemetry" },
+  v2: { attributes: "v2/a", attrRequest: "v2/a/req/", attrResponse: "v2/a/res/", rpcRequest: "v2/r/req/", rpcResponse: "v2/r/res/", telemetry: "v2/t" },
+};
+
+for (const version of ["v1", "v2"] as const) {
+  test("shared attributes and RPC against mosquitto on " + version + " topics, with an independent client playing the server", async () => {
+    const topics = TOPIC_SETS[version];
+    const { startMosquitto } = await import("./helpers/mosquitto.ts");
+    const mosquitto = await startMosquitto({});
+    const server = await mqtt.connectAsync("mqtt://127.0.0.1:" + mosquitto.plainPort, { clientId: "plays-thingsboard", reconnectPeriod: 0 });
+    const device = runDevice(version === "v1" ? imageV1 : image, { port: mosquitto.plainPort });
+    try {
+      const replies = new Map<string, unknown>();
+      let telemetry = 0;
+      server.on("message", (topic, payload) => {
+        if (topic === topics.telemetry) telemetry++;
+        else if (topic.startsWith(topics.attrRequest)) {
+          // The attribute request: answer with one shared value.
+          server.publish(topics.attrResponse + topic.slice(topics.attrRequest.length), JSON.stringify({ shared: { samplingIntervalMs: 4000 } }), { qos: 1 });
+        } else if (topic.startsWith(topics.rpcResponse)) replies.set(topic, JSON.parse(payload.toString()));
+      });
+      await server.subscribeAsync([topics.attrRequest + "+", topics.rpcResponse + "+", topics.telemetry], { qos: 1 });
+      await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":4000')), 15000, "the attribute response applied", device);
+      server.publish(topics.attributes, JSON.stringify({ batchSize: 7 }), { qos: 1 });
+      await until(() => device.serial.some((l) => l.includes('"batchSize":7')), 10000, "the pushed update applied", device);
+      server.publish(topics.rpcRequest + "900", JSON.stringify({ method: "getConfig", params: {} }), { qos: 1 });
+      await until(() => replies.has(topics.rpcResponse + "900"), 10000, "the RPC reply", device);
+      const config = replies.get(topics.rpcResponse + "900") as Record<string, JsonValue>;
+      assert.equal(config.samplingIntervalMs, 4000);
+      assert.equal(config.batchSize, 7);
+      await until(() => telemetry >= 1, 10000, "telemetry on " + topics.telemetry, device);
+      const other = version === "v1" ? TOPIC_SETS.v2 : TOPIC_SETS.v1;
+      assert.ok(!device.sent.some((p) => p.cmd === "publish" && Object.values(other).some((t) => p.topic.startsWith(t))), "no topic of the other set");
+    } finally {
+      device.stop();
+      await server.endAsync();
+      await mosquitto.stop();
+    }
+  });
+}
+
+test("v1 topics against the emulator: attributes, configuration, RPC and telemetry", async () => {
+  const run = await start({}, {}, imageV1);
+  const { emulator, device } = run;
   try {
-    const replies = new Map<string, unknown>();
-    server.on("message", (topic, payload) => {
-      const body = JSON.parse(payload.toString());
-      if (topic.startsWith("v1/devices/me/attributes/request/")) {
-        // The attribute request: answer with one shared value.
-        server.publish(topic.replace("request", "response"), JSON.stringify({ shared: { samplingIntervalMs: 4000 } }), { qos: 1 });
-      } else if (topic.startsWith("v1/devices/me/rpc/response/")) replies.set(topic, body);
-    });
-    await server.subscribeAsync(["v1/devices/me/attributes/request/+", "v1/devices/me/rpc/response/+"], { qos: 1 });
-    await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":4000')), 15000, "the attribute response applied", device);
-    server.publish("v1/devices/me/attributes", JSON.stringify({ batchSize: 7 }), { qos: 1 });
-    await until(() => device.serial.some((l) => l.includes('"batchSize":7')), 10000, "the pushed update applied", device);
-    server.publish("v1/devices/me/rpc/request/900", JSON.stringify({ method: "getConfig", params: {} }), { qos: 1 });
-    await until(() => replies.has("v1/devices/me/rpc/response/900"), 10000, "the RPC reply", device);
-    const config = replies.get("v1/devices/me/rpc/response/900") as Record<string, JsonValue>;
-    assert.equal(config.samplingIntervalMs, 4000);
-    assert.equal(config.batchSize, 7);
+    await until(() => "current_fw_version" in emulator.device(DEVICE).client && "config_error" in emulator.device(DEVICE).client, 15000, "client attributes", device);
+    const answer = emulator.waitForPublish(DEVICE, (topic, body) => topic === "v1/devices/me/attributes" && typeof body === "object" && body !== null && "config_error" in body, 5000);
+    emulator.setShared(DEVICE, { batchSize: 0 });
+    assert.deepEqual(await answer, { config_error: "batchSize: must be a whole number from 1 to 50, got 0; ignored" });
+    assert.deepEqual(await emulator.rpc(DEVICE, "ping", {}), { pong: true });
+    await until(() => emulator.device(DEVICE).telemetry.length >= 2, 10000, "telemetry", device);
+    assert.ok(device.sent.some((p) => p.cmd === "subscribe" && p.subscriptions.some((s) => s.topic === "v1/devices/me/rpc/request/+")));
+    assert.ok(!device.sent.some((p) => p.cmd === "publish" && p.topic.startsWith("v2/")));
   } finally {
-    device.stop();
-    await server.endAsync();
-    await mosquitto.stop();
+    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
   }
 });
 

@@ -8,7 +8,8 @@ import type { MqttSession } from "../mqtt/session";
 import type { SpillStore } from "./spill-store";
 import type { Logger } from "../util/log";
 import { utf8Encode } from "../util/utf8";
-import { TELEMETRY_TOPIC, telemetryBatch } from "../thingsboard/telemetry";
+import { telemetryBatch } from "../thingsboard/telemetry";
+import { TELEMETRY_TOPIC } from "../thingsboard/topics";
 
 interface QueuedReading {
   json: string;

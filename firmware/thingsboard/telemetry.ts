@@ -2,7 +2,6 @@
 
 import type { SensorValues } from "../sensors/types";
 
-export const TELEMETRY_TOPIC = "v1/devices/me/telemetry";
 
 /**
  * One reading as ThingsBoard JSON: {"ts":ms,"values":{...}} when the clock is set, else

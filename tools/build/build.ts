@@ -103,11 +103,12 @@ export async function bundleSource(
   source: string,
   include: string[] = [join(ROOT, "firmware/**/*.ts")],
   tsconfig: string = join(ROOT, "tsconfig.json"),
-  readable = false
+  readable = false,
+  topics: "v1" | "v2" = "v1"
 ): Promise<{ raw: string; image: string }> {
   typeCheck(tsconfig);
   const problems: string[] = [];
-  const options = imageOptions({ runtime, entrySource: source, tsconfig, include, readable, onLog: collectProblems(problems) });
+  const options = imageOptions({ runtime, entrySource: source, tsconfig, include, readable, topics, onLog: collectProblems(problems) });
   let build;
   try {
     build = await rollup(options);
@@ -155,7 +156,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
         continue;
       }
-      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true);
+      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true, options.settings.topics);
       if (runtime === "espruino") {
         const minified = image.trimEnd();
         const file = join(options.outDir, "espruino", board.name + ".js");
@@ -218,7 +219,7 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   const tsconfig = join(ROOT, "tsconfig.json");
   typeCheck(tsconfig);
   const file = runtime === "espruino" ? join(ROOT, "dist/espruino", board.name + ".js") : join(ROOT, "dist/moddable", board.name, "main.js");
-  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], file });
+  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file });
 }
 
 export function packageVersion(): string {

@@ -22,6 +22,8 @@ export interface DeviceSettings {
   /** Device provisioning (one image, many devices); never printed. */
   provisionKey: string;
   provisionSecret: string;
+  /** ThingsBoard's topic set: v2 short topics (v2/t, v2/a, v2/r/...) or the documented v1 ones. */
+  topics: "v1" | "v2";
 }
 
 export const DEFAULT_SETTINGS: DeviceSettings = {
@@ -36,6 +38,7 @@ export const DEFAULT_SETTINGS: DeviceSettings = {
   uploadIntervalMs: 0,
   provisionKey: "",
   provisionSecret: "",
+  topics: "v2",
 };
 
 /** Environment variable for each setting. */
@@ -51,6 +54,7 @@ export const ENV_NAMES: Record<keyof DeviceSettings, string> = {
   uploadIntervalMs: "UPLOAD_INTERVAL_MS",
   provisionKey: "TB_PROVISION_KEY",
   provisionSecret: "TB_PROVISION_SECRET",
+  topics: "TB_TOPICS",
 };
 
 function parseValue(key: keyof DeviceSettings, value: unknown, where: string): DeviceSettings[keyof DeviceSettings] {
@@ -77,6 +81,7 @@ function parseValue(key: keyof DeviceSettings, value: unknown, where: string): D
     return ms as number;
   }
   if (typeof value !== "string") return problem("must be a string");
+  if (key === "topics" && value !== "v1" && value !== "v2") problem("must be v2 (short topics, the default) or v1 (the documented v1/devices/me/... topics)");
   if (key === "host" && (value === "" || /\s/.test(value))) problem("must be a host name or address");
   if (key === "token" && /[\s"\\]/.test(value)) problem("must not contain spaces, quotes or backslashes (check the copied access token)");
   return value;
