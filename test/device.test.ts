@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { clientIdFromChip, startDevice } from "../firmware/app/device.ts";
+import { clientIdFromChip, limitWindows, paceFor, startDevice } from "../firmware/app/device.ts";
 import type { DeviceConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
@@ -330,4 +330,16 @@ test("a full flash queue drops its oldest batch and counts the readings", () => 
   assert.equal(device.queue.droppedCount(), 2);
   assert.ok(platform.logs.includes("[W][queue] flash queue full (2 batches): dropped the oldest batch, 2 reading(s) lost so far"));
   device.stop();
+});
+
+test("the publish pace keeps every window of ThingsBoard's rate limits, for messages and data points", () => {
+  for (const [messages, points] of [["20:1,600:60", ""], ["5:1,100:60", "40:1,1000:60"], ["200:1,6000:60,100:1,3000:60", "500:1,15000:60"], ["1:1", "3:1"]]) {
+    const [rate, burst, perMessage] = paceFor(messages, points);
+    assert.ok(rate > 0 && burst >= 1 && perMessage >= 1, messages + ": " + [rate, burst, perMessage]);
+    // A token bucket sends at most floor(burst + rate * T) messages in any window of T seconds.
+    for (const [count, seconds] of limitWindows(messages)) assert.ok(Math.floor(burst + rate * seconds) <= count, messages + ": window " + count + ":" + seconds);
+    for (const [count, seconds] of limitWindows(points)) assert.ok(perMessage * Math.floor(burst + rate * seconds) <= count, points + ": window " + count + ":" + seconds);
+  }
+  assert.deepEqual(paceFor("", ""), [0, 1e9, 1e9], "no limits: no pace");
+  assert.deepEqual(limitWindows("20:1,600:60"), [[20, 1], [600, 60]]);
 });

@@ -77,10 +77,8 @@ async function start(options: Partial<EmulatorOptions> = {}, sandbox: { clockUns
   const events: string[] = [];
   const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], onEvent: (line) => events.push(line), ...options });
   await emulator.listen();
-  const entry = { emulator, device: null as DeviceRun | null };
-  running.push(entry);
   const device = runDevice(deviceImage, { port: emulator.plainPort }, sandbox);
-  entry.device = device;
+  running.push({ emulator, device });
   return { emulator, device, events };
 }
 
@@ -90,6 +88,16 @@ async function until(predicate: () => boolean, timeoutMs: number, what: string, 
     if (Date.now() > end) throw new Error("timed out waiting for " + what + (device ? "; device console:\n" + device.serial.join("\n") : ""));
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The device has connected, sent its attributes and taken its configuration. */
+function connected(run: { emulator: ThingsBoardEmulator; device: DeviceRun }): Promise<void> {
+  return until(() => "config_error" in run.emulator.device(DEVICE).client, 15000, "the first connect", run.device);
+}
+
+/** The device's next config_error report. */
+function nextConfigError(emulator: ThingsBoardEmulator, timeoutMs: number): Promise<JsonValue | null> {
+  return emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, timeoutMs);
 }
 
 function stop(entry: { emulator: ThingsBoardEmulator; device: DeviceRun }): Promise<void> {
@@ -114,7 +122,7 @@ test("client attributes after connect; shared attributes configure the device, b
     assert.equal(client().config_error, "");
 
     // A valid change applies at once and is confirmed with an empty config_error.
-    let answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    let answer = nextConfigError(emulator, 5000);
     emulator.setShared(DEVICE, { samplingIntervalMs: 3000, logLevel: "info" });
     assert.deepEqual(await answer, { config_error: "" });
     const before = emulator.device(DEVICE).telemetry.length;
@@ -124,7 +132,7 @@ test("client attributes after connect; shared attributes configure the device, b
     assert.ok(!device.serial.slice(-5).some((l) => l.startsWith("[D]")), "logLevel info: no debug lines any more");
 
     // Invalid: wrong type and out of range. Nothing changes; config_error names key and reason.
-    answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    answer = nextConfigError(emulator, 5000);
     emulator.setShared(DEVICE, { uploadIntervalMs: "soon", batchSize: 500 });
     const said = (await answer) as { config_error: string };
     assert.match(said.config_error, /uploadIntervalMs: must be a whole number from 0 to 86400000, got "soon"; ignored/);
@@ -135,7 +143,7 @@ test("client attributes after connect; shared attributes configure the device, b
     assert.equal(config.batchSize, 10);
 
     // A reboot (power cycle): the device boots with the value from its flash.
-    const reportAfterReboot = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 10000);
+    const reportAfterReboot = nextConfigError(emulator, 10000);
     device.sandbox.reboot();
     await until(() => device.serial.filter((l) => l.startsWith("[I][boot]")).length === 2, 5000, "the reboot", device);
     assert.ok(device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":3000')), "the stored configuration is applied at boot");
@@ -146,13 +154,13 @@ test("client attributes after connect; shared attributes configure the device, b
     assert.match(String(((await reportAfterReboot) as { config_error: string }).config_error), /^uploadIntervalMs: /);
 
     // Deleted: back to the board default.
-    answer = emulator.waitForPublish(DEVICE, (_t, body) => typeof body === "object" && body !== null && "config_error" in body, 5000);
+    answer = nextConfigError(emulator, 5000);
     emulator.deleteShared(DEVICE, ["samplingIntervalMs"]);
     assert.deepEqual(await answer, { config_error: "" });
     assert.equal(((await emulator.rpc(DEVICE, "getConfig", {})) as Record<string, JsonValue>).samplingIntervalMs, 1000);
     assert.deepEqual(device.sandbox.uncaught, []);
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -160,12 +168,12 @@ test("a change made while the device was offline is picked up by the attribute r
   const run = await start();
   const { emulator, device } = run;
   try {
-    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    await connected(run);
     emulator.disconnect(DEVICE);
     emulator.setShared(DEVICE, { samplingIntervalMs: 2000 });
     await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":2000')), 15000, "the change after the reconnect", device);
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -173,7 +181,7 @@ test("server-side RPC: getStatus, getConfig, setConfig, readNow, ping, errors, a
   const run = await start();
   const { emulator, device } = run;
   try {
-    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    await connected(run);
     const status = (await emulator.rpc(DEVICE, "getStatus", {})) as Record<string, JsonValue>;
     assert.deepEqual(Object.keys(status).sort(), ["board", "clock_set", "delivered", "dropped", "firmware", "in_flash", "queued", "runtime", "uptime_s"]);
     assert.equal(status.firmware, "0.0.0-api");
@@ -191,7 +199,7 @@ test("server-side RPC: getStatus, getConfig, setConfig, readNow, ping, errors, a
     await until(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 2, 10000, "the reconnect after the reboot", device);
     assert.deepEqual(device.sandbox.uncaught, []);
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -199,7 +207,7 @@ test("an RPC that arrives while the device is reconnecting is answered after the
   const run = await start();
   const { emulator, device } = run;
   try {
-    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    await connected(run);
     emulator.disconnect(DEVICE);
     const reply = emulator.rpc(DEVICE, "getStatus", {}, 20000);
     assert.equal(emulator.listDevices()[0].online, false, "sent while the device is offline");
@@ -207,7 +215,7 @@ test("an RPC that arrives while the device is reconnecting is answered after the
     assert.equal(status.board, "sim");
     assert.ok(device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length >= 2);
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -226,7 +234,7 @@ test("no SNTP: the clock is set from getCurrentTime, and readings taken before c
     assert.ok(published.length >= 2);
     assert.ok(published.every((p) => p.cmd === "publish" && /"ts":1[6-9]\d{11}/.test(p.payload.toString())), "every telemetry message carries a ts");
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -338,7 +346,7 @@ test("v1 topics against the emulator: attributes, configuration, RPC and telemet
     assert.ok(device.sent.some((p) => p.cmd === "subscribe" && p.subscriptions.some((s) => s.topic === "v1/devices/me/rpc/request/+")));
     assert.ok(!device.sent.some((p) => p.cmd === "publish" && p.topic.startsWith("v2/")));
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });
 
@@ -395,7 +403,7 @@ test("claiming: the claim RPC and the tbClaim() console command reach ThingsBoar
   const run = await start();
   const { emulator, device } = run;
   try {
-    await until(() => "config_error" in emulator.device(DEVICE).client, 15000, "the first connect", device);
+    await connected(run);
     assert.deepEqual(await emulator.rpc(DEVICE, "claim", { secretKey: "abc", durationMs: 60000 }), { claiming: true });
     await until(() => emulator.device(DEVICE).claim !== null, 5000, "the claim", device);
     assert.equal(emulator.device(DEVICE).claim!.secretKey, "abc");
@@ -405,6 +413,6 @@ test("claiming: the claim RPC and the tbClaim() console command reach ThingsBoar
     assert.equal(emulator.device(DEVICE).claim!.secretKey, "xyz");
     assert.ok(Math.abs(emulator.device(DEVICE).claim!.expiresAt - Date.now() - 120000) < 5000);
   } finally {
-    await stop(run as { emulator: ThingsBoardEmulator; device: DeviceRun });
+    await stop(run);
   }
 });

@@ -50,16 +50,37 @@ export interface DeviceContext {
   startSession(): void;
 }
 
-/** Events per second allowed by the strictest window of a "count:seconds,..." limit (0: no limit). */
-export function ratePerSecond(limits: string): number {
-  let rate = 0;
-  const windows = limits.split(",");
-  for (let i = 0; i < windows.length; i++) {
-    const pair = windows[i].split(":");
-    const perSecond = Number(pair[0]) / Number(pair[1]);
-    if (perSecond > 0 && (rate === 0 || perSecond < rate)) rate = perSecond;
+/** The [count, seconds] windows of a ThingsBoard rate limit "count:seconds,..." ("" : none). */
+export function limitWindows(limits: string): number[][] {
+  const windows: number[][] = [];
+  const parts = limits.split(",");
+  for (let i = 0; i < parts.length; i++) {
+    const pair = parts[i].split(":");
+    const count = Number(pair[0]);
+    const seconds = Number(pair[1]);
+    if (count > 0 && seconds > 0) windows.push([count, seconds]);
   }
-  return rate;
+  return windows;
+}
+
+/**
+ * The pace that keeps under every window of `messages`: [per second, burst], 70% of the
+ * strictest rate, a burst small enough that burst + rate * window stays under 90% of each
+ * window's count; then the data points one message may carry so that `points` holds too.
+ */
+export function paceFor(messages: string, points: string): number[] {
+  const windows = limitWindows(messages);
+  let rate = 0;
+  for (let i = 0; i < windows.length; i++) if (rate === 0 || windows[i][0] / windows[i][1] < rate) rate = windows[i][0] / windows[i][1];
+  rate *= 0.7;
+  let burst = 1e9;
+  for (let i = 0; i < windows.length; i++) burst = Math.min(burst, 0.9 * windows[i][0] - rate * windows[i][1]);
+  if (burst < 1) burst = 1;
+  const pointWindows = limitWindows(points);
+  let perMessage = 1e9;
+  // Without a message pace the point limit cannot be kept by the size of a message alone.
+  for (let i = 0; i < pointWindows.length && rate > 0; i++) perMessage = Math.min(perMessage, (0.9 * pointWindows[i][0]) / (burst + rate * pointWindows[i][1]));
+  return [rate, Math.floor(burst), perMessage < 1 ? 1 : Math.floor(perMessage)];
 }
 
 /**
@@ -148,12 +169,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     const batch = Math.min(config.queueCapacity, Math.max(settings.batchSize, readingsPerUpload));
     // A message's data points at the pace below stay under the telemetryDataPoints limit.
     const limits = context.limits;
-    const messageRate = ratePerSecond(limits[0]);
-    const pointRate = ratePerSecond(limits[1]);
-    let gapMs = messageRate > 0 ? Math.ceil(1000 / (0.8 * messageRate)) : 0;
-    if (pointRate > 0 && gapMs < 10000 / (0.8 * pointRate)) gapMs = Math.ceil(10000 / (0.8 * pointRate));
-    session.setPace(gapMs);
-    queue.setLimits(batch, Math.floor(limits[2] * 0.9), pointRate > 0 ? Math.floor((0.8 * pointRate * gapMs) / 1000) : 100000, readingsPerUpload > 1);
+    const pace = paceFor(limits[0], limits[1]);
+    session.setPace(pace[0], pace[1]);
+    queue.setLimits(batch, Math.floor(limits[2] * 0.9), pace[2], readingsPerUpload > 1);
     // A new sampling interval takes effect now, not after the old one runs out.
     if (sampleTimer !== null && sampling !== sampledInterval) {
       platform.clearTimeout(sampleTimer);

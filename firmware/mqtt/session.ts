@@ -97,9 +97,14 @@ export class MqttSession {
   private _nextPacketId = 1;
   /** Keep-alive, dead-link, reconnect and stable-connection timers, by the indexes below. */
   private _timers: (TimerHandle | null)[] = [null, null, null, null, null];
-  /** Least time between two PUBLISH packets (ThingsBoard's rate limits); 0: none. */
-  private _paceMs = 0;
-  private _nextPublishAt = 0;
+  /**
+   * A token bucket for PUBLISH packets (ThingsBoard's rate limits): tokens per ms
+   * (0: no pacing), the most that may be saved up, what is saved, and when it was counted.
+   */
+  private _rate = 0;
+  private _burst = 0;
+  private _tokens = 0;
+  private _tokensAt = 0;
   private _pingOutstanding = false;
   private _subscribeOutstanding = false;
   /** Delay before the next connection attempt, for tests and status reports. */
@@ -136,9 +141,15 @@ export class MqttSession {
     return this._state !== "stopped" && this._inflight.length < (max > 1 ? max - 1 : 1);
   }
 
-  /** Spaces PUBLISH packets at least `gapMs` apart from now on (0: as fast as acks allow). */
-  setPace(gapMs: number): void {
-    this._paceMs = gapMs;
+  /**
+   * Paces PUBLISH packets to `perSecond` on average, allowing bursts of `burst`
+   * (0 per second: as fast as acks allow).
+   */
+  setPace(perSecond: number, burst: number): void {
+    this._rate = perSecond / 1000;
+    this._burst = burst;
+    // What is saved up stays (at most the new burst): a new pace never allows a burst at once.
+    if (this._tokens > burst) this._tokens = burst;
   }
 
   lastRetryDelayMs(): number {
@@ -303,6 +314,9 @@ export class MqttSession {
     // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
     const session = this;
     this._state = "connected";
+    // A new connection starts with one message's worth: the session limits are not known yet.
+    this._tokens = 1;
+    this._tokensAt = this._platform.now();
     const options = this._options;
     this._log("I", "mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
     this._timers[STABLE_TIMER] = this._platform.setTimeout(() => {
@@ -332,16 +346,21 @@ export class MqttSession {
     for (let i = 0; i < this._inflight.length && this._state === "connected" && this._timers[PACE_TIMER] === null; i++) {
       const message = this._inflight[i];
       if (message.generation === this._generation) continue;
-      const now = this._platform.now();
-      // A wait longer than the pace means the wall clock was set back: do not stall on it.
-      if (now < this._nextPublishAt && this._nextPublishAt - now <= this._paceMs) {
-        this._timers[PACE_TIMER] = this._platform.setTimeout(() => {
-          session._timers[PACE_TIMER] = null;
-          session._sendWaiting();
-        }, this._nextPublishAt - now);
-        return;
+      if (this._rate > 0) {
+        const now = this._platform.now();
+        // The wall clock set back: count no time rather than stall.
+        const tokens = this._tokens + (now > this._tokensAt ? (now - this._tokensAt) * this._rate : 0);
+        this._tokens = tokens < this._burst ? tokens : this._burst;
+        this._tokensAt = now;
+        if (this._tokens < 1) {
+          this._timers[PACE_TIMER] = this._platform.setTimeout(() => {
+            session._timers[PACE_TIMER] = null;
+            session._sendWaiting();
+          }, Math.ceil((1 - this._tokens) / this._rate));
+          return;
+        }
+        this._tokens--;
       }
-      this._nextPublishAt = now + this._paceMs;
       const bytes = encodePublish(message.topic, message.payload, 1, message.packetId, message.sent);
       message.sent = true;
       message.generation = this._generation;

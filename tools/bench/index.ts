@@ -168,7 +168,8 @@ try {
   });
 
   await section("heap", async () => {
-    const { sim } = await buildFor(["sim"], { telemetryIntervalMs: 2 });
+    // Unpaced (no rate limits): the heap after thousands of publishes, not a rate limit, is measured.
+    const { sim } = await buildFor(["sim"], { telemetryIntervalMs: 2, rateLimits: "", dataPointLimits: "" });
     const heap = await repeat(runs, () => heapAfterPublishes(sim, broker.plainPort));
     const perQueued = summarize(await repeat(runs, async () => heapPerQueuedReading()));
     const growth = summarize(heap.map((h) => h.growthPerPublish));

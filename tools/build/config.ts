@@ -24,6 +24,9 @@ export interface DeviceSettings {
   provisionSecret: string;
   /** ThingsBoard's topic set: v2 short topics (v2/t, v2/a, v2/r/...) or the documented v1 ones. */
   topics: "v1" | "v2";
+  /** Rate limits ("count:seconds,...", "" for none) obeyed until getSessionLimits answers. */
+  rateLimits: string;
+  dataPointLimits: string;
 }
 
 export const DEFAULT_SETTINGS: DeviceSettings = {
@@ -39,6 +42,8 @@ export const DEFAULT_SETTINGS: DeviceSettings = {
   provisionKey: "",
   provisionSecret: "",
   topics: "v2",
+  rateLimits: "20:1,600:60",
+  dataPointLimits: "",
 };
 
 /** Environment variable for each setting. */
@@ -55,6 +60,8 @@ export const ENV_NAMES: Record<keyof DeviceSettings, string> = {
   provisionKey: "TB_PROVISION_KEY",
   provisionSecret: "TB_PROVISION_SECRET",
   topics: "TB_TOPICS",
+  rateLimits: "TB_RATE_LIMITS",
+  dataPointLimits: "TB_DATA_POINT_LIMITS",
 };
 
 function parseValue(key: keyof DeviceSettings, value: unknown, where: string): DeviceSettings[keyof DeviceSettings] {
@@ -81,6 +88,7 @@ function parseValue(key: keyof DeviceSettings, value: unknown, where: string): D
     return ms as number;
   }
   if (typeof value !== "string") return problem("must be a string");
+  if ((key === "rateLimits" || key === "dataPointLimits") && !/^(\d+:\d+(,\d+:\d+)*)?$/.test(value)) problem("must be ThingsBoard's rate limit form count:seconds[,count:seconds...], e.g. 20:1,600:60, or empty for none");
   if (key === "topics" && value !== "v1" && value !== "v2") problem("must be v2 (short topics, the default) or v1 (the documented v1/devices/me/... topics)");
   if (key === "host" && (value === "" || /\s/.test(value))) problem("must be a host name or address");
   if (key === "token" && /[\s"\\]/.test(value)) problem("must not contain spaces, quotes or backslashes (check the copied access token)");
@@ -131,8 +139,6 @@ export const FIRMWARE_DEFAULTS = {
   spillBatches: 50,
   maxInflight: 4,
   statusIntervalMs: 300000,
-  rateLimits: "20:1,600:60",
-  dataPointLimits: "200:1,6000:60",
   maxPayloadBytes: 65536,
 };
 
@@ -172,6 +178,8 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     sensor: { ...board.sensor },
     debug,
     ...FIRMWARE_DEFAULTS,
+    rateLimits: settings.rateLimits,
+    dataPointLimits: settings.dataPointLimits,
     // Only in images that provision: others carry no key.
     ...(provisioning ? { provisionKey: settings.provisionKey, provisionSecret: settings.provisionSecret } : {}),
   };
