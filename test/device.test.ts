@@ -5,6 +5,7 @@ import type { DeviceConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
 import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
+import { attributesFeature } from "../firmware/thingsboard/attributes.ts";
 import { createSht3x } from "../firmware/sensors/sht3x.ts";
 import { createSimulated } from "../firmware/sensors/simulated.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
@@ -342,4 +343,26 @@ test("the publish pace keeps every window of ThingsBoard's rate limits, for mess
   }
   assert.deepEqual(paceFor("", ""), [0, 1e9, 1e9], "no limits: no pace");
   assert.deepEqual(limitWindows("20:1,600:60"), [[20, 1], [600, 60]]);
+});
+
+test("attribute request: only the answer with the latest id is taken; no answer is logged after the response timeout", () => {
+  const platform = fakePlatform();
+  startDevice(platform, { ...CONFIG, maxInflight: 4 }, createSimulated, [attributesFeature]);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const request = sentPublishes(socket).find((p) => p.topic.startsWith("v1/devices/me/attributes/request/"))!;
+  assert.deepEqual(JSON.parse(request.body), { sharedKeys: "samplingIntervalMs,uploadIntervalMs,batchSize,logLevel,statusIntervalMs,simulatedEnabled" });
+  const id = request.topic.split("/").pop();
+  // Keep the link alive: SUBACK and PUBACK what the device sent.
+  const subscribe = socket.written.find((p) => p[0] === 0x82)!;
+  socket.receive([0x90, 4, subscribe[2], subscribe[3], 1, 1]);
+  for (const sent of sentPublishes(socket)) socket.receive([0x40, 2, sent.id >> 8, sent.id & 0xff]);
+  socket.receive(publishPacket("v1/devices/me/attributes/response/999", '{"shared":{"batchSize":2}}', 5));
+  assert.ok(!platform.logs.some((l) => l.startsWith("[I][config] now")), "a stale answer changes nothing");
+  platform.clock.advance(CONFIG.responseTimeoutMs);
+  assert.ok(platform.logs.includes("[W][config] no answer to attribute request " + id + " within 20000 ms: settings from flash kept"), platform.logs.join("\n"));
+  socket.receive(publishPacket("v1/devices/me/attributes/response/" + id, '{"shared":{"batchSize":2}}', 6));
+  assert.ok(platform.logs.some((l) => l.startsWith('[I][config] now {"samplingIntervalMs":10000,"uploadIntervalMs":0,"batchSize":2')));
+  assert.equal(JSON.parse(platform.storage["tb-shared.json"]).batchSize, 2, "kept in flash");
 });

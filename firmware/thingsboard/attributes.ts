@@ -22,6 +22,8 @@ export function attributesFeature(context: DeviceContext): void {
   const settings = context.settings;
   const remote = remoteConfig(context);
   let requestId = 0;
+  /** The id of the attribute request not answered yet ("" when none). */
+  let pending = "";
 
   session.subscribe(ATTRIBUTES_TOPIC, 1);
   session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
@@ -39,7 +41,11 @@ export function attributesFeature(context: DeviceContext): void {
     attributes.chip_id = platform.chipId();
     publishJson(session, ATTRIBUTES_TOPIC, attributes, null);
     // Nothing is pushed on connect: ask for the current values (changes made while offline).
-    publishJson(session, ATTRIBUTE_REQUEST + ++requestId, { sharedKeys: Object.keys(context.defaults).join(",") }, null);
+    const id = (pending = String(++requestId));
+    publishJson(session, ATTRIBUTE_REQUEST + id, { sharedKeys: Object.keys(context.defaults).join(",") }, null);
+    platform.setTimeout(() => {
+      if (pending === id) context.log("W", "config", "no answer to attribute request " + id + " within " + config.responseTimeoutMs + " ms: settings from flash kept");
+    }, config.responseTimeoutMs);
   });
 
   context.onMessage.push((topic, payload) => {
@@ -49,7 +55,9 @@ export function attributesFeature(context: DeviceContext): void {
       const deleted = field(update, "deleted");
       report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
     } else if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
-      // An answer to an older request (before a reconnect) is as good: it is the server's state.
+      // Only the answer to the latest request: an older one may predate a change.
+      if (topic.substring(ATTRIBUTE_RESPONSE.length) !== pending) return true;
+      pending = "";
       update = parsePayload(payload);
       const shared = field(update, "shared");
       report(remote.update(shared === undefined ? {} : shared, null, true, false));
