@@ -366,3 +366,17 @@ test("attribute request: only the answer with the latest id is taken; no answer 
   assert.ok(platform.logs.some((l) => l.startsWith('[I][config] now {"samplingIntervalMs":10000,"uploadIntervalMs":0,"batchSize":2')));
   assert.equal(JSON.parse(platform.storage["tb-shared.json"]).batchSize, 2, "kept in flash");
 });
+
+test("telemetry waiting behind attributes and RPC replies in the in-flight window goes out when their PUBACKs arrive, not at the next sample", () => {
+  const platform = fakePlatform();
+  startDevice(platform, { ...CONFIG, maxInflight: 3, telemetryIntervalMs: 60000 }, createSimulated, [attributesFeature]);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  // Client attributes and the attribute request fill the window: the reading waits.
+  assert.equal(publishes(socket).length, 0);
+  const subscribe = socket.written.find((p) => p[0] === 0x82)!;
+  socket.receive([0x90, 4, subscribe[2], subscribe[3], 1, 1]);
+  for (const sent of sentPublishes(socket)) socket.receive([0x40, 2, sent.id >> 8, sent.id & 0xff]);
+  assert.equal(publishes(socket).length, 1, "the reading left on the PUBACKs, long before the next sample");
+});

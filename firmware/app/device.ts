@@ -140,6 +140,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
         upload();
       },
       onDisconnected: () => undefined,
+      // Attributes and RPC replies share the in-flight window: telemetry goes on when they leave it.
+      onRoom: () => queue.pump(),
       onMessage: (topic, payload) => {
         for (let i = 0; i < context.onMessage.length; i++) if (context.onMessage[i](topic, payload)) return;
         log("W", "mqtt", "message on unexpected topic " + topic);

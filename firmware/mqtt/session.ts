@@ -27,6 +27,8 @@ export interface SessionOptions {
 
 export interface SessionEvents {
   onConnected(): void;
+  /** A PUBACK freed room in the in-flight window (whoever's message it was). */
+  onRoom?: () => void;
   onDisconnected(reason: string): void;
   onMessage(topic: string, payload: Uint8Array): void;
 }
@@ -284,6 +286,7 @@ export class MqttSession {
               found = true;
               this._inflight.splice(i, 1);
               if (message.onAck !== null) this._call(message.onAck, "PUBACK");
+              if (this._events.onRoom) this._call(this._events.onRoom, "PUBACK");
             }
           }
           if (!found) this._log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
