@@ -317,8 +317,9 @@ export class MqttSession {
     // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
     const session = this;
     this._state = "connected";
-    // A new connection starts with one message's worth: the session limits are not known yet.
-    this._tokens = 1;
+    // A new connection starts with the three messages a connect sends (session limits request,
+    // client attributes, attribute request) and no more: the session limits are not known yet.
+    this._tokens = 3;
     this._tokensAt = this._platform.now();
     const options = this._options;
     this._log("I", "mqtt", "connected to " + options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)"));
