@@ -50,6 +50,12 @@ export interface DeviceContext {
   startSession(): void;
 }
 
+/** The one `key` object of a device, made on first use: the features that need it share it. */
+export function single<T>(context: DeviceContext, key: string, make: () => T): T {
+  const holder = context as unknown as { [key: string]: T };
+  return holder[key] || (holder[key] = make());
+}
+
 /** The [count, seconds] windows of a ThingsBoard rate limit "count:seconds,..." ("" : none). */
 export function limitWindows(limits: string): number[][] {
   const windows: number[][] = [];

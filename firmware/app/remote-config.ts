@@ -4,6 +4,7 @@
 // default. Problems are returned as text for the client attribute config_error.
 
 import type { DeviceContext } from "./device";
+import { single } from "./device";
 import type { ValueCheck } from "../config";
 import { valueProblem } from "../config";
 import { LOG_LEVELS, errorText } from "../util/log";
@@ -96,7 +97,5 @@ export class RemoteConfig {
 
 /** The one RemoteConfig of a device, shared by the features that use it. */
 export function remoteConfig(context: DeviceContext): RemoteConfig {
-  const holder = context as DeviceContext & { remoteConfig?: RemoteConfig };
-  if (!holder.remoteConfig) holder.remoteConfig = new RemoteConfig(context);
-  return holder.remoteConfig;
+  return single(context, "remoteConfig", () => new RemoteConfig(context));
 }

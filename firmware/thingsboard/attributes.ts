@@ -11,7 +11,7 @@ import { remoteConfig } from "../app/remote-config";
 import type { SensorValues } from "../sensors/types";
 import { telemetryJson } from "./telemetry";
 import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
-import { deviceStatus, field, parsePayload, publishJson } from "./json";
+import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
 
 export const FIRMWARE_TITLE = "tb-firmware";
 
@@ -26,7 +26,6 @@ export function attributesFeature(context: DeviceContext): void {
   let pending = "";
 
   session.subscribe(ATTRIBUTES_TOPIC, 1);
-  session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
 
   const report = (problems: string | null) => {
     if (problems !== null) publishJson(session, ATTRIBUTES_TOPIC, { config_error: problems }, null);
@@ -49,22 +48,18 @@ export function attributesFeature(context: DeviceContext): void {
   });
 
   context.onMessage.push((topic, payload) => {
-    let update: unknown;
-    if (topic === ATTRIBUTES_TOPIC) {
-      update = parsePayload(payload);
-      const deleted = field(update, "deleted");
-      report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
-    } else if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
-      // Only the answer to the latest request: an older one may predate a change.
-      if (topic.substring(ATTRIBUTE_RESPONSE.length) !== pending) return true;
-      pending = "";
-      update = parsePayload(payload);
-      const shared = field(update, "shared");
-      report(remote.update(shared === undefined ? {} : shared, null, true, false));
-    } else {
-      return false;
-    }
+    if (topic !== ATTRIBUTES_TOPIC) return false;
+    const update = parsePayload(payload);
+    const deleted = field(update, "deleted");
+    report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
     return true;
+  });
+  onTopicPrefix(context, ATTRIBUTE_RESPONSE, (id, answer) => {
+    // Only the answer to the latest request: an older one may predate a change.
+    if (id !== pending) return;
+    pending = "";
+    const shared = field(answer, "shared");
+    report(remote.update(shared === undefined ? {} : shared, null, true, false));
   });
 
   const sendStatus = () => {

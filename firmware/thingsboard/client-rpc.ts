@@ -5,7 +5,8 @@
 import type { DeviceContext } from "../app/device";
 import type { TimerHandle } from "../platform/types";
 import { RPC_REQUEST, RPC_RESPONSE } from "./topics";
-import { parsePayload, publishJson } from "./json";
+import { onTopicPrefix, publishJson } from "./json";
+import { single } from "../app/device";
 
 export type ReplyHandler = (reply: unknown) => void;
 
@@ -17,12 +18,7 @@ export class ClientRpc {
   constructor(context: DeviceContext) {
     const rpc = this;
     this._context = context;
-    context.session.subscribe(RPC_RESPONSE + "+", 1);
-    context.onMessage.push((topic, payload) => {
-      if (topic.indexOf(RPC_RESPONSE) !== 0) return false;
-      rpc._finish(topic.substring(RPC_RESPONSE.length), parsePayload(payload));
-      return true;
-    });
+    onTopicPrefix(context, RPC_RESPONSE, (id, reply) => rpc._finish(id, reply));
   }
 
   /** Calls `method`; `onReply` gets the answer, or null (no answer, or no room to ask). */
@@ -54,7 +50,5 @@ export class ClientRpc {
 
 /** The one ClientRpc of a device, shared by the features that call the server. */
 export function clientRpc(context: DeviceContext): ClientRpc {
-  const holder = context as DeviceContext & { clientRpc?: ClientRpc };
-  if (!holder.clientRpc) holder.clientRpc = new ClientRpc(context);
-  return holder.clientRpc;
+  return single(context, "clientRpc", () => new ClientRpc(context));
 }

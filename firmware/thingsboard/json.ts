@@ -22,6 +22,19 @@ export function field(value: unknown, key: string): unknown {
   return value !== null && typeof value === "object" ? (value as { [key: string]: unknown })[key] : undefined;
 }
 
+/**
+ * Subscribes to `prefix` + "+" (kept across reconnects) and hands every message under
+ * `prefix` to `handle`, with the id after the prefix and the payload as JSON.
+ */
+export function onTopicPrefix(context: DeviceContext, prefix: string, handle: (id: string, body: unknown) => void): void {
+  context.session.subscribe(prefix + "+", 1);
+  context.onMessage.push((topic, payload) => {
+    if (topic.indexOf(prefix) !== 0) return false;
+    handle(topic.substring(prefix.length), parsePayload(payload));
+    return true;
+  });
+}
+
 /** Publishes `value` as JSON at QoS 1 (kept across reconnects); false when the session has no room. */
 export function publishJson(session: MqttSession, topic: string, value: unknown, onAck: (() => void) | null): boolean {
   return session.publish(topic, utf8Encode(JSON.stringify(value)), 1, onAck);

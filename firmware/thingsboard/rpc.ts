@@ -8,7 +8,8 @@ import type { DeviceContext } from "../app/device";
 import { remoteConfig } from "../app/remote-config";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC, RPC_REQUEST, RPC_RESPONSE } from "./topics";
-import { deviceStatus, field, parsePayload, publishJson } from "./json";
+import { deviceStatus, field, onTopicPrefix, publishJson } from "./json";
+import { single } from "../app/device";
 
 /** `reply` answers once; `afterDelivery` runs when the server has the reply (its PUBACK). */
 export type RpcHandler = (params: unknown, reply: (result: unknown, afterDelivery?: () => void) => void, method: string) => void;
@@ -25,13 +26,7 @@ export class RpcServer {
   constructor(context: DeviceContext) {
     const rpc = this;
     this._context = context;
-    // Kept by the session and sent again after every connect (ThingsBoard keeps no subscriptions).
-    context.session.subscribe(RPC_REQUEST + "+", 1);
-    context.onMessage.push((topic, payload) => {
-      if (topic.indexOf(RPC_REQUEST) !== 0) return false;
-      rpc._handle(topic.substring(RPC_REQUEST.length), parsePayload(payload));
-      return true;
-    });
+    onTopicPrefix(context, RPC_REQUEST, (id, request) => rpc._handle(id, request));
   }
 
   /** Adds (or replaces) the handler of `method`: the application API. */
@@ -79,9 +74,7 @@ export class RpcServer {
 
 /** The one RpcServer of a device: features and the application register handlers on it. */
 export function rpcServer(context: DeviceContext): RpcServer {
-  const holder = context as DeviceContext & { rpcServer?: RpcServer };
-  if (!holder.rpcServer) holder.rpcServer = new RpcServer(context);
-  return holder.rpcServer;
+  return single(context, "rpcServer", () => new RpcServer(context));
 }
 
 /**
