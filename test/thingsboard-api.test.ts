@@ -82,17 +82,9 @@ async function start(options: Partial<EmulatorOptions> = {}, sandbox: { clockUns
   return { emulator, device, events };
 }
 
-async function until(predicate: () => boolean, timeoutMs: number, what: string, device?: DeviceRun): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error("timed out waiting for " + what + (device ? "; device console:\n" + device.serial.join("\n") : ""));
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The device has connected, sent its attributes and taken its configuration. */
 function connected(run: { emulator: ThingsBoardEmulator; device: DeviceRun }): Promise<void> {
-  return until(() => "config_error" in run.emulator.device(DEVICE).client, 15000, "the first connect", run.device);
+  return run.device.waitFor(() => "config_error" in run.emulator.device(DEVICE).client, 15000, "the first connect");
 }
 
 /** The device's next config_error report. */
@@ -110,7 +102,7 @@ test("client attributes after connect; shared attributes configure the device, b
   const { emulator, device } = run;
   try {
     const client = () => emulator.device(DEVICE).client;
-    await until(() => "current_fw_version" in client() && "config_error" in client(), 15000, "client attributes", device);
+    await device.waitFor(() => "current_fw_version" in client() && "config_error" in client(), 15000, "client attributes");
     assert.deepEqual(
       Object.keys(client()).sort(),
       ["board", "chip_id", "config_error", "current_fw_title", "current_fw_version", "free_memory", "ip", "rssi", "runtime", "runtime_version"]
@@ -146,7 +138,7 @@ test("client attributes after connect; shared attributes configure the device, b
     // A reboot (power cycle): the device boots with the value from its flash.
     const reportAfterReboot = nextConfigError(emulator, 10000);
     device.sandbox.reboot();
-    await until(() => device.serial.filter((l) => l.startsWith("[I][boot]")).length === 2, 5000, "the reboot", device);
+    await device.waitFor(() => device.serial.filter((l) => l.startsWith("[I][boot]")).length === 2, 5000, "the reboot");
     assert.ok(device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":3000')), "the stored configuration is applied at boot");
     const afterReboot = (await emulator.rpc(DEVICE, "getConfig", {})) as Record<string, JsonValue>;
     assert.equal(afterReboot.samplingIntervalMs, 3000);
@@ -172,7 +164,7 @@ test("a change made while the device was offline is picked up by the attribute r
     await connected(run);
     emulator.disconnect(DEVICE);
     emulator.setShared(DEVICE, { samplingIntervalMs: 2000 });
-    await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":2000')), 15000, "the change after the reconnect", device);
+    await device.waitFor(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":2000')), 15000, "the change after the reconnect");
   } finally {
     await stop(run);
   }
@@ -196,8 +188,8 @@ test("server-side RPC: getStatus, getConfig, setConfig, readNow, ping, errors, a
     assert.deepEqual(await emulator.rpc(DEVICE, "format", {}), { error: "unknown method: format" });
 
     await emulator.rpc(DEVICE, "reboot", {}).then((reply) => assert.deepEqual(reply, { rebooting: true }));
-    await until(() => device.sandbox.reboots() === 1, 5000, "the restart", device);
-    await until(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 2, 10000, "the reconnect after the reboot", device);
+    await device.waitFor(() => device.sandbox.reboots() === 1, 5000, "the restart");
+    await device.waitFor(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 2, 10000, "the reconnect after the reboot");
     assert.deepEqual(device.sandbox.uncaught, []);
   } finally {
     await stop(run);
@@ -224,7 +216,7 @@ test("no SNTP: the clock is set from getCurrentTime, and readings taken before c
   const run = await start({}, { clockUnset: true });
   const { emulator, device } = run;
   try {
-    await until(() => emulator.device(DEVICE).telemetry.length >= 4, 20000, "4 readings", device);
+    await device.waitFor(() => emulator.device(DEVICE).telemetry.length >= 4, 20000, "4 readings");
     assert.ok(device.serial.some((l) => l.startsWith("[I][clock] set from ThingsBoard to ")), device.serial.join("\n"));
     const points = emulator.device(DEVICE).telemetry;
     for (const point of points) assert.ok(Math.abs(point.ts - Date.now()) < 30000, "ts " + point.ts + " is now, not 1970");
@@ -257,11 +249,11 @@ test("after an outage the backlog is replayed under small getSessionLimits (5 me
   const device = runDevice(image, { port });
   running.push({ emulator, device });
   try {
-    await until(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down", device);
+    await device.waitFor(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down");
     await new Promise((r) => setTimeout(r, 12000));
     await emulator.listen();
-    await until(() => device.serial.some((l) => l.startsWith("[I][limits] payload <= 1024 B")), 30000, "the session limits", device);
-    await until(() => emulator.device(DEVICE).telemetry.length >= 12 && (device.serial.filter((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)).length > 0), 40000, "the backlog", device);
+    await device.waitFor(() => device.serial.some((l) => l.startsWith("[I][limits] payload <= 1024 B")), 30000, "the session limits");
+    await device.waitFor(() => emulator.device(DEVICE).telemetry.length >= 12 && (device.serial.filter((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)).length > 0), 40000, "the backlog");
     assert.deepEqual(events.filter((e) => e.includes("rate limit") || e.includes("maxPayloadSize")), [], "no rate-limit or payload close");
     const published = device.sent.filter((p) => p.cmd === "publish");
     for (const p of published) if (p.cmd === "publish") assert.ok(p.payload.length <= 1024, "a " + p.payload.length + " B payload");
@@ -315,15 +307,15 @@ for (const version of ["v1", "v2"] as const) {
         } else if (topic.startsWith(topics.rpcResponse)) replies.set(topic, JSON.parse(payload.toString()));
       });
       await server.subscribeAsync([topics.attrRequest + "+", topics.rpcResponse + "+", topics.telemetry], { qos: 1 });
-      await until(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":4000')), 15000, "the attribute response applied", device);
+      await device.waitFor(() => device.serial.some((l) => l.includes('[I][config] now {"samplingIntervalMs":4000')), 15000, "the attribute response applied");
       server.publish(topics.attributes, JSON.stringify({ batchSize: 7 }), { qos: 1 });
-      await until(() => device.serial.some((l) => l.includes('"batchSize":7')), 10000, "the pushed update applied", device);
+      await device.waitFor(() => device.serial.some((l) => l.includes('"batchSize":7')), 10000, "the pushed update applied");
       server.publish(topics.rpcRequest + "900", JSON.stringify({ method: "getConfig", params: {} }), { qos: 1 });
-      await until(() => replies.has(topics.rpcResponse + "900"), 10000, "the RPC reply", device);
+      await device.waitFor(() => replies.has(topics.rpcResponse + "900"), 10000, "the RPC reply");
       const config = replies.get(topics.rpcResponse + "900") as Record<string, JsonValue>;
       assert.equal(config.samplingIntervalMs, 4000);
       assert.equal(config.batchSize, 7);
-      await until(() => telemetry >= 1, 10000, "telemetry on " + topics.telemetry, device);
+      await device.waitFor(() => telemetry >= 1, 10000, "telemetry on " + topics.telemetry);
       const other = version === "v1" ? TOPIC_SETS.v2 : TOPIC_SETS.v1;
       assert.ok(!device.sent.some((p) => p.cmd === "publish" && Object.values(other).some((t) => p.topic.startsWith(t))), "no topic of the other set");
     } finally {
@@ -338,12 +330,12 @@ test("v1 topics against the emulator: attributes, configuration, RPC and telemet
   const run = await start({}, {}, imageV1);
   const { emulator, device } = run;
   try {
-    await until(() => "current_fw_version" in emulator.device(DEVICE).client && "config_error" in emulator.device(DEVICE).client, 15000, "client attributes", device);
+    await device.waitFor(() => "current_fw_version" in emulator.device(DEVICE).client && "config_error" in emulator.device(DEVICE).client, 15000, "client attributes");
     const answer = emulator.waitForPublish(DEVICE, (topic, body) => topic === "v1/devices/me/attributes" && typeof body === "object" && body !== null && "config_error" in body, 5000);
     emulator.setShared(DEVICE, { batchSize: 0 });
     assert.deepEqual(await answer, { config_error: "batchSize: must be a whole number from 1 to 50, got 0; ignored" });
     assert.deepEqual(await emulator.rpc(DEVICE, "ping", {}), { pong: true });
-    await until(() => emulator.device(DEVICE).telemetry.length >= 2, 10000, "telemetry", device);
+    await device.waitFor(() => emulator.device(DEVICE).telemetry.length >= 2, 10000, "telemetry");
     assert.ok(device.sent.some((p) => p.cmd === "subscribe" && p.subscriptions.some((s) => s.topic === "v1/devices/me/rpc/request/+")));
     assert.ok(!device.sent.some((p) => p.cmd === "publish" && p.topic.startsWith("v2/")));
   } finally {
@@ -358,22 +350,22 @@ test("provisioning: a board with only a key registers itself, keeps its token ov
   running.push({ emulator, device });
   const name = "sim-5ccf7f00-sim0-0001";
   try {
-    await until(() => emulator.listDevices().some((d) => d.name === name && d.online) && "config_error" in emulator.device(name).client, 15000, "the provisioned device online", device);
+    await device.waitFor(() => emulator.listDevices().some((d) => d.name === name && d.online) && "config_error" in emulator.device(name).client, 15000, "the provisioned device online");
     const token = emulator.device(name).token;
     assert.ok(device.serial.includes("[I][provision] provisioned as " + name));
     const connect = device.sent.filter((p) => p.cmd === "connect");
     assert.deepEqual(connect.map((p) => p.cmd === "connect" && p.username), ["provision", token]);
 
     device.sandbox.reboot();
-    await until(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 3, 10000, "the reconnect after the reboot", device);
+    await device.waitFor(() => device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length === 3, 10000, "the reconnect after the reboot");
     assert.equal(device.serial.filter((l) => l.startsWith("[I][provision] asking")).length, 1, "the stored token is used: no second provisioning");
 
     // The console command: forget the token, and the next boot provisions again (a new name is refused: it exists).
     device.sandbox.typeLine("tbForgetToken()");
     assert.ok(device.serial.includes("[W][provision] stored token forgotten: the next boot provisions again"));
     device.sandbox.reboot();
-    await until(() => device.serial.filter((l) => l.startsWith("[I][provision] asking")).length === 2, 10000, "provisioning again", device);
-    await until(() => device.serial.some((l) => l.startsWith("[E][provision] refused: FAILURE")), 10000, "the refusal of an existing name", device);
+    await device.waitFor(() => device.serial.filter((l) => l.startsWith("[I][provision] asking")).length === 2, 10000, "provisioning again");
+    await device.waitFor(() => device.serial.some((l) => l.startsWith("[E][provision] refused: FAILURE")), 10000, "the refusal of an existing name");
     const console = device.serial.join("\n");
     assert.ok(!console.includes(PROVISION_SECRET) && !console.includes(token), "neither the secret nor the token on the console");
     assert.deepEqual(device.sandbox.uncaught, []);
@@ -389,7 +381,7 @@ test("provisioning refused (NOT_FOUND): one clear error line and a long wait, no
   const device = runDevice(provisioningImage, { port: emulator.plainPort });
   running.push({ emulator, device });
   try {
-    await until(() => device.serial.some((l) => l.startsWith("[E][provision]")), 15000, "the refusal", device);
+    await device.waitFor(() => device.serial.some((l) => l.startsWith("[E][provision]")), 15000, "the refusal");
     await new Promise((r) => setTimeout(r, 3000));
     const refusals = device.serial.filter((l) => l.startsWith("[E][provision]"));
     assert.deepEqual(refusals, ["[E][provision] refused: NOT_FOUND (Provision data was not found!); check the provisioning key and secret; next try in 10 min"]);
@@ -406,11 +398,11 @@ test("claiming: the claim RPC and the tbClaim() console command reach ThingsBoar
   try {
     await connected(run);
     assert.deepEqual(await emulator.rpc(DEVICE, "claim", { secretKey: "abc", durationMs: 60000 }), { claiming: true });
-    await until(() => emulator.device(DEVICE).claim !== null, 5000, "the claim", device);
+    await device.waitFor(() => emulator.device(DEVICE).claim !== null, 5000, "the claim");
     assert.equal(emulator.device(DEVICE).claim!.secretKey, "abc");
     emulator.device(DEVICE).claim = null;
     device.sandbox.typeLine('tbClaim("xyz", 120000)');
-    await until(() => emulator.device(DEVICE).claim !== null, 5000, "the claim from the console", device);
+    await device.waitFor(() => emulator.device(DEVICE).claim !== null, 5000, "the claim from the console");
     assert.equal(emulator.device(DEVICE).claim!.secretKey, "xyz");
     assert.ok(Math.abs(emulator.device(DEVICE).claim!.expiresAt - Date.now() - 120000) < 5000);
   } finally {
