@@ -24,6 +24,39 @@ export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preferenc
 export const PRIVATE_PROPERTIES = /^_/;
 
 /**
+ * Members of the firmware's own interfaces (the device context, the platform, the MQTT
+ * session, the queue, the configuration), mangled like private ones: each is one to three
+ * letters in the image instead of up to 17, which on Espruino is RAM. A name belongs here
+ * only if it never leaves the image: tools/check/check-names.ts fails when one is declared
+ * by a runtime or the standard library, written in a string, or a key of an untyped object
+ * literal (JSON). Not here: keys that tb-config.json, shared attributes or RPC carry, and
+ * names that are also such keys or log tags ("config", "queue", "board", "rateLimits"...).
+ */
+export const INTERNAL_PROPERTIES = [
+  // DeviceContext
+  "platform", "session", "settings", "defaults", "applySettings", "onMessage", "onConnect", "sampleNow",
+  "queueReading", "clockSet", "bootAt", "startSession",
+  // Platform
+  "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
+  "storageRead", "storageWrite", "storageRemove", "i2c", "restart", "command",
+  // Socket handlers, session events
+  "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
+  // MqttSession, PacketDecoder
+  "getState", "isConnected", "inflightCount", "canPublish", "setPace", "lastRetryDelayMs", "subscribe", "publish",
+  // TelemetryQueue, SpillStore
+  "setLimits", "flush", "spilledBatches", "deliveredCount", "droppedCount", "pump", "batches", "lostCount", "take",
+  // Sensors
+  "sample", "bus",
+  // DeviceConfig, SessionOptions: what the build sets and nothing overrides
+  "firmwareVersion", "caDerBase64", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
+  "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
+  "dataPointLimits", "provisionKey", "provisionSecret",
+];
+
+/** What terser mangles: private names and the internal ones. */
+export const MANGLED_PROPERTIES = new RegExp("^(_.*|" + INTERNAL_PROPERTIES.join("|") + ")$");
+
+/**
  * Terser settings that keep the output inside what Espruino runs
  * (../shared/reference/espruino-runtime.md, tools/check/check-espruino.ts):
  * - hoist_funs / hoist_vars off: Espruino hoists neither function declarations nor vars,
@@ -33,6 +66,8 @@ export const PRIVATE_PROPERTIES = /^_/;
  * - arrows off: keeps `function` where the source has one (`this` and `arguments`).
  * - ecma 2015: let/const, arrows and classes are fine on Espruino; nothing newer.
  * - toplevel false: the IIFE's own names are mangled anyway; no globals are touched.
+ * - mangle.properties.builtins: terser otherwise spares names a browser also has
+ *   ("platform", "session", "clearTimeout"); the regex lists only the image's own.
  * @type {import("terser").MinifyOptions}
  */
 export const ESPRUINO_TERSER = {
@@ -40,7 +75,7 @@ export const ESPRUINO_TERSER = {
   module: false,
   toplevel: false,
   compress: { ecma: 2015, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
-  mangle: { properties: { regex: PRIVATE_PROPERTIES } },
+  mangle: { properties: { regex: MANGLED_PROPERTIES, builtins: true } },
   format: { ecma: 2015, comments: false },
 };
 

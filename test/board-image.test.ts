@@ -88,9 +88,9 @@ test("a BME280 board validates, and the bundled BME280 driver reads the simulate
   });
   assert.equal(board.sensor.address, 0x76);
   // The driver alone, on the virtual chip, through the bundle and the sandbox.
-  const entry = `import { Bme280 } from ${JSON.stringify(join(ROOT, "firmware/sensors/bme280.ts"))};
+  const entry = `import { bme280Sensor } from ${JSON.stringify(join(ROOT, "firmware/sensors/bme280.ts"))};
     const bus = { write: (a, b) => I2C1.writeTo(a, b), read: (a, n) => I2C1.readFrom(a, n) };
-    new Bme280({ bus, setTimeout: (f, ms) => setTimeout(f, ms) }, 0x76).sample((e, v) => console.log(JSON.stringify({ e, v })));`;
+    bme280Sensor({ bus, setTimeout: (f, ms) => setTimeout(f, ms) }, 0x76).sample((e, v) => console.log(JSON.stringify({ e, v })));`;
   const { image: code } = await bundleSource("espruino", entry);
   const image = join(bmeBoardDir, "bme.js");
   writeFileSync(image, code);

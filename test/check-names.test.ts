@@ -1,8 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkNames } from "../tools/check/check-names.ts";
+import { checkInternalNames, checkNames, firmwareFiles } from "../tools/check/check-names.ts";
+import { INTERNAL_PROPERTIES } from "../rollup.config.mjs";
 import { ROOT } from "../tools/build/build.ts";
 
 test("naming convention: private members are _x, public ones and runtime APIs are not, no _x in strings", () => {
@@ -27,12 +29,42 @@ test("naming convention: private members are _x, public ones and runtime APIs ar
   assert.deepEqual(runtime.map((f) => f.problem), ["runtime API member _setup starts with _, which the build would mangle"]);
 });
 
-test("the built image has its private names mangled and keeps the public ones", () => {
+test("internal names: only members of firmware interfaces; runtime APIs, strings and untyped literals (JSON) are findings", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tb-names-"));
+  try {
+    writeFileSync(join(dir, "runtime.d.ts"), "declare const radio: { pump(): void };\n");
+    const source = [
+      "export interface Queue { pump(): void; take(): string }",
+      "export function use(queue: Queue, text: string): string {",
+      "  queue.pump();", // fine: a Queue member
+      "  radio.pump();", // 4: a runtime's member
+      "  const lookup = \"take\";", // 5: a string
+      "  const reply = JSON.stringify({ take: text });", // 6: JSON
+      "  const typed: Queue = { pump: () => undefined, take: () => lookup + reply };", // fine: typed by Queue
+      "  return text.concat(typed.take());", // concat is not listed
+      "}",
+    ].join("\n");
+    writeFileSync(join(dir, "queue.ts"), source);
+    const findings = checkInternalNames([join(dir, "runtime.d.ts"), join(dir, "queue.ts")], ["pump", "take"]);
+    assert.deepEqual(findings.map((f) => [f.file.endsWith("runtime.d.ts") ? "d.ts" : "ts", f.line]), [["d.ts", 1], ["ts", 4], ["ts", 5], ["ts", 6]]);
+    assert.match(findings[0].problem, /runtime API member pump/);
+    assert.match(findings[1].problem, /\.pump is not a member of a firmware interface/);
+    assert.match(findings[2].problem, /string "take"/);
+    assert.match(findings[3].problem, /key take of an object literal/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the built image has its private and internal names mangled and keeps the public ones", () => {
   // build/test is written by npm test's build step before the tests run.
   const image = readFileSync(join(ROOT, "build/test/espruino/sim.js"), "utf8");
-  const session = readFileSync(join(ROOT, "firmware/mqtt/session.ts"), "utf8");
-  const privateNames = [...session.matchAll(/^ {2}private (?:readonly )?(_\w+)/gm)].map((m) => m[1]);
-  assert.ok(privateNames.length > 20, "the session has private members");
-  for (const name of privateNames) assert.ok(!image.includes("." + name), name + " is mangled");
-  for (const name of ["publish", "canPublish", "isConnected", "onMessage", "storageRead"]) assert.ok(image.includes(name), name + " is kept");
+  const firmware = firmwareFiles(join(ROOT, "firmware")).filter((f) => !f.endsWith(".d.ts")).map((f) => readFileSync(f, "utf8")).join("\n");
+  const privateNames = [...new Set([...firmware.matchAll(/\b(_[a-zA-Z]\w*)\b/g)].map((m) => m[1]))];
+  for (const name of [...privateNames, ...INTERNAL_PROPERTIES]) {
+    assert.ok(!new RegExp("[.{,]" + name + "\\b").test(image), name + " is mangled");
+  }
+  assert.ok(INTERNAL_PROPERTIES.length > 40 && INTERNAL_PROPERTIES.includes("isConnected"), "the internal names are listed");
+  // JSON keys and runtime APIs survive.
+  for (const name of ["sensor_error", "method", "params", "setSNTP", "toUint8Array", "readFrom"]) assert.ok(image.includes(name), name + " is kept");
 });

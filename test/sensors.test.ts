@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Sht3x, sht3xCrc } from "../firmware/sensors/sht3x.ts";
-import { Bme280, compensate, parseCalibration } from "../firmware/sensors/bme280.ts";
-import { SimulatedSensor } from "../firmware/sensors/simulated.ts";
+import { sht3xSensor, sht3xCrc } from "../firmware/sensors/sht3x.ts";
+import { bme280Sensor, compensate, parseCalibration } from "../firmware/sensors/bme280.ts";
+import { simulatedSensor } from "../firmware/sensors/simulated.ts";
 import type { SensorValues } from "../firmware/sensors/types.ts";
 import type { I2CBus } from "../firmware/platform/types.ts";
 import { seededRandom } from "../firmware/util/random.ts";
@@ -43,7 +43,7 @@ test("SHT3x: single-shot measurement converted per the datasheet", () => {
   const clock = new FakeClock();
   // 25.0 C -> raw (25 + 45) / 175 * 65535; 50 %RH -> raw 0.5 * 65535.
   const bus = sht3xBus(Math.round((70 / 175) * 65535), Math.round(0.5 * 65535));
-  const result = sample(new Sht3x({ bus, setTimeout: (cb, ms) => clock.setTimeout(cb, ms) }, 0x44), clock);
+  const result = sample(sht3xSensor({ bus, setTimeout: (cb, ms) => clock.setTimeout(cb, ms) }, 0x44), clock);
   assert.deepEqual(result, { error: null, values: { temperature: 25, humidity: 50 } });
   assert.deepEqual(bus.writes, [[0x24, 0x00]]);
 });
@@ -51,12 +51,12 @@ test("SHT3x: single-shot measurement converted per the datasheet", () => {
 test("SHT3x: no ACK, bad CRC and stuck values become sensor errors, not readings", () => {
   const clock = new FakeClock();
   const context = (bus: I2CBus) => ({ bus, setTimeout: (cb: () => void, ms: number) => clock.setTimeout(cb, ms) });
-  const missing = sample(new Sht3x(context(sht3xBus(1, 1)), 0x45), clock);
+  const missing = sample(sht3xSensor(context(sht3xBus(1, 1)), 0x45), clock);
   assert.equal(missing.values, null);
   assert.match(missing.error!, /^sht3x: no ACK at 0x45/);
-  const corrupt = sample(new Sht3x(context(sht3xBus(30000, 30000, true)), 0x44), clock);
+  const corrupt = sample(sht3xSensor(context(sht3xBus(30000, 30000, true)), 0x44), clock);
   assert.deepEqual(corrupt, { error: "sht3x: bad CRC", values: null });
-  const stuck = sample(new Sht3x(context(sht3xBus(0xffff, 0xffff)), 0x44), clock);
+  const stuck = sample(sht3xSensor(context(sht3xBus(0xffff, 0xffff)), 0x44), clock);
   assert.match(stuck.error!, /^sht3x: implausible reading/);
 });
 
@@ -106,17 +106,17 @@ test("BME280 driver: reads id, calibration and a forced measurement; wrong chip 
     };
   };
   const context = (bus: I2CBus) => ({ bus, setTimeout: (cb: () => void, ms: number) => clock.setTimeout(cb, ms) });
-  const good = sample(new Bme280(context(makeBus(0x60)), 0x76), clock);
+  const good = sample(bme280Sensor(context(makeBus(0x60)), 0x76), clock);
   assert.equal(good.error, null);
   assert.equal(good.values!.temperature, 25.08);
-  const bmp = sample(new Bme280(context(makeBus(0x58)), 0x76), clock);
+  const bmp = sample(bme280Sensor(context(makeBus(0x58)), 0x76), clock);
   assert.equal(bmp.error, "bme280: chip id 0x58 at 0x76 is not a BME280 (0x60)");
 });
 
 test("simulated sensor drifts plausibly and repeats for the same seed", () => {
   const clock = new FakeClock();
-  const a = new SimulatedSensor(seededRandom(42));
-  const b = new SimulatedSensor(seededRandom(42));
+  const a = simulatedSensor(seededRandom(42));
+  const b = simulatedSensor(seededRandom(42));
   for (let i = 0; i < 200; i++) {
     const x = sample(a, clock).values!;
     const y = sample(b, clock).values!;

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MqttSession, backoffDelay } from "../firmware/mqtt/session.ts";
+import { backoffDelay, createSession } from "../firmware/mqtt/session.ts";
+import type { MqttSession } from "../firmware/mqtt/session.ts";
 import type { SessionOptions } from "../firmware/mqtt/session.ts";
 import { createLogger } from "../firmware/util/log.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
@@ -27,7 +28,7 @@ function setup(options: Partial<SessionOptions> = {}) {
   const platform = fakePlatform();
   const messages: [string, string][] = [];
   const events = { connected: 0, disconnected: [] as string[] };
-  const session = new MqttSession(
+  const session = createSession(
     platform,
     { ...OPTIONS, ...options },
     {
@@ -215,7 +216,7 @@ test("a malformed packet closes the connection with a logged reason and does not
 
 test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler is contained", () => {
   const platform = fakePlatform();
-  const session = new MqttSession(
+  const session = createSession(
     platform,
     OPTIONS,
     {

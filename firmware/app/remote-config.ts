@@ -27,32 +27,22 @@ function settingProblem(defaults: { [key: string]: unknown }, key: string, value
   return valueProblem(CHECKS[key] || ["boolean"], value);
 }
 
-export class RemoteConfig {
-  private readonly _context: DeviceContext;
-  /** The values ThingsBoard set, as kept in flash. */
-  private _stored: { [key: string]: number | string | boolean } = {};
-
-  constructor(context: DeviceContext) {
-    this._context = context;
-    try {
-      const text = context.platform.storageRead(SHARED_CONFIG_FILE);
-      if (text !== null) this.update(JSON.parse(text), null, false, false);
-    } catch (e) {
-      context.log("E", "config", SHARED_CONFIG_FILE + ": " + errorText(e) + "; board defaults in use");
-    }
-  }
-
+export interface RemoteConfig {
   /**
    * Applies `values`; `deleted` keys fall back to the board default. `complete`: `values`
    * is every key the server has, so keys missing from it fall back too. `strict`: a key
    * that is no setting is a problem (setConfig); else it is another attribute and skipped.
    * Returns the problems ("" when none), or null when no setting was in the message.
    */
-  update(values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null {
-    const context = this._context;
+  update(values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null;
+}
+
+function createRemoteConfig(context: DeviceContext): RemoteConfig {
+  /** The values ThingsBoard set, as kept in flash. */
+  const stored: { [key: string]: number | string | boolean } = {};
+  const update = (values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null => {
     const settings = context.settings;
     const defaults = context.defaults;
-    const stored = this._stored;
     const problems: string[] = [];
     const incoming = (values !== null && typeof values === "object" ? values : {}) as { [key: string]: unknown };
     if (strict && incoming !== values) problems.push("expected {\"key\": value, ...}");
@@ -92,10 +82,17 @@ export class RemoteConfig {
     const text = problems.join("; ");
     if (text !== "") context.log("W", "config", text);
     return relevant ? text : null;
+  };
+  try {
+    const text = context.platform.storageRead(SHARED_CONFIG_FILE);
+    if (text !== null) update(JSON.parse(text), null, false, false);
+  } catch (e) {
+    context.log("E", "config", SHARED_CONFIG_FILE + ": " + errorText(e) + "; board defaults in use");
   }
+  return { update: update };
 }
 
 /** The one RemoteConfig of a device, shared by the features that use it. */
 export function remoteConfig(context: DeviceContext): RemoteConfig {
-  return single(context, "remoteConfig", () => new RemoteConfig(context));
+  return single(context, "remoteConfig", () => createRemoteConfig(context));
 }

@@ -84,74 +84,62 @@ export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | nu
   return { temperature: temperature, pressure: pressure / 100, humidity: humidity };
 }
 
-export class Bme280 implements Sensor {
-  readonly model = "bme280";
-  private readonly _context: SensorContext;
-  private readonly _address: number;
-  private _calibration: Calibration | null = null;
-
-  constructor(context: SensorContext, address: number) {
-    this._context = context;
-    this._address = address;
-  }
-
-  private _readRegisters(register: number, length: number): Uint8Array {
-    this._context.bus.write(this._address, new Uint8Array([register]));
-    const data = this._context.bus.read(this._address, length);
+/** A BME280 at `address`; a closure, not a class (shorter in the image). */
+export function bme280Sensor(context: SensorContext, address: number): Sensor {
+  const bus = context.bus;
+  const where = " at 0x" + address.toString(16);
+  let calibration: Calibration | null = null;
+  const readRegisters = (register: number, length: number): Uint8Array => {
+    bus.write(address, new Uint8Array([register]));
+    const data = bus.read(address, length);
     if (data.length < length) throw new Error("short read (" + data.length + " of " + length + " bytes)");
     return data;
-  }
-
-  private _where(): string {
-    return " at 0x" + this._address.toString(16);
-  }
-
-  sample(done: SampleCallback): void {
-    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
-    const sensor = this;
-    const bus = this._context.bus;
-    try {
-      if (this._calibration === null) {
-        const id = this._readRegisters(0xd0, 1)[0];
-        if (id !== CHIP_ID) {
-          done("bme280: chip id 0x" + id.toString(16) + this._where() + " is not a BME280 (0x60)", null);
+  };
+  return {
+    model: "bme280",
+    sample: (done: SampleCallback) => {
+      try {
+        if (calibration === null) {
+          const id = readRegisters(0xd0, 1)[0];
+          if (id !== CHIP_ID) {
+            done("bme280: chip id 0x" + id.toString(16) + where + " is not a BME280 (0x60)", null);
+            return;
+          }
+          calibration = parseCalibration(readRegisters(0x88, 26), readRegisters(0xe1, 7));
+        }
+        bus.write(address, new Uint8Array([0xf2, 0x01]));
+        bus.write(address, new Uint8Array([0xf4, 0x25]));
+      } catch (e) {
+        done("bme280: no ACK" + where + " (" + errorText(e) + ")", null);
+        return;
+      }
+      context.setTimeout(() => {
+        let raw: Uint8Array;
+        try {
+          raw = readRegisters(0xf7, 8);
+        } catch (e) {
+          done("bme280: read failed" + where + " (" + errorText(e) + ")", null);
           return;
         }
-        this._calibration = parseCalibration(this._readRegisters(0x88, 26), this._readRegisters(0xe1, 7));
-      }
-      bus.write(this._address, new Uint8Array([0xf2, 0x01]));
-      bus.write(this._address, new Uint8Array([0xf4, 0x25]));
-    } catch (e) {
-      done("bme280: no ACK" + this._where() + " (" + errorText(e) + ")", null);
-      return;
-    }
-    this._context.setTimeout(() => {
-      let raw: Uint8Array;
-      try {
-        raw = sensor._readRegisters(0xf7, 8);
-      } catch (e) {
-        done("bme280: read failed" + sensor._where() + " (" + errorText(e) + ")", null);
-        return;
-      }
-      const calibration = sensor._calibration;
-      const values = calibration === null ? null : compensate(raw, calibration);
-      if (values === null) {
-        done("bme280: measurement skipped (all channels must be enabled)", null);
-        return;
-      }
-      if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
-        // A glitch may also have corrupted the calibration: read it again next time.
-        sensor._calibration = null;
-        done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
-        return;
-      }
-      done(null, {
-        temperature: roundTo(values.temperature, 2),
-        humidity: roundTo(values.humidity, 2),
-        pressure: roundTo(values.pressure, 2),
-      });
-    }, MEASURE_MS);
-  }
+        const values = calibration === null ? null : compensate(raw, calibration);
+        if (values === null) {
+          done("bme280: measurement skipped (all channels must be enabled)", null);
+          return;
+        }
+        if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
+          // A glitch may also have corrupted the calibration: read it again next time.
+          calibration = null;
+          done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
+          return;
+        }
+        done(null, {
+          temperature: roundTo(values.temperature, 2),
+          humidity: roundTo(values.humidity, 2),
+          pressure: roundTo(values.pressure, 2),
+        });
+      }, MEASURE_MS);
+    },
+  };
 }
 
-export const createBme280: SensorFactory = (platform, sensor) => new Bme280(i2cContext(platform, sensor), sensor.address);
+export const createBme280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address);

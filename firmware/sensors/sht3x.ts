@@ -18,53 +18,48 @@ export function sht3xCrc(bytes: Uint8Array, offset: number): number {
   return crc;
 }
 
-export class Sht3x implements Sensor {
-  readonly model = "sht3x";
-  private readonly _context: SensorContext;
-  private readonly _address: number;
-
-  constructor(context: SensorContext, address: number) {
-    this._context = context;
-    this._address = address;
-  }
-
-  sample(done: SampleCallback): void {
-    const address = this._address;
-    const bus = this._context.bus;
-    try {
-      bus.write(address, MEASURE_HIGH);
-    } catch (e) {
-      done("sht3x: no ACK at 0x" + address.toString(16) + " (" + errorText(e) + ")", null);
-      return;
-    }
-    this._context.setTimeout(() => {
-      let data: Uint8Array;
+/** An SHT3x at `address`; a closure, not a class (shorter in the image). */
+export function sht3xSensor(context: SensorContext, address: number): Sensor {
+  const bus = context.bus;
+  const where = " at 0x" + address.toString(16);
+  return {
+    model: "sht3x",
+    sample: (done: SampleCallback) => {
       try {
-        data = bus.read(address, 6);
+        bus.write(address, MEASURE_HIGH);
       } catch (e) {
-        done("sht3x: read failed at 0x" + address.toString(16) + " (" + errorText(e) + ")", null);
+        done("sht3x: no ACK" + where + " (" + errorText(e) + ")", null);
         return;
       }
-      if (data.length < 6) {
-        done("sht3x: short read (" + data.length + " of 6 bytes)", null);
-        return;
-      }
-      if (sht3xCrc(data, 0) !== data[2] || sht3xCrc(data, 3) !== data[5]) {
-        done("sht3x: bad CRC", null);
-        return;
-      }
-      const rawTemperature = (data[0] << 8) | data[1];
-      const rawHumidity = (data[3] << 8) | data[4];
-      const temperature = -45 + (175 * rawTemperature) / 65535;
-      const humidity = (100 * rawHumidity) / 65535;
-      // All-ones or all-zeros words pass the CRC but mean a stuck bus or chip.
-      if (rawTemperature === 0xffff || rawTemperature === 0 || !inRange(temperature, -40, 125) || !inRange(humidity, 0, 100)) {
-        done("sht3x: implausible reading (" + roundTo(temperature, 2) + " C, " + roundTo(humidity, 2) + " %RH)", null);
-        return;
-      }
-      done(null, { temperature: roundTo(temperature, 2), humidity: roundTo(humidity, 2) });
-    }, CONVERSION_MS);
-  }
+      context.setTimeout(() => {
+        let data: Uint8Array;
+        try {
+          data = bus.read(address, 6);
+        } catch (e) {
+          done("sht3x: read failed" + where + " (" + errorText(e) + ")", null);
+          return;
+        }
+        if (data.length < 6) {
+          done("sht3x: short read (" + data.length + " of 6 bytes)", null);
+          return;
+        }
+        if (sht3xCrc(data, 0) !== data[2] || sht3xCrc(data, 3) !== data[5]) {
+          done("sht3x: bad CRC", null);
+          return;
+        }
+        const rawTemperature = (data[0] << 8) | data[1];
+        const rawHumidity = (data[3] << 8) | data[4];
+        const temperature = roundTo(-45 + (175 * rawTemperature) / 65535, 2);
+        const humidity = roundTo((100 * rawHumidity) / 65535, 2);
+        // All-ones or all-zeros words pass the CRC but mean a stuck bus or chip.
+        if (rawTemperature === 0xffff || rawTemperature === 0 || !inRange(temperature, -40, 125) || !inRange(humidity, 0, 100)) {
+          done("sht3x: implausible reading (" + temperature + " C, " + humidity + " %RH)", null);
+          return;
+        }
+        done(null, { temperature: temperature, humidity: humidity });
+      }, CONVERSION_MS);
+    },
+  };
 }
 
-export const createSht3x: SensorFactory = (platform, sensor) => new Sht3x(i2cContext(platform, sensor), sensor.address);
+export const createSht3x: SensorFactory = (platform, sensor) => sht3xSensor(i2cContext(platform, sensor), sensor.address);

@@ -4,24 +4,18 @@
 import type { SampleCallback, Sensor, SensorFactory } from "./types";
 import { roundTo } from "./types";
 
-export class SimulatedSensor implements Sensor {
-  readonly model = "simulated";
-  private readonly _random: () => number;
-  private _temperature: number;
-  private _humidity: number;
-
-  constructor(random: () => number) {
-    this._random = random;
-    this._temperature = 20 + random() * 4;
-    this._humidity = 40 + random() * 10;
-  }
-
-  sample(done: SampleCallback): void {
-    // Random walk pulled back towards a comfortable room.
-    this._temperature += (this._random() - 0.5) * 0.4 + (22 - this._temperature) * 0.05;
-    this._humidity += (this._random() - 0.5) * 1.0 + (45 - this._humidity) * 0.05;
-    done(null, { temperature: roundTo(this._temperature, 2), humidity: roundTo(this._humidity, 2) });
-  }
+export function simulatedSensor(random: () => number): Sensor {
+  let temperature = 20 + random() * 4;
+  let humidity = 40 + random() * 10;
+  return {
+    model: "simulated",
+    sample: (done: SampleCallback) => {
+      // Random walk pulled back towards a comfortable room.
+      temperature += (random() - 0.5) * 0.4 + (22 - temperature) * 0.05;
+      humidity += (random() - 0.5) * 1.0 + (45 - humidity) * 0.05;
+      done(null, { temperature: roundTo(temperature, 2), humidity: roundTo(humidity, 2) });
+    },
+  };
 }
 
-export const createSimulated: SensorFactory = (_platform, _sensor, random) => new SimulatedSensor(random);
+export const createSimulated: SensorFactory = (_platform, _sensor, random) => simulatedSensor(random);

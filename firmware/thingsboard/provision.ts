@@ -8,7 +8,8 @@
 // again); tbClaim(secretKey, durationMs) lets a user claim the device.
 
 import type { DeviceContext } from "../app/device";
-import { backoffDelay, MqttSession } from "../mqtt/session";
+import { backoffDelay, createSession } from "../mqtt/session";
+import type { SessionOptions } from "../mqtt/session";
 import { OVERRIDE_FILE } from "../config";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC } from "./topics";
@@ -55,10 +56,10 @@ export function provisionFeature(context: DeviceContext): void {
 
   const provision = () => {
     log("I", "provision", "asking for credentials as " + deviceName);
-    const session = new MqttSession(
+    const session = createSession(
       platform,
       // Same server and timing; "provision" is the user name ThingsBoard expects.
-      Object.assign({}, config, { token: "provision", maxInflight: 2 }),
+      Object.assign({}, config, { token: "provision", maxInflight: 2 } as Partial<SessionOptions>),
       {
         onConnected: () => {
           publishJson(session, REQUEST_TOPIC, { provisionDeviceKey: config.provisionKey, provisionDeviceSecret: config.provisionSecret, deviceName: deviceName, credentialsType: "ACCESS_TOKEN" }, null);

@@ -18,25 +18,24 @@ export type RpcHandler = (params: unknown, reply: (result: unknown, afterDeliver
 const MAX_BUSY = 4;
 const RETRY_MS = 500;
 
-export class RpcServer {
-  private readonly _context: DeviceContext;
-  private readonly _handlers: { [method: string]: RpcHandler } = {};
-  private _busy = 0;
-
-  constructor(context: DeviceContext) {
-    const rpc = this;
-    this._context = context;
-    onTopicPrefix(context, RPC_REQUEST, (id, request) => rpc._handle(id, request));
-  }
-
+export interface RpcServer {
   /** Adds (or replaces) the handler of `method`: the application API. */
-  register(method: string, handler: RpcHandler): void {
-    this._handlers[method] = handler;
-  }
+  register(method: string, handler: RpcHandler): void;
+}
 
-  private _handle(id: string, request: unknown): void {
-    const rpc = this;
-    const log = this._context.log;
+function createRpcServer(context: DeviceContext): RpcServer {
+  const handlers: { [method: string]: RpcHandler } = {};
+  let busy = 0;
+  const log = context.log;
+
+  /** Publishes the reply at QoS 1; while the session has no room it tries again. */
+  const send = (id: string, result: unknown, afterDelivery?: () => void): void => {
+    if (!publishJson(context.session, RPC_RESPONSE + id, result, afterDelivery ? afterDelivery : null)) {
+      context.platform.setTimeout(() => send(id, result, afterDelivery), RETRY_MS);
+    }
+  };
+
+  onTopicPrefix(context, RPC_REQUEST, (id, request) => {
     const method = field(request, "method");
     let answered = false;
     const reply = (result: unknown, afterDelivery?: () => void) => {
@@ -44,15 +43,15 @@ export class RpcServer {
       answered = true;
       const error = field(result, "error");
       log(error === undefined ? "I" : "W", "rpc", method + " " + id + (error === undefined ? " answered" : ": " + error));
-      rpc._send(id, result === undefined ? {} : result, afterDelivery);
+      send(id, result === undefined ? {} : result, afterDelivery);
     };
-    const handler = typeof method === "string" && Object.prototype.hasOwnProperty.call(this._handlers, method) ? this._handlers[method] : null;
+    const handler = typeof method === "string" && Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : null;
     if (handler === null) reply({ error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" });
-    else if (this._busy >= MAX_BUSY) reply({ error: "busy: retry later" });
+    else if (busy >= MAX_BUSY) reply({ error: "busy: retry later" });
     else {
-      this._busy++;
+      busy++;
       const done = (result: unknown, afterDelivery?: () => void) => {
-        if (!answered) rpc._busy--;
+        if (!answered) busy--;
         reply(result, afterDelivery);
       };
       try {
@@ -61,20 +60,18 @@ export class RpcServer {
         done({ error: method + " failed: " + errorText(e) });
       }
     }
-  }
+  });
 
-  /** Publishes the reply at QoS 1; while the session has no room it tries again. */
-  private _send(id: string, result: unknown, afterDelivery?: () => void): void {
-    const rpc = this;
-    if (!publishJson(this._context.session, RPC_RESPONSE + id, result, afterDelivery ? afterDelivery : null)) {
-      this._context.platform.setTimeout(() => rpc._send(id, result, afterDelivery), RETRY_MS);
-    }
-  }
+  return {
+    register: (method, handler) => {
+      handlers[method] = handler;
+    },
+  };
 }
 
 /** The one RpcServer of a device: features and the application register handlers on it. */
 export function rpcServer(context: DeviceContext): RpcServer {
-  return single(context, "rpcServer", () => new RpcServer(context));
+  return single(context, "rpcServer", () => createRpcServer(context));
 }
 
 /**
