@@ -24,7 +24,7 @@ export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preferenc
 export const PRIVATE_PROPERTIES = /^_/;
 
 /**
- * Members of the firmware's own interfaces (the device context, the platform, the MQTT
+ * Members of the firmware's own interfaces and classes (the device context, the platform, the MQTT
  * session, the queue, the configuration), mangled like private ones: each is one to three
  * letters in the image instead of up to 17, which on Espruino is RAM. A name belongs here
  * only if it never leaves the image: tools/check/check-names.ts fails when one is declared

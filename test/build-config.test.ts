@@ -85,7 +85,7 @@ test("a real board without a token fails with instructions; the sim board does n
   assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, ca, "1"), /set WIFI_SSID/);
   const config = deviceConfigFor(sim, "espruino", DEFAULT_SETTINGS, ca, "1");
   assert.equal(config.token, "");
-  assert.equal(Buffer.from(config.caDerBase64, "base64").equals(ca.der), true);
+  assert.equal(Buffer.from(config.caDerBase64 as string, "base64").equals(ca.der), true);
   assert.equal(deviceConfigFor(sim, "moddable", DEFAULT_SETTINGS, ca, "1").caDerBase64, "", "Moddable reads the CA from a resource");
 });
 

@@ -1,14 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import mqttPacket from "mqtt-packet";
-import { createDecoder, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "../firmware/mqtt/codec.ts";
+import { PacketDecoder, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "../firmware/mqtt/codec.ts";
 import { utf8Decode, utf8Encode } from "../firmware/util/utf8.ts";
 
 const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
 const bytes = (u8: Uint8Array) => [...u8];
 
 function decodeAll(chunks: number[][], max = 1 << 20) {
-  const decoder = createDecoder(max);
+  const decoder = new PacketDecoder(max);
   const packets = [];
   for (const chunk of chunks) {
     decoder.push(new Uint8Array(chunk));
@@ -44,7 +44,7 @@ test("remaining length: the specification's examples (2.2.3), both ways", () => 
   ];
   for (const [length, encoded] of examples) {
     // The decoder reads the field and waits for the body (or rejects it as too large).
-    const decoder = createDecoder(300000000);
+    const decoder = new PacketDecoder(300000000);
     decoder.push(new Uint8Array([0x30, ...encoded]));
     if (length === 0) assert.throws(() => decoder.next(), /PUBLISH topic past the end/);
     else assert.equal(decoder.next(), null, "incomplete packet of " + length);
@@ -148,7 +148,7 @@ test("streaming: one byte at a time, and several packets in one read", () => {
   assert.equal(result.packets.length, 3);
   assert.equal((result.packets[1] as { payload: Uint8Array }).payload.length, 5000);
   // The payload is a copy: reusing the decoder does not change it.
-  const decoder = createDecoder(1000);
+  const decoder = new PacketDecoder(1000);
   decoder.push(new Uint8Array([0x30, 4, 0, 1, 0x74, 0x41]));
   const first = decoder.next() as { payload: Uint8Array };
   decoder.push(new Uint8Array([0x30, 4, 0, 1, 0x74, 0x42]));
@@ -175,11 +175,11 @@ test("malformed packets throw an error naming the problem", () => {
     [[0x50, 2, 0, 1], /unexpected packet type 5/],
   ];
   for (const [input, expected] of cases) {
-    const decoder = createDecoder(1000);
+    const decoder = new PacketDecoder(1000);
     decoder.push(new Uint8Array(input));
     assert.throws(() => decoder.next(), expected, JSON.stringify(input));
   }
-  const small = createDecoder(100);
+  const small = new PacketDecoder(100);
   small.push(new Uint8Array([0x30, 0x80, 0x01]));
   assert.throws(() => small.next(), /packet of 131 B over the 100 B limit/);
 });

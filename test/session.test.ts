@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { backoffDelay, createSession } from "../firmware/mqtt/session.ts";
-import type { MqttSession } from "../firmware/mqtt/session.ts";
+import { backoffDelay, MqttSession } from "../firmware/mqtt/session.ts";
 import type { SessionOptions } from "../firmware/mqtt/session.ts";
 import { createLogger } from "../firmware/util/log.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
@@ -28,7 +27,7 @@ function setup(options: Partial<SessionOptions> = {}) {
   const platform = fakePlatform();
   const messages: [string, string][] = [];
   const events = { connected: 0, disconnected: [] as string[] };
-  const session = createSession(
+  const session = new MqttSession(
     platform,
     { ...OPTIONS, ...options },
     {
@@ -216,7 +215,7 @@ test("a malformed packet closes the connection with a logged reason and does not
 
 test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler is contained", () => {
   const platform = fakePlatform();
-  const session = createSession(
+  const session = new MqttSession(
     platform,
     OPTIONS,
     {

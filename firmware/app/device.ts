@@ -3,17 +3,15 @@
 
 import type { DeviceConfig, Settings } from "../config";
 import { OVERRIDE_FILE, applyOverrides, defaultSettings } from "../config";
-import { backoffDelay, createSession } from "../mqtt/session";
-import type { MqttSession } from "../mqtt/session";
+import { backoffDelay, MqttSession } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
 import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "../sensors/types";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
 import { hashString, seededRandom } from "../util/random";
-import { createSpillStore } from "./spill-store";
-import { createQueue } from "./telemetry-queue";
-import type { TelemetryQueue } from "./telemetry-queue";
+import { SpillStore } from "./spill-store";
+import { TelemetryQueue } from "./telemetry-queue";
 
 export interface Device {
   session: MqttSession;
@@ -139,7 +137,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     throw new Error(config.sensor.model + " set-up failed: " + errorText(e));
   }
   config.clientId = clientIdFromChip(chipId);
-  const session = createSession(
+  const session = new MqttSession(
     platform,
     config,
     {
@@ -158,8 +156,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     log,
     random
   );
-  const spill = config.spillBatches > 0 ? createSpillStore(platform, log, config.spillBatches) : null;
-  const queue = createQueue(session, log, config.queueCapacity, config.batchSize, spill, false);
+  const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill, false);
   // Sampling and uploading apart: readings taken every samplingIntervalMs go out every
   // uploadIntervalMs, an upload's worth in one message where the queue allows.
   // Counted in readings rather than timed, so an upload always carries the reading just taken.

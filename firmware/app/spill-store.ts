@@ -16,91 +16,94 @@ export interface KeyValueStore {
 const INDEX_KEY = "tbq-index";
 const BATCH_PREFIX = "tbq-";
 
-export interface SpillStore {
-  batches(): number;
-  /** Readings lost because flash was full or a batch could not be read. */
-  lostCount(): number;
-  /** Writes readings (oldest first) as one batch; returns false if it could not. */
-  push(readings: string[]): boolean;
-  /** Removes and returns the oldest batch, or null when there is none. */
-  take(): string[] | null;
-}
-
-/** A closure, not a class: its state is local variables, shorter in the image than `this._x`. */
-export function createSpillStore(store: KeyValueStore, log: Logger, maxBatches: number): SpillStore {
+export class SpillStore {
+  private readonly _store: KeyValueStore;
+  private readonly _log: Logger;
+  private readonly _maxBatches: number;
   /** Batches first..next-1 are in flash. */
-  let first = 0;
-  let next = 0;
-  let lost = 0;
+  private _first = 0;
+  private _next = 0;
+  private _lost = 0;
 
-  const saveIndex = (): void => {
+  constructor(store: KeyValueStore, log: Logger, maxBatches: number) {
+    this._store = store;
+    this._log = log;
+    this._maxBatches = maxBatches;
+    let index: unknown = null;
     try {
-      store.storageWrite(INDEX_KEY, JSON.stringify({ first: first, next: next }));
+      const text = store.storageRead(INDEX_KEY);
+      index = text === null ? null : JSON.parse(text);
     } catch (e) {
-      log("E", "queue", "cannot write flash index: " + errorText(e));
+      log("E", "queue", "flash index unreadable (" + errorText(e) + "); starting empty");
     }
-  };
+    if (index !== null && typeof index === "object") {
+      const first = (index as { first?: unknown }).first;
+      const next = (index as { next?: unknown }).next;
+      if (typeof first === "number" && typeof next === "number" && first >= 0 && next >= first && next - first <= maxBatches) {
+        this._first = first;
+        this._next = next;
+      }
+    }
+    if (this.batches() > 0) log("I", "queue", this.batches() + " batch(es) in flash from before the restart");
+  }
 
-  const take = (): string[] | null => {
-    while (first < next) {
-      const key = BATCH_PREFIX + first;
+  batches(): number {
+    return this._next - this._first;
+  }
+
+  /** Readings lost because flash was full or a batch could not be read. */
+  lostCount(): number {
+    return this._lost;
+  }
+
+  /** Writes readings (oldest first) as one batch; returns false if it could not. */
+  push(readings: string[]): boolean {
+    if (this.batches() >= this._maxBatches) {
+      const oldest = this.take();
+      this._lost += oldest === null ? 0 : oldest.length;
+      this._log("W", "queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this._lost + " reading(s) lost so far");
+    }
+    try {
+      this._store.storageWrite(BATCH_PREFIX + this._next, JSON.stringify(readings));
+      this._next++;
+      this._saveIndex();
+      return true;
+    } catch (e) {
+      this._log("E", "queue", "cannot write to flash: " + errorText(e));
+      return false;
+    }
+  }
+
+  /** Removes and returns the oldest batch, or null when there is none. */
+  take(): string[] | null {
+    while (this._first < this._next) {
+      const key = BATCH_PREFIX + this._first;
       let readings: unknown = null;
       try {
-        const text = store.storageRead(key);
+        const text = this._store.storageRead(key);
         readings = text === null ? null : JSON.parse(text);
-        store.storageRemove(key);
+        this._store.storageRemove(key);
       } catch (e) {
-        log("E", "queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
+        this._log("E", "queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
       }
-      first++;
-      if (first === next) {
+      this._first++;
+      if (this._first === this._next) {
         // Empty again: restart numbering so keys stay short.
-        first = 0;
-        next = 0;
+        this._first = 0;
+        this._next = 0;
       }
-      saveIndex();
+      this._saveIndex();
       if (Array.isArray(readings)) return readings as string[];
-      lost++;
+      this._lost++;
     }
     return null;
-  };
-
-  let index: unknown = null;
-  try {
-    const text = store.storageRead(INDEX_KEY);
-    index = text === null ? null : JSON.parse(text);
-  } catch (e) {
-    log("E", "queue", "flash index unreadable (" + errorText(e) + "); starting empty");
   }
-  if (index !== null && typeof index === "object") {
-    const savedFirst = (index as { first?: unknown }).first;
-    const savedNext = (index as { next?: unknown }).next;
-    if (typeof savedFirst === "number" && typeof savedNext === "number" && savedFirst >= 0 && savedNext >= savedFirst && savedNext - savedFirst <= maxBatches) {
-      first = savedFirst;
-      next = savedNext;
+
+  private _saveIndex(): void {
+    try {
+      this._store.storageWrite(INDEX_KEY, JSON.stringify({ first: this._first, next: this._next }));
+    } catch (e) {
+      this._log("E", "queue", "cannot write flash index: " + errorText(e));
     }
   }
-  if (next > first) log("I", "queue", next - first + " batch(es) in flash from before the restart");
-
-  return {
-    batches: () => next - first,
-    lostCount: () => lost,
-    push: (readings) => {
-      if (next - first >= maxBatches) {
-        const oldest = take();
-        lost += oldest === null ? 0 : oldest.length;
-        log("W", "queue", "flash queue full (" + maxBatches + " batches): dropped the oldest batch, " + lost + " reading(s) lost so far");
-      }
-      try {
-        store.storageWrite(BATCH_PREFIX + next, JSON.stringify(readings));
-        next++;
-        saveIndex();
-        return true;
-      } catch (e) {
-        log("E", "queue", "cannot write to flash: " + errorText(e));
-        return false;
-      }
-    },
-    take: take,
-  };
 }

@@ -11,123 +11,148 @@ import { utf8Encode } from "../util/utf8";
 import { telemetryBatch } from "../thingsboard/telemetry";
 import { TELEMETRY_TOPIC } from "../thingsboard/topics";
 
-export interface TelemetryQueue {
+export class TelemetryQueue {
+  private readonly _session: MqttSession;
+  private readonly _log: Logger;
+  private readonly _capacity: number;
+  private _batchSize: number;
+  /** Characters and data points one message may carry (ThingsBoard's session limits). */
+  private _maxChars = 60000;
+  private _maxPoints = 1000;
+  private readonly _spill: SpillStore | null;
+  /** Readings not yet handed to the session, oldest first, as JSON. */
+  private _waiting: string[] = [];
+  /** Readings handed to the session, which keeps them until their PUBACK across reconnects. */
+  private _handed = 0;
+  private _delivered = 0;
+  private _dropped = 0;
+  /** False while readings wait for the next upload (flush); always true without an upload interval. */
+  private _released: boolean;
+  private _holdBetweenUploads: boolean;
+
+  /**
+   * `holdBetweenUploads`: readings are sent only when flush() is called (every upload
+   * interval), all that wait at once, in batches of `batchSize`; else each as it comes.
+   */
+  constructor(session: MqttSession, log: Logger, capacity: number, batchSize: number, spill: SpillStore | null, holdBetweenUploads: boolean) {
+    this._session = session;
+    this._log = log;
+    this._capacity = capacity;
+    this._batchSize = batchSize;
+    this._spill = spill;
+    this._holdBetweenUploads = holdBetweenUploads;
+    this._released = !holdBetweenUploads;
+  }
+
   /**
    * Batch limits: readings per message, characters per message (maxPayloadSize) and data
    * points per message (what the rate limits allow), and whether readings wait for flush().
    */
-  setLimits(batchSize: number, maxChars: number, maxPoints: number, holdBetweenUploads: boolean): void;
-  /** Sends everything waiting now (an upload is due, or the link is back). */
-  flush(): void;
-  /** Readings in RAM: waiting, or handed to the session and not yet acknowledged (flash batches not counted). */
-  size(): number;
-  /** Batches of readings waiting in flash. */
-  spilledBatches(): number;
-  deliveredCount(): number;
-  droppedCount(): number;
-  add(json: string): void;
-  /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
-  pump(): void;
-}
+  setLimits(batchSize: number, maxChars: number, maxPoints: number, holdBetweenUploads: boolean): void {
+    this._batchSize = batchSize;
+    this._maxChars = maxChars;
+    this._maxPoints = maxPoints;
+    if (holdBetweenUploads !== this._holdBetweenUploads) this._released = !holdBetweenUploads;
+    this._holdBetweenUploads = holdBetweenUploads;
+  }
 
-/**
- * `holdBetweenUploads`: readings are sent only when flush() is called (every upload
- * interval), all that wait at once, in batches of `batchSize`; else each as it comes.
- * A closure, not a class: its state is local variables, shorter in the image than `this._x`.
- */
-export function createQueue(session: MqttSession, log: Logger, capacity: number, batchSize: number, spill: SpillStore | null, holdBetweenUploads: boolean): TelemetryQueue {
-  /** Characters and data points one message may carry (ThingsBoard's session limits). */
-  let maxChars = 60000;
-  let maxPoints = 1000;
-  /** Readings not yet handed to the session, oldest first, as JSON. */
-  const waiting: string[] = [];
-  /** Readings handed to the session, which keeps them until their PUBACK across reconnects. */
-  let handed = 0;
-  let delivered = 0;
-  let dropped = 0;
-  /** False while readings wait for the next upload (flush); always true without an upload interval. */
-  let released = !holdBetweenUploads;
+  /** Sends everything waiting now (an upload is due, or the link is back). */
+  flush(): void {
+    this._released = true;
+    this.pump();
+  }
+
+  /** Readings in RAM: waiting, or handed to the session and not yet acknowledged (flash batches not counted). */
+  size(): number {
+    return this._waiting.length + this._handed;
+  }
+
+  /** Batches of readings waiting in flash. */
+  spilledBatches(): number {
+    return this._spill === null ? 0 : this._spill.batches();
+  }
+
+  deliveredCount(): number {
+    return this._delivered;
+  }
+
+  droppedCount(): number {
+    return this._dropped + (this._spill === null ? 0 : this._spill.lostCount());
+  }
+
+  add(json: string): void {
+    const waiting = this._waiting;
+    const log = this._log;
+    if (this.size() >= this._capacity) {
+      // RAM full: move the oldest batch not on the wire to flash, else drop the oldest
+      // reading not on the wire, and say so: never silently.
+      const spill = this._spill;
+      const count = this._batchLength();
+      if (spill !== null && count > 0 && spill.push(waiting.slice(0, count))) {
+        waiting.splice(0, count);
+        log("I", "queue", "RAM full: moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
+      } else if (waiting.length > 0) {
+        waiting.shift();
+        log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + ++this._dropped + " dropped so far");
+      } else {
+        log("W", "queue", "full: dropped the new reading, " + ++this._dropped + " dropped so far");
+        return;
+      }
+    }
+    waiting.push(json);
+    this.pump();
+  }
 
   /** How many of the oldest waiting readings one message may carry (at least one, if any wait). */
-  const batchLength = (): number => {
+  private _batchLength(): number {
+    const waiting = this._waiting;
     let chars = 2;
     let points = 0;
     let count = 0;
-    for (; count < waiting.length && count < batchSize; count++) {
+    for (; count < waiting.length && count < this._batchSize; count++) {
       // Data points: one per "key": pair, less ts and values themselves. Strings with ": inside count too: errs on the safe side.
       const json = waiting[count];
       let pairs = json.indexOf("{\"ts\"") === 0 ? -2 : 0;
       for (let at = json.indexOf("\":"); at >= 0; at = json.indexOf("\":", at + 2)) pairs++;
       chars += json.length + 1;
       points += pairs;
-      if (count > 0 && (chars > maxChars || points > maxPoints)) break;
+      if (count > 0 && (chars > this._maxChars || points > this._maxPoints)) break;
     }
     return count;
-  };
+  }
 
-  const pump = (): void => {
-    if (!released || !session.isConnected()) return;
+  /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
+  pump(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const queue = this;
+    const session = this._session;
+    const spill = this._spill;
+    const waiting = this._waiting;
+    if (!this._released || !session.isConnected()) return;
     // Online with room to spare: bring back the oldest flash batch first (it is the oldest data).
-    while (spill !== null && spill.batches() > 0 && waiting.length + handed + 2 * batchSize <= capacity) {
+    while (spill !== null && spill.batches() > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
       const batch = spill.take();
       if (batch === null) break;
       for (let i = batch.length - 1; i >= 0; i--) waiting.unshift(batch[i]);
     }
     for (;;) {
       if (!session.canPublish()) return;
-      const count = batchLength();
+      const count = this._batchLength();
       if (count === 0) {
         // All handed over: what comes next waits for the next upload.
-        if (holdBetweenUploads) released = false;
+        if (this._holdBetweenUploads) this._released = false;
         return;
       }
-      const accepted = session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(waiting.slice(0, count))), 1, () => {
-        handed -= count;
-        delivered += count;
-        log("D", "queue", "delivered " + count + " reading(s), " + (waiting.length + handed) + " waiting");
-        pump();
-      });
-      if (!accepted) return;
+      if (!session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(waiting.slice(0, count))), 1, () => queue._acknowledge(count))) return;
       waiting.splice(0, count);
-      handed += count;
+      this._handed += count;
     }
-  };
+  }
 
-  return {
-    setLimits: (size, chars, points, hold) => {
-      batchSize = size;
-      maxChars = chars;
-      maxPoints = points;
-      if (hold !== holdBetweenUploads) released = !hold;
-      holdBetweenUploads = hold;
-    },
-    flush: () => {
-      released = true;
-      pump();
-    },
-    size: () => waiting.length + handed,
-    spilledBatches: () => (spill === null ? 0 : spill.batches()),
-    deliveredCount: () => delivered,
-    droppedCount: () => dropped + (spill === null ? 0 : spill.lostCount()),
-    add: (json) => {
-      if (waiting.length + handed >= capacity) {
-        // RAM full: move the oldest batch not on the wire to flash, else drop the oldest
-        // reading not on the wire, and say so: never silently.
-        const count = batchLength();
-        if (spill !== null && count > 0 && spill.push(waiting.slice(0, count))) {
-          waiting.splice(0, count);
-          log("I", "queue", "RAM full: moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
-        } else if (waiting.length > 0) {
-          waiting.shift();
-          log("W", "queue", "full (" + capacity + " readings): dropped the oldest, " + ++dropped + " dropped so far");
-        } else {
-          log("W", "queue", "full: dropped the new reading, " + ++dropped + " dropped so far");
-          return;
-        }
-      }
-      waiting.push(json);
-      pump();
-    },
-    pump: pump,
-  };
+  private _acknowledge(count: number): void {
+    this._handed -= count;
+    this._delivered += count;
+    this._log("D", "queue", "delivered " + count + " reading(s), " + this.size() + " waiting");
+    this.pump();
+  }
 }

@@ -111,65 +111,68 @@ export function encodeSubscribe(packetId: number, filters: string[], qos: number
   return bytes;
 }
 
-/** A streaming decoder: push socket reads in any split, take whole packets out. */
-export interface PacketDecoder {
-  /** Drops buffered bytes, e.g. when a new connection starts. */
-  reset(): void;
-  /** Bytes received but not yet returned as a packet. */
-  pending(): number;
-  push(chunk: Uint8Array): void;
-  /**
-   * The next whole packet, or null. Throws an Error naming the problem on a malformed
-   * packet; the caller closes the connection, since the stream can no longer be framed.
-   */
-  next(): ServerPacket | null;
-}
+/**
+ * Streaming decoder: push socket reads in any split, take whole packets out. `next()`
+ * throws an Error naming the problem on a malformed packet; the caller closes the
+ * connection, since the stream can no longer be framed.
+ */
+export class PacketDecoder {
+  private _buffer = new Uint8Array(256);
+  private _start = 0;
+  private _end = 0;
+  private readonly _maxBytes: number;
 
-/** A closure, not a class: its state is local variables, shorter in the image than `this._x`. */
-export function createDecoder(maxPacketBytes: number): PacketDecoder {
-  let buffer = new Uint8Array(256);
-  let start = 0;
-  let end = 0;
-  return {
-    reset: () => {
-      start = end = 0;
-    },
-    pending: () => end - start,
-    push: (chunk) => {
-      if (end + chunk.length > buffer.length) {
-        // Compact in place, or grow by doubling when that is not enough.
-        const kept = end - start;
-        let size = buffer.length;
-        while (size < kept + chunk.length) size *= 2;
-        const old = buffer;
-        if (size > buffer.length) buffer = new Uint8Array(size);
-        buffer.set(old.subarray(start, end), 0);
-        start = 0;
-        end = kept;
-      }
-      buffer.set(chunk, end);
-      end += chunk.length;
-    },
-    next: () => {
-      const first = start;
-      let index = first + 1;
-      // Remaining length (2.2.3): at most four bytes.
-      let length = 0;
-      let digit = 128;
-      for (let multiplier = 1; digit & 128; multiplier *= 128) {
-        if (index >= end) return null;
-        if (index > first + 4) throw new Error("remaining length over 4 bytes");
-        digit = buffer[index++];
-        length += (digit & 127) * multiplier;
-      }
-      const total = index - first + length;
-      if (total > maxPacketBytes) throw new Error("packet of " + total + " B over the " + maxPacketBytes + " B limit");
-      if (end - first < total) return null;
-      start += total;
-      if (start === end) start = end = 0;
-      return decodeBody(buffer[first], buffer, index, index + length);
-    },
-  };
+  constructor(maxPacketBytes: number) {
+    this._maxBytes = maxPacketBytes;
+  }
+
+  /** Drops buffered bytes, e.g. when a new connection starts. */
+  reset(): void {
+    this._start = this._end = 0;
+  }
+
+  /** Bytes received but not yet returned as a packet. */
+  pending(): number {
+    return this._end - this._start;
+  }
+
+  push(chunk: Uint8Array): void {
+    let buffer = this._buffer;
+    const kept = this._end - this._start;
+    if (this._end + chunk.length > buffer.length) {
+      // Compact in place, or grow by doubling when that is not enough.
+      let size = buffer.length;
+      while (size < kept + chunk.length) size *= 2;
+      if (size > buffer.length) buffer = new Uint8Array(size);
+      buffer.set(this._buffer.subarray(this._start, this._end), 0);
+      this._buffer = buffer;
+      this._start = 0;
+      this._end = kept;
+    }
+    buffer.set(chunk, this._end);
+    this._end += chunk.length;
+  }
+
+  next(): ServerPacket | null {
+    const bytes = this._buffer;
+    const start = this._start;
+    let index = start + 1;
+    // Remaining length (2.2.3): at most four bytes.
+    let length = 0;
+    let digit = 128;
+    for (let multiplier = 1; digit & 128; multiplier *= 128) {
+      if (index >= this._end) return null;
+      if (index > start + 4) throw new Error("remaining length over 4 bytes");
+      digit = bytes[index++];
+      length += (digit & 127) * multiplier;
+    }
+    const total = index - start + length;
+    if (total > this._maxBytes) throw new Error("packet of " + total + " B over the " + this._maxBytes + " B limit");
+    if (this._end - start < total) return null;
+    this._start += total;
+    if (this._start === this._end) this._start = this._end = 0;
+    return decodeBody(bytes[start], bytes, index, index + length);
+  }
 }
 
 /** Decodes one whole packet body (2.2, 3.x). */

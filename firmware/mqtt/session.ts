@@ -2,21 +2,23 @@
 // PUBACK, keep-alive with dead-link detection, resubscribe and resend with DUP after a
 // reconnect, exponential backoff with seeded jitter. Never throws out of a callback.
 //
-// Written as one closure, not a class: its state is local variables, which the minifier
-// shortens to one letter, where `this._x` costs six bytes a use in the image (and so in
-// JsVars on Espruino). Few inner functions on purpose: each one is an object for the run.
+// A class, not a closure: on Espruino 2v29 a method costs about 6 JsVars for the whole
+// run and an arrow function made inside a factory about 9, and a factory's own code stays
+// in RAM beside its inner functions' copies when the image is not saved to flash (README,
+// "Why classes"). Few methods on purpose: each one is an object for the run.
 
 import type { Platform, Socket, TimerHandle } from "../platform/types";
 import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
-import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, createDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
+import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
 
 /** What the session reads from the device configuration (the same object: no copy). */
 export interface SessionOptions {
   host: string;
   port: number;
   tls: boolean;
-  caDerBase64: string;
+  /** See SocketOptions. */
+  caDerBase64: string | (() => string);
   clientId: string;
   /** Access token: the CONNECT user name (ThingsBoard ignores the password). */
   token: string;
@@ -38,36 +40,6 @@ export interface SessionEvents {
 }
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
-
-export interface MqttSession {
-  getState(): SessionState;
-  isConnected(): boolean;
-  /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
-  inflightCount(): number;
-  /**
-   * Whether the telemetry queue may hand over another QoS 1 message now: one slot of
-   * maxInflight stays free for RPC replies and attributes.
-   */
-  canPublish(): boolean;
-  /**
-   * Paces PUBLISH packets to `perSecond` on average, allowing bursts of `burst`
-   * (0 per second: as fast as acks allow).
-   */
-  setPace(perSecond: number, burst: number): void;
-  /** Delay before the next connection attempt, for tests and status reports. */
-  lastRetryDelayMs(): number;
-  start(): void;
-  /** Sends DISCONNECT and stops reconnecting; unacknowledged messages stay queued. */
-  stop(): void;
-  /** Adds a subscription kept across reconnects; sent now when connected. */
-  subscribe(filter: string, qos: number): void;
-  /**
-   * QoS 1: the message is kept until its PUBACK arrives, across reconnects, and
-   * `onAck` runs then. Returns false (nothing kept) when maxInflight is reached.
-   * QoS 0: sent only when connected; returns whether it was written.
-   */
-  publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean;
-}
 
 /**
  * A QoS 1 message handed over and not yet acknowledged, as an array (no property names
@@ -109,204 +81,199 @@ const CONNACK_REASONS = [
   "not authorized|wrong or unknown access token",
 ];
 
-export function createSession(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number): MqttSession {
-  const decoder = createDecoder(MAX_PACKET_BYTES);
-  let state: SessionState = "idle";
-  let socket: Socket | null = null;
+export class MqttSession {
+  private readonly _platform: Platform;
+  private readonly _options: SessionOptions;
+  private readonly _events: SessionEvents;
+  private readonly _log: Logger;
+  private readonly _random: () => number;
+  private readonly _decoder = new PacketDecoder(MAX_PACKET_BYTES);
+  private _state: SessionState = "idle";
+  private _socket: Socket | null = null;
   /** Bumped per connection so callbacks from an old socket are ignored; 0 is "never written". */
-  let generation = 1;
-  let attempt = 0;
-  let closeReason: string | null = null;
-  let refused = false;
-  const inflight: InflightMessage[] = [];
+  private _generation = 1;
+  private _attempt = 0;
+  private _closeReason: string | null = null;
+  private _refused = false;
+  private _inflight: InflightMessage[] = [];
   /** Filters kept across reconnects, and their QoS (parallel arrays: no object per filter). */
-  const filters: string[] = [];
-  const filterQos: number[] = [];
-  let nextPacketId = 1;
+  private _filters: string[] = [];
+  private _filterQos: number[] = [];
+  private _nextPacketId = 1;
   /** Keep-alive, dead-link, reconnect, stable-connection and pace timers, by the indexes above. */
-  const timers: (TimerHandle | null)[] = [null, null, null, null, null];
+  private _timers: (TimerHandle | null)[] = [null, null, null, null, null];
   /**
    * A token bucket for PUBLISH packets (ThingsBoard's rate limits): tokens per ms
    * (0: no pacing), the most that may be saved up, what is saved, and when it was counted.
    */
-  let rate = 0;
-  let burst = 0;
-  let tokens = 0;
-  let tokensAt = 0;
-  let pingOutstanding = false;
-  let subscribeOutstanding = false;
-  let retryDelayMs = 0;
+  private _rate = 0;
+  private _burst = 0;
+  private _tokens = 0;
+  private _tokensAt = 0;
+  private _pingOutstanding = false;
+  private _subscribeOutstanding = false;
+  private _retryDelayMs = 0;
+  /** What the dead-link timer waits for ("no PUBACK"...), for its log line. */
+  private _waitingFor = "";
 
-  const allocatePacketId = (): number => {
+  constructor(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number) {
+    this._platform = platform;
+    this._options = options;
+    this._events = events;
+    this._log = log;
+    this._random = random;
+  }
+
+  getState(): SessionState {
+    return this._state;
+  }
+
+  isConnected(): boolean {
+    return this._state === "connected";
+  }
+
+  /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
+  inflightCount(): number {
+    return this._inflight.length;
+  }
+
+  /**
+   * Whether the telemetry queue may hand over another QoS 1 message now: one slot of
+   * maxInflight stays free for RPC replies and attributes.
+   */
+  canPublish(): boolean {
+    const max = this._options.maxInflight;
+    return this._state !== "stopped" && this._inflight.length < (max > 1 ? max - 1 : 1);
+  }
+
+  /**
+   * Paces PUBLISH packets to `perSecond` on average, allowing bursts of `burst`
+   * (0 per second: as fast as acks allow).
+   */
+  setPace(perSecond: number, burst: number): void {
+    this._rate = perSecond / 1000;
+    this._burst = burst;
+    // What is saved up stays (at most the new burst): a new pace never allows a burst at once.
+    if (this._tokens > burst) this._tokens = burst;
+  }
+
+  /** Delay before the next connection attempt, for tests and status reports. */
+  lastRetryDelayMs(): number {
+    return this._retryDelayMs;
+  }
+
+  start(): void {
+    if (this._state !== "idle" && this._state !== "stopped") return;
+    this._state = "idle";
+    this._openConnection();
+  }
+
+  /** Sends DISCONNECT and stops reconnecting; unacknowledged messages stay queued. */
+  stop(): void {
+    const socket = this._socket;
+    this._state = "stopped";
+    if (socket !== null) {
+      try {
+        socket.write(encodeEmpty(DISCONNECT));
+      } catch (e) {
+        // The link is going away anyway.
+      }
+    }
+    this._close("stopped", false);
+  }
+
+  /** Adds a subscription kept across reconnects; sent now when connected. */
+  subscribe(filter: string, qos: number): void {
+    if (this._filters.indexOf(filter) >= 0) return;
+    this._filters.push(filter);
+    this._filterQos.push(qos);
+    if (this._state === "connected") this._sendSubscribe([filter], [qos]);
+  }
+
+  /**
+   * QoS 1: the message is kept until its PUBACK arrives, across reconnects, and
+   * `onAck` runs then. Returns false (nothing kept) when maxInflight is reached.
+   * QoS 0: sent only when connected; returns whether it was written.
+   */
+  publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
+    if (qos === 0) return this._state === "connected" && this._send(encodePublish(topic, payload, 0, 0, false));
+    if (this._state === "stopped" || this._inflight.length >= this._options.maxInflight) return false;
+    this._inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
+    this._sendWaiting();
+    return true;
+  }
+
+  private _allocatePacketId(): number {
+    const inflight = this._inflight;
     for (;;) {
-      const id = nextPacketId;
-      nextPacketId = id === 65535 ? 1 : id + 1;
+      const id = this._nextPacketId;
+      this._nextPacketId = id === 65535 ? 1 : id + 1;
       let used = false;
       for (let i = 0; i < inflight.length; i++) if (inflight[i][ID] === id) used = true;
       if (!used) return id;
     }
-  };
+  }
 
-  /** Runs application code: what it throws is logged, never let into the session. */
-  const call = (handler: () => void, what: string): void => {
+  private _openConnection(): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
+    const current = ++this._generation;
+    const options = this._options;
+    this._state = "connecting";
+    this._closeReason = null;
+    this._refused = false;
+    this._pingOutstanding = false;
+    this._subscribeOutstanding = false;
+    this._decoder.reset();
+    this._log("I", "mqtt", "connecting to " + this._where());
     try {
-      handler();
-    } catch (e) {
-      log("E", "mqtt", what + " handler failed: " + errorText(e));
-    }
-  };
-
-  const clearTimer = (which: number): void => {
-    if (timers[which] !== null) platform.clearTimeout(timers[which]);
-    timers[which] = null;
-  };
-
-  /** Runs `then` after `ms` as timer `which`, unless cleared. */
-  const startTimer = (which: number, ms: number, then: () => void): void => {
-    timers[which] = platform.setTimeout(() => {
-      timers[which] = null;
-      then();
-    }, ms);
-  };
-
-  /**
-   * null: (re)starts the keep-alive, a PINGREQ after keepAlive seconds without sending
-   * anything (3.1.2.10). Else starts the dead-link timer for `waitingFor`, unless running.
-   */
-  const arm = (waitingFor: string | null): void => {
-    if (waitingFor === null) {
-      clearTimer(PING_TIMER);
-      startTimer(PING_TIMER, options.keepAliveS * 1000, () => {
-        if (state !== "connected") return;
-        pingOutstanding = true;
-        if (send(encodeEmpty(PINGREQ))) arm("no PINGRESP");
+      this._socket = this._platform.connect(options, {
+        onConnect: () => {
+          if (current === session._generation) session._send(encodeConnect(options.clientId, options.token, null, options.keepAliveS));
+        },
+        onData: (bytes) => {
+          if (current === session._generation) session._onData(bytes);
+        },
+        onClose: (reason) => {
+          if (current === session._generation) session._close(reason, false);
+        },
       });
-    } else if (timers[RESPONSE_TIMER] === null) {
-      const timeoutMs = options.responseTimeoutMs;
-      startTimer(RESPONSE_TIMER, timeoutMs, () => close("link dead: " + waitingFor + " within " + seconds(timeoutMs), false));
-    }
-  };
-
-  /** Writes a packet; a failed write closes the connection. Returns whether it was written. */
-  const send = (bytes: Uint8Array): boolean => {
-    if (socket === null) return false;
-    try {
-      socket.write(bytes);
     } catch (e) {
-      close("write failed: " + errorText(e), false);
-      return false;
-    }
-    if (state === "connected") arm(null);
-    return true;
-  };
-
-  const sendSubscribe = (list: string[], qos: number[]): void => {
-    subscribeOutstanding = true;
-    if (send(encodeSubscribe(allocatePacketId(), list, qos))) arm("no SUBACK");
-  };
-
-  /** Writes, in order and at the pace set, the messages not yet written on this connection. */
-  const sendWaiting = (): void => {
-    for (let i = 0; i < inflight.length && state === "connected" && timers[PACE_TIMER] === null; i++) {
-      const message = inflight[i];
-      if (message[WRITTEN_ON] === generation) continue;
-      if (rate > 0) {
-        const now = platform.now();
-        // The wall clock set back: count no time rather than stall.
-        tokens += now > tokensAt ? (now - tokensAt) * rate : 0;
-        if (tokens > burst) tokens = burst;
-        tokensAt = now;
-        if (tokens < 1) {
-          startTimer(PACE_TIMER, Math.ceil((1 - tokens) / rate), sendWaiting);
-          return;
-        }
-        tokens--;
-      }
-      const bytes = encodePublish(message[TOPIC], message[PAYLOAD], 1, message[ID], message[WRITTEN_ON] > 0);
-      message[WRITTEN_ON] = generation;
-      if (send(bytes)) arm("no PUBACK");
-    }
-  };
-
-  /**
-   * Ends the connection for `reason` (the first reason given wins) and schedules the
-   * next attempt, unless stopped. `refusedNow`: logged as an error (the server said no).
-   */
-  const close = (reason: string, refusedNow: boolean): void => {
-    if (closeReason === null) closeReason = reason;
-    reason = closeReason;
-    if (refusedNow) refused = true;
-    // Detach first: bumping the generation silences the old socket's callbacks.
-    const closing = socket;
-    socket = null;
-    generation++;
-    if (closing !== null) {
-      try {
-        closing.close();
-      } catch (e) {
-        // Already closed underneath us: nothing more to release.
-      }
-    }
-    for (let i = 0; i < timers.length; i++) clearTimer(i);
-    const wasConnected = state === "connected";
-    if (state === "stopped") {
-      log("I", "mqtt", "disconnected");
+      this._socket = null;
+      this._close("cannot open socket: " + errorText(e), false);
       return;
     }
-    state = "waiting";
-    const delay = backoffDelay(attempt++, options.backoffMinMs, options.backoffMaxMs, random);
-    retryDelayMs = delay;
-    const line = reason + "; retrying in " + seconds(delay);
-    if (refused) log("E", "mqtt", line);
-    else log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
-    startTimer(RECONNECT_TIMER, delay, () => {
-      if (state === "waiting") openConnection();
-    });
-    if (wasConnected) call(() => events.onDisconnected(reason), "disconnect");
-  };
+    // Covers DNS, TCP and TLS set-up as well as the CONNACK.
+    this._arm("no CONNACK");
+  }
 
-  const where = (): string => options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
-
-  const connected = (): void => {
-    state = "connected";
-    // A new connection starts with the three messages a connect sends (session limits request,
-    // client attributes, attribute request) and no more: the session limits are not known yet.
-    tokens = 3;
-    tokensAt = platform.now();
-    log("I", "mqtt", "connected to " + where());
-    startTimer(STABLE_TIMER, STABLE_AFTER_MS, () => {
-      attempt = 0;
-    });
-    if (filters.length > 0) sendSubscribe(filters, filterQos);
-    // Resend in order what was not acknowledged; ones sent before carry DUP.
-    let resent = 0;
-    for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
-    if (resent > 0) log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
-    sendWaiting();
-    if (state !== "connected") return;
-    arm(null);
-    call(events.onConnected, "connect");
-  };
+  private _where(): string {
+    const options = this._options;
+    return options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
+  }
 
   /** Bytes from the server: frames them and handles every whole packet. */
-  const onData = (bytes: Uint8Array): void => {
+  private _onData(bytes: Uint8Array): void {
+    const inflight = this._inflight;
+    const log = this._log;
+    const events = this._events;
     try {
-      decoder.push(bytes);
+      this._decoder.push(bytes);
       // Nothing more once a packet closed the connection.
-      while (socket !== null && closeReason === null) {
-        const packet = decoder.next();
+      while (this._socket !== null && this._closeReason === null) {
+        const packet = this._decoder.next();
         if (packet === null) break;
-        clearTimer(RESPONSE_TIMER);
+        this._clearTimer(RESPONSE_TIMER);
         const type = packet.type;
         if (type === CONNACK) {
-          if (state !== "connecting") throw new Error("second CONNACK");
+          if (this._state !== "connecting") throw new Error("second CONNACK");
           if (packet.code !== 0) {
             const reason = (CONNACK_REASONS[packet.code] || "unknown code").split("|");
-            close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), true);
+            this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), true);
             return;
           }
-          connected();
-        } else if (state !== "connected") {
+          this._connected();
+        } else if (this._state !== "connected") {
           throw new Error("packet type " + type + " before CONNACK");
         } else if (type === PUBACK) {
           let found = false;
@@ -315,104 +282,186 @@ export function createSession(platform: Platform, options: SessionOptions, event
             if (message[ID] === packet.id && message[WRITTEN_ON] > 0) {
               found = true;
               inflight.splice(i, 1);
-              if (message[ON_ACK] !== null) call(message[ON_ACK], "PUBACK");
-              if (events.onRoom) call(events.onRoom, "PUBACK");
+              if (message[ON_ACK] !== null) this._call(message[ON_ACK], "PUBACK");
+              if (events.onRoom) this._call(events.onRoom, "PUBACK");
             }
           }
           if (!found) log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
         } else if (type === PUBLISH) {
-          if (packet.qos === 1) send(encodePuback(packet.id));
-          call(() => events.onMessage(packet.topic, packet.payload as Uint8Array), packet.topic);
+          if (packet.qos === 1) this._send(encodePuback(packet.id));
+          this._call(() => events.onMessage(packet.topic, packet.payload as Uint8Array), packet.topic);
         } else if (type === SUBACK) {
-          subscribeOutstanding = false;
+          this._subscribeOutstanding = false;
           if (packet.code === 0x80) log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
         } else if (type === PINGRESP) {
-          pingOutstanding = false;
+          this._pingOutstanding = false;
         }
         // UNSUBACK needs nothing: this client never unsubscribes.
-        if (state === "connected") {
+        if (this._state === "connected") {
           // Still waiting for an answer: keep the dead-link timer running.
-          let waitingFor = pingOutstanding ? "no PINGRESP" : subscribeOutstanding ? "no SUBACK" : null;
+          let waitingFor = this._pingOutstanding ? "no PINGRESP" : this._subscribeOutstanding ? "no SUBACK" : null;
           for (let i = 0; i < inflight.length && waitingFor === null; i++) if (inflight[i][WRITTEN_ON] > 0) waitingFor = "no PUBACK";
-          if (waitingFor !== null) arm(waitingFor);
+          if (waitingFor !== null) this._arm(waitingFor);
         }
       }
     } catch (e) {
-      close("malformed packet from server: " + errorText(e), true);
+      this._close("malformed packet from server: " + errorText(e), true);
     }
-  };
+  }
 
-  const openConnection = (): void => {
-    const current = ++generation;
-    state = "connecting";
-    closeReason = null;
-    refused = false;
-    pingOutstanding = false;
-    subscribeOutstanding = false;
-    decoder.reset();
-    log("I", "mqtt", "connecting to " + where());
+  private _connected(): void {
+    const inflight = this._inflight;
+    this._state = "connected";
+    // A new connection starts with the three messages a connect sends (session limits request,
+    // client attributes, attribute request) and no more: the session limits are not known yet.
+    this._tokens = 3;
+    this._tokensAt = this._platform.now();
+    this._log("I", "mqtt", "connected to " + this._where());
+    this._startTimer(STABLE_TIMER, STABLE_AFTER_MS);
+    if (this._filters.length > 0) this._sendSubscribe(this._filters, this._filterQos);
+    // Resend in order what was not acknowledged; ones sent before carry DUP.
+    let resent = 0;
+    for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
+    if (resent > 0) this._log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
+    this._sendWaiting();
+    if (this._state !== "connected") return;
+    this._arm(null);
+    this._call(this._events.onConnected, "connect");
+  }
+
+  private _sendSubscribe(filters: string[], qos: number[]): void {
+    this._subscribeOutstanding = true;
+    if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._arm("no SUBACK");
+  }
+
+  /** Writes, in order and at the pace set, the messages not yet written on this connection. */
+  private _sendWaiting(): void {
+    const inflight = this._inflight;
+    for (let i = 0; i < inflight.length && this._state === "connected" && this._timers[PACE_TIMER] === null; i++) {
+      const message = inflight[i];
+      if (message[WRITTEN_ON] === this._generation) continue;
+      const rate = this._rate;
+      if (rate > 0) {
+        const now = this._platform.now();
+        // The wall clock set back: count no time rather than stall.
+        let tokens = this._tokens + (now > this._tokensAt ? (now - this._tokensAt) * rate : 0);
+        if (tokens > this._burst) tokens = this._burst;
+        this._tokensAt = now;
+        this._tokens = tokens;
+        if (tokens < 1) {
+          this._startTimer(PACE_TIMER, Math.ceil((1 - tokens) / rate));
+          return;
+        }
+        this._tokens--;
+      }
+      const bytes = encodePublish(message[TOPIC], message[PAYLOAD], 1, message[ID], message[WRITTEN_ON] > 0);
+      message[WRITTEN_ON] = this._generation;
+      if (this._send(bytes)) this._arm("no PUBACK");
+    }
+  }
+
+  /** Runs application code: what it throws is logged, never let into the session. */
+  private _call(handler: () => void, what: string): void {
     try {
-      socket = platform.connect(options, {
-        onConnect: () => {
-          if (current === generation) send(encodeConnect(options.clientId, options.token, null, options.keepAliveS));
-        },
-        onData: (bytes) => {
-          if (current === generation) onData(bytes);
-        },
-        onClose: (reason) => {
-          if (current === generation) close(reason, false);
-        },
-      });
+      handler();
     } catch (e) {
-      socket = null;
-      close("cannot open socket: " + errorText(e), false);
+      this._log("E", "mqtt", what + " handler failed: " + errorText(e));
+    }
+  }
+
+  /** Writes a packet; a failed write closes the connection. Returns whether it was written. */
+  private _send(bytes: Uint8Array): boolean {
+    const socket = this._socket;
+    if (socket === null) return false;
+    try {
+      socket.write(bytes);
+    } catch (e) {
+      this._close("write failed: " + errorText(e), false);
+      return false;
+    }
+    if (this._state === "connected") this._arm(null);
+    return true;
+  }
+
+  /**
+   * null: (re)starts the keep-alive, a PINGREQ after keepAlive seconds without sending
+   * anything (3.1.2.10). Else starts the dead-link timer for `waitingFor`, unless running.
+   */
+  private _arm(waitingFor: string | null): void {
+    if (waitingFor === null) {
+      this._clearTimer(PING_TIMER);
+      this._startTimer(PING_TIMER, this._options.keepAliveS * 1000);
+    } else if (this._timers[RESPONSE_TIMER] === null) {
+      this._waitingFor = waitingFor;
+      this._startTimer(RESPONSE_TIMER, this._options.responseTimeoutMs);
+    }
+  }
+
+  /** Starts timer `which`; one method runs them all (fewer function objects). */
+  private _startTimer(which: number, ms: number): void {
+    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
+    const session = this;
+    this._timers[which] = this._platform.setTimeout(() => {
+      session._timers[which] = null;
+      session._onTimer(which);
+    }, ms);
+  }
+
+  private _onTimer(which: number): void {
+    if (which === PING_TIMER) {
+      if (this._state !== "connected") return;
+      this._pingOutstanding = true;
+      if (this._send(encodeEmpty(PINGREQ))) this._arm("no PINGRESP");
+    } else if (which === RESPONSE_TIMER) {
+      this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), false);
+    } else if (which === RECONNECT_TIMER) {
+      if (this._state === "waiting") this._openConnection();
+    } else if (which === STABLE_TIMER) {
+      this._attempt = 0;
+    } else this._sendWaiting();
+  }
+
+  private _clearTimer(which: number): void {
+    const handle = this._timers[which];
+    if (handle !== null) this._platform.clearTimeout(handle);
+    this._timers[which] = null;
+  }
+
+  /**
+   * Ends the connection for `reason` (the first reason given wins) and schedules the
+   * next attempt, unless stopped. `refused`: logged as an error (the server said no).
+   */
+  private _close(reason: string, refused: boolean): void {
+    if (this._closeReason === null) this._closeReason = reason;
+    reason = this._closeReason;
+    if (refused) this._refused = true;
+    // Detach first: bumping the generation silences the old socket's callbacks.
+    const socket = this._socket;
+    this._socket = null;
+    this._generation++;
+    if (socket !== null) {
+      try {
+        socket.close();
+      } catch (e) {
+        // Already closed underneath us: nothing more to release.
+      }
+    }
+    for (let i = 0; i < this._timers.length; i++) this._clearTimer(i);
+    const wasConnected = this._state === "connected";
+    if (this._state === "stopped") {
+      this._log("I", "mqtt", "disconnected");
       return;
     }
-    // Covers DNS, TCP and TLS set-up as well as the CONNACK.
-    arm("no CONNACK");
-  };
-
-  return {
-    getState: () => state,
-    isConnected: () => state === "connected",
-    inflightCount: () => inflight.length,
-    canPublish: () => state !== "stopped" && inflight.length < (options.maxInflight > 1 ? options.maxInflight - 1 : 1),
-    setPace: (perSecond, most) => {
-      rate = perSecond / 1000;
-      burst = most;
-      // What is saved up stays (at most the new burst): a new pace never allows a burst at once.
-      if (tokens > most) tokens = most;
-    },
-    lastRetryDelayMs: () => retryDelayMs,
-    start: () => {
-      if (state !== "idle" && state !== "stopped") return;
-      state = "idle";
-      openConnection();
-    },
-    stop: () => {
-      const open = socket;
-      state = "stopped";
-      if (open !== null) {
-        try {
-          open.write(encodeEmpty(DISCONNECT));
-        } catch (e) {
-          // The link is going away anyway.
-        }
-      }
-      close("stopped", false);
-    },
-    subscribe: (filter, qos) => {
-      if (filters.indexOf(filter) >= 0) return;
-      filters.push(filter);
-      filterQos.push(qos);
-      if (state === "connected") sendSubscribe([filter], [qos]);
-    },
-    publish: (topic, payload, qos, onAck) => {
-      if (qos === 0) return state === "connected" && send(encodePublish(topic, payload, 0, 0, false));
-      if (state === "stopped" || inflight.length >= options.maxInflight) return false;
-      inflight.push([allocatePacketId(), topic, payload, 0, onAck]);
-      sendWaiting();
-      return true;
-    },
-  };
+    this._state = "waiting";
+    const delay = backoffDelay(this._attempt++, this._options.backoffMinMs, this._options.backoffMaxMs, this._random);
+    this._retryDelayMs = delay;
+    const line = reason + "; retrying in " + seconds(delay);
+    if (this._refused) this._log("E", "mqtt", line);
+    else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
+    this._startTimer(RECONNECT_TIMER, delay);
+    if (wasConnected) {
+      const events = this._events;
+      this._call(() => events.onDisconnected(reason), "disconnect");
+    }
+  }
 }

@@ -48,7 +48,8 @@ export function createEspruinoPlatform(hasWifi: boolean): Platform {
       let closed = false;
       let lastError = "";
       const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
-      if (options.tls && options.caDerBase64 !== "") connectOptions.ca = atob(options.caDerBase64);
+      const ca = typeof options.caDerBase64 === "function" ? options.caDerBase64() : options.caDerBase64;
+      if (options.tls && ca !== "") connectOptions.ca = atob(ca);
       const socket = require(options.tls ? "tls" : "net").connect(connectOptions, () => handlers.onConnect());
       socket.on("data", (data) => handlers.onData(E.toUint8Array(data)));
       socket.on("error", (error) => {

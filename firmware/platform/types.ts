@@ -10,8 +10,12 @@ export interface SocketOptions {
   host: string;
   port: number;
   tls: boolean;
-  /** Root CA as base64 DER, "" where the runtime loads it itself (Moddable: a resource). */
-  caDerBase64: string;
+  /**
+   * Root CA as base64 DER, "" where the runtime loads it itself (Moddable: a resource).
+   * Images pass a function returning it: on Espruino a literal inside a function saved to
+   * flash stays there until called, where a string value costs about 130 JsVars for the run.
+   */
+  caDerBase64: string | (() => string);
 }
 
 export interface SocketHandlers {

@@ -8,7 +8,7 @@
 // again); tbClaim(secretKey, durationMs) lets a user claim the device.
 
 import type { DeviceContext } from "../app/device";
-import { backoffDelay, createSession } from "../mqtt/session";
+import { backoffDelay, MqttSession } from "../mqtt/session";
 import type { SessionOptions } from "../mqtt/session";
 import { OVERRIDE_FILE } from "../config";
 import { errorText } from "../util/log";
@@ -56,7 +56,7 @@ export function provisionFeature(context: DeviceContext): void {
 
   const provision = () => {
     log("I", "provision", "asking for credentials as " + deviceName);
-    const session = createSession(
+    const session = new MqttSession(
       platform,
       // Same server and timing; "provision" is the user name ThingsBoard expects.
       Object.assign({}, config, { token: "provision", maxInflight: 2 } as Partial<SessionOptions>),

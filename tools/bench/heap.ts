@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createQueue } from "../../firmware/app/telemetry-queue.ts";
+import { TelemetryQueue } from "../../firmware/app/telemetry-queue.ts";
 import type { MqttSession } from "../../firmware/mqtt/session.ts";
 import { createLogger } from "../../firmware/util/log.ts";
 import { runEspruinoImage } from "../sim/espruino-sandbox.ts";
@@ -66,7 +66,7 @@ export function heapPerQueuedReading(): number {
   const count = 10000;
   const offline = { isConnected: () => false, canPublish: () => false } as unknown as MqttSession;
   const fill = () => {
-    const queue = createQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, 10, null, false);
+    const queue = new TelemetryQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, 10, null, false);
     for (let i = 0; i < count; i++) queue.add(reading(i));
     return queue;
   };

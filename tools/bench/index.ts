@@ -12,7 +12,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import mqttPacket from "mqtt-packet";
-import { createDecoder, encodePublish } from "../../firmware/mqtt/codec.ts";
+import { PacketDecoder, encodePublish } from "../../firmware/mqtt/codec.ts";
 import { utf8Encode } from "../../firmware/util/utf8.ts";
 import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
@@ -252,7 +252,7 @@ try {
     const payload = '{"ts":1764300000000,"values":{"temperature":21.53,"humidity":44.1}}';
     const count = 20000;
     const ours = () => {
-      const decoder = createDecoder(70000);
+      const decoder = new PacketDecoder(70000);
       const start = process.hrtime.bigint();
       for (let i = 0; i < count; i++) {
         decoder.push(encodePublish(V1_TOPIC, utf8Encode(payload), 1, (i % 65535) + 1, false));

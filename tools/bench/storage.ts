@@ -3,7 +3,7 @@
 // Storage adds a 32-byte header to every file (src/jsflash.h: size + 28-byte name) and
 // never rewrites in place, so each index update is written anew.
 
-import { createSpillStore } from "../../firmware/app/spill-store.ts";
+import { SpillStore } from "../../firmware/app/spill-store.ts";
 import { createLogger } from "../../firmware/util/log.ts";
 import { reading } from "./wire.ts";
 
@@ -29,7 +29,7 @@ export function flashPerReading(batches: number, batchSize: number): FlashFigure
       delete files[key];
     },
   };
-  const spill = createSpillStore(store, createLogger(() => undefined, { logLevel: "info" }), batches);
+  const spill = new SpillStore(store, createLogger(() => undefined, { logLevel: "info" }), batches);
   let index = 0;
   for (let b = 0; b < batches; b++) {
     const batch: string[] = [];

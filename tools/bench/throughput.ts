@@ -34,7 +34,7 @@ function benchEntry(target: Target): string {
   const caDerBase64 = target.tls ? loadCa(target.caFile).der.toString("base64") : "";
   return `
 import { createEspruinoPlatform } from ${firmware("platform/espruino.ts")};
-import { createSession } from ${firmware("mqtt/session.ts")};
+import { MqttSession } from ${firmware("mqtt/session.ts")};
 import { createLogger } from ${firmware("util/log.ts")};
 import { utf8Encode } from ${firmware("util/utf8.ts")};
 const platform = createEspruinoPlatform(false);
@@ -43,7 +43,7 @@ const latencies = [];
 let sent = 0;
 let started = 0;
 const log = createLogger(function (line) { if (line.charAt(1) !== "I") console.log(line); }, { logLevel: "info" });
-const session = createSession(platform, {
+const session = new MqttSession(platform, {
   host: "127.0.0.1", port: ${target.port}, tls: ${target.tls}, caDerBase64: ${JSON.stringify(caDerBase64)},
   clientId: "bench-device", token: "bench", keepAliveS: 60, responseTimeoutMs: 20000,
   backoffMinMs: 1000, backoffMaxMs: 1000, maxInflight: ${WINDOW + 1}, // one slot stays free for RPC replies: WINDOW for telemetry

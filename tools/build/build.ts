@@ -41,6 +41,16 @@ const SENSOR_FACTORIES: Record<Board["sensor"]["model"], [string, string]> = {
   simulated: ["simulated.ts", "createSimulated"],
 };
 
+/**
+ * The configuration as a source literal. The CA is returned by a function: on Espruino a
+ * string inside a function's code saved to flash stays in flash until a connection asks
+ * for it, where a string value would cost about 130 JsVars for the whole run.
+ */
+function configSource(config: DeviceConfig): string {
+  const { caDerBase64, ...rest } = config;
+  return JSON.stringify(rest).replace(/}$/, ",caDerBase64:" + (typeof caDerBase64 === "string" && caDerBase64 !== "" ? "() => " + JSON.stringify(caDerBase64) : '""') + "}");
+}
+
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
@@ -55,7 +65,7 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
     ...(facts ? [`platform.facts = ${facts};`] : []),
     `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
-    `main(platform, ${JSON.stringify(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `main(platform, ${configSource(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
     "",
   ].join("\n");
 }

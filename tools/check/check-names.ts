@@ -6,7 +6,7 @@
 //   2. a public class member, or anything declared for a runtime (*.d.ts), is not named _x;
 //   3. no string literal holds an _x name (a dynamic lookup, or JSON, would break);
 //   4. a name in INTERNAL_PROPERTIES is used only as a member of the firmware's own
-//      interfaces: never declared by a runtime (*.d.ts) or the standard library, never in
+//      interfaces and classes: never declared by a runtime (*.d.ts) or the standard library, never in
 //      a string, never a key of an object literal that no firmware interface types (JSON).
 // Every finding names the file, the line and the rule.
 //
@@ -70,16 +70,21 @@ export function checkNames(file: string, text: string): NameFinding[] {
   return findings;
 }
 
-/** Whether every declaration of `symbol` is a member of an interface in the firmware's own (non-.d.ts) sources. */
+/** Whether every declaration of `symbol` is a member of an interface or class in the firmware's own (non-.d.ts) sources. */
 function declaredByFirmware(symbol: ts.Symbol | undefined, inFirmware: (file: ts.SourceFile) => boolean): boolean {
   const declarations = symbol?.declarations;
   if (!declarations || declarations.length === 0) return false;
-  return declarations.every((d) => (ts.isPropertySignature(d) || ts.isMethodSignature(d)) && ts.isInterfaceDeclaration(d.parent) && inFirmware(d.getSourceFile()));
+  return declarations.every(
+    (d) =>
+      inFirmware(d.getSourceFile()) &&
+      (((ts.isPropertySignature(d) || ts.isMethodSignature(d)) && ts.isInterfaceDeclaration(d.parent)) ||
+        ((ts.isPropertyDeclaration(d) || ts.isMethodDeclaration(d)) && ts.isClassDeclaration(d.parent)))
+  );
 }
 
 /**
  * Rule 4 over a whole program (it needs the type checker): every use of a name in
- * `internal` in `files` must resolve to a member of a firmware interface.
+ * `internal` in `files` must resolve to a member of a firmware interface or class.
  */
 export function checkInternalNames(files: string[], internal: readonly string[]): NameFinding[] {
   const names = new Set(internal);
@@ -104,7 +109,7 @@ export function checkInternalNames(files: string[], internal: readonly string[])
         report(node, "string \"" + node.text + "\": " + node.text + " is in INTERNAL_PROPERTIES, so it cannot be looked up by string or sent as JSON");
       } else if (ts.isPropertyAccessExpression(node) && names.has(node.name.text)) {
         if (!declaredByFirmware(checker.getSymbolAtLocation(node.name), inFirmware)) {
-          report(node.name, "." + node.name.text + " is not a member of a firmware interface here (a runtime API, the standard library or untyped data), but INTERNAL_PROPERTIES mangles it");
+          report(node.name, "." + node.name.text + " is not a member of a firmware interface or class here (a runtime API, the standard library or untyped data), but INTERNAL_PROPERTIES mangles it");
         }
       } else if ((ts.isPropertyAssignment(node) || ts.isShorthandPropertyAssignment(node) || ts.isMethodDeclaration(node)) && ts.isObjectLiteralExpression(node.parent) && node.name && ts.isIdentifier(node.name) && names.has(node.name.text)) {
         const contextual = checker.getContextualType(node.parent);
@@ -143,5 +148,5 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.error(findings.length + " naming problem(s): see rollup.config.mjs (PRIVATE_PROPERTIES, INTERNAL_PROPERTIES) for why");
     process.exit(1);
   }
-  console.log("ok   names in " + files.length + " firmware files (private members are _x, nothing else is; the " + INTERNAL_PROPERTIES.length + " internal names are only firmware interface members)");
+  console.log("ok   names in " + files.length + " firmware files (private members are _x, nothing else is; the " + INTERNAL_PROPERTIES.length + " internal names are only firmware interface and class members)");
 }
