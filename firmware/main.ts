@@ -1,17 +1,7 @@
-// Wires a board's configuration and a runtime's platform to the application.
-// The build generates the entry that calls main() with both (tools/build.ts).
+// The image's start. The build generates the entry (tools/build/build.ts) that calls main()
+// with a board's configuration, a runtime's platform, the board's sensor driver and its
+// features, inside a try at the image's top level that logs a start-up failure. No wrapper
+// function here: the device's closures would sit one level deeper, and on Espruino every
+// level of nesting costs each function more JsVars (README, "Why classes").
 
-import type { DeviceConfig } from "./config";
-import { startDevice } from "./app/device";
-import type { Feature } from "./app/device";
-import type { Platform } from "./platform/types";
-import type { SensorFactory } from "./sensors/types";
-import { errorText } from "./util/log";
-
-export function main(platform: Platform, config: DeviceConfig, createSensor: SensorFactory, features: Feature[]): void {
-  try {
-    startDevice(platform, config, createSensor, features);
-  } catch (e) {
-    platform.log("[E][boot] start-up failed: " + errorText(e));
-  }
-}
+export { startDevice as main } from "./app/device";

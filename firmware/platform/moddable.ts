@@ -39,115 +39,115 @@ export function moddableFacts(): { [key: string]: string | number } {
   return facts;
 }
 
-export function createModdablePlatform(hasWifi: boolean): Platform {
-  let wifi: WiFi | null = null;
-  return {
-    runtime: "moddable",
-    hasWifi: hasWifi,
-    chipId: () => {
-      const mac = Net.get("MAC");
-      return mac ? mac : "moddable-sim";
-    },
-    now: () => Date.now(),
-    clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
-    setTimeout: (callback, ms) => Timer.set(callback, ms),
-    clearTimeout: (handle) => Timer.clear(handle),
-    log: (line) => trace(line + "\n"),
+let wifi: WiFi | null = null;
 
-    connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
-      let closed = false;
-      const socket =
-        options.tls
-          ? new SecureSocket({
-              host: options.host,
-              port: options.port,
-              // The CA ships as a resource in flash (manifest "resources"), not in the JS heap.
-              secure: { protocolVersion: 0x0303, certificate: new Resource("ca-root.der"), verify: true },
-            })
-          : new TcpSocket({ host: options.host, port: options.port });
-      const finish = (reason: string) => {
-        if (closed) return;
-        closed = true;
-        try {
-          socket.close();
-        } catch (e) {
-          // Already released by the runtime.
-        }
-        handlers.onClose(reason);
-      };
-      socket.callback = (message: number) => {
-        if (message === MSG_CONNECT) handlers.onConnect();
-        else if (message === MSG_READABLE) handlers.onData(new Uint8Array(socket.read(ArrayBuffer)));
-        else if (message === MSG_DISCONNECT) finish("connection closed by the server or network");
-        else if (message === MSG_ERROR) finish(options.tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
-      };
-      return {
-        write: (bytes) => {
-          if (closed) throw new Error("socket closed");
-          // Packets from the codec own their whole buffer; copy only a view into a larger one.
-          const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
-          socket.write((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
-        },
-        close: () => finish("closed"),
-      };
-    },
+/** The platform, one object at module level (as on Espruino); the entry sets hasWifi per board. */
+export const moddablePlatform: Platform = {
+  runtime: "moddable",
+  hasWifi: false,
+  chipId: () => {
+    const mac = Net.get("MAC");
+    return mac ? mac : "moddable-sim";
+  },
+  now: () => Date.now(),
+  clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
+  setTimeout: (callback, ms) => Timer.set(callback, ms),
+  clearTimeout: (handle) => Timer.clear(handle),
+  log: (line) => trace(line + "\n"),
 
-    wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {
-      if (wifi !== null) wifi.close();
-      onState("connecting", "");
-      wifi = new WiFi({ ssid: ssid, password: password }, (message) => {
-        if (message === "gotIP") onState("connected", "ip " + Net.get("IP"));
-        else if (message === "disconnect") onState("disconnected", "");
-      });
-    },
-
-    syncClock: (onDone) => {
-      if (Date.now() > CLOCK_SET_AFTER_MS) {
-        onDone(true, 0);
-        return;
+  connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
+    let closed = false;
+    const socket =
+      options.tls
+        ? new SecureSocket({
+            host: options.host,
+            port: options.port,
+            // The CA ships as a resource in flash (manifest "resources"), not in the JS heap.
+            secure: { protocolVersion: 0x0303, certificate: new Resource("ca-root.der"), verify: true },
+          })
+        : new TcpSocket({ host: options.host, port: options.port });
+    const finish = (reason: string) => {
+      if (closed) return;
+      closed = true;
+      try {
+        socket.close();
+      } catch (e) {
+        // Already released by the runtime.
       }
-      let done = false;
-      new SNTP({ host: "pool.ntp.org" }, (message, value) => {
-        if (done) return;
-        if (message === 1 && value !== undefined) {
-          const before = Date.now();
-          Time.set(value);
-          done = true;
-          onDone(true, Date.now() - before);
-        } else if (message === -1) {
-          done = true;
-          onDone(false, 0);
-        }
-      });
-    },
+      handlers.onClose(reason);
+    };
+    socket.callback = (message: number) => {
+      if (message === MSG_CONNECT) handlers.onConnect();
+      else if (message === MSG_READABLE) handlers.onData(new Uint8Array(socket.read(ArrayBuffer)));
+      else if (message === MSG_DISCONNECT) finish("connection closed by the server or network");
+      else if (message === MSG_ERROR) finish(options.tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
+    };
+    return {
+      write: (bytes) => {
+        if (closed) throw new Error("socket closed");
+        // Packets from the codec own their whole buffer; copy only a view into a larger one.
+        const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+        socket.write((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
+      },
+      close: () => finish("closed"),
+    };
+  },
 
-    setClock: (ms) => Time.set(ms / 1000),
+  wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {
+    if (wifi !== null) wifi.close();
+    onState("connecting", "");
+    wifi = new WiFi({ ssid: ssid, password: password }, (message) => {
+      if (message === "gotIP") onState("connected", "ip " + Net.get("IP"));
+      else if (message === "disconnect") onState("disconnected", "");
+    });
+  },
 
-    storageRead: (key) => {
-      const value = Preference.get(PREFERENCE_DOMAIN, preferenceKey(key));
-      return typeof value === "string" ? value : null;
-    },
-    storageWrite: (key, value) => Preference.set(PREFERENCE_DOMAIN, preferenceKey(key), value),
-    storageRemove: (key) => Preference.delete(PREFERENCE_DOMAIN, preferenceKey(key)),
+  syncClock: (onDone) => {
+    if (Date.now() > CLOCK_SET_AFTER_MS) {
+      onDone(true, 0);
+      return;
+    }
+    let done = false;
+    new SNTP({ host: "pool.ntp.org" }, (message, value) => {
+      if (done) return;
+      if (message === 1 && value !== undefined) {
+        const before = Date.now();
+        Time.set(value);
+        done = true;
+        onDone(true, Date.now() - before);
+      } else if (message === -1) {
+        done = true;
+        onDone(false, 0);
+      }
+    });
+  },
 
-    i2c: (pins: I2CPins): I2CBus => {
-      // ECMA-419 I2C objects are bound to one address: open one per address on demand.
-      const devices: { [address: string]: I2C } = {};
-      const device = (address: number): I2C => {
-        const key = String(address);
-        if (!devices[key]) devices[key] = new I2C({ data: pins.sda, clock: pins.scl, hz: pins.bitrate, address: address });
-        return devices[key];
-      };
-      return {
-        write: (address, bytes) => device(address).write(bytes),
-        read: (address, length) => new Uint8Array(device(address).read(length)),
-      };
-    },
+  setClock: (ms) => Time.set(ms / 1000),
 
-    // No console to type into: xsbug shows logs only.
-    command: () => undefined,
-    restart: () => {
-      trace("[E][boot] restart is not available on this Moddable target\n");
-    },
-  };
-}
+  storageRead: (key) => {
+    const value = Preference.get(PREFERENCE_DOMAIN, preferenceKey(key));
+    return typeof value === "string" ? value : null;
+  },
+  storageWrite: (key, value) => Preference.set(PREFERENCE_DOMAIN, preferenceKey(key), value),
+  storageRemove: (key) => Preference.delete(PREFERENCE_DOMAIN, preferenceKey(key)),
+
+  i2c: (pins: I2CPins): I2CBus => {
+    // ECMA-419 I2C objects are bound to one address: open one per address on demand.
+    const devices: { [address: string]: I2C } = {};
+    const device = (address: number): I2C => {
+      const key = String(address);
+      if (!devices[key]) devices[key] = new I2C({ data: pins.sda, clock: pins.scl, hz: pins.bitrate, address: address });
+      return devices[key];
+    };
+    return {
+      write: (address, bytes) => device(address).write(bytes),
+      read: (address, length) => new Uint8Array(device(address).read(length)),
+    };
+  },
+
+  // No console to type into: xsbug shows logs only.
+  command: () => undefined,
+  restart: () => {
+    trace("[E][boot] restart is not available on this Moddable target\n");
+  },
+};

@@ -56,7 +56,7 @@ export interface Platform {
   log(line: string): void;
   connect(options: SocketOptions, handlers: SocketHandlers): Socket;
   /** Whether this board must join Wi-Fi itself before using the network. */
-  readonly hasWifi: boolean;
+  hasWifi: boolean;
   /** Starts joining; reports every state change. Retries are the caller's. */
   wifiConnect(ssid: string, password: string, onState: (state: WifiState, detail: string) => void): void;
   /**

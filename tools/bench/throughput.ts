@@ -33,11 +33,11 @@ function benchEntry(target: Target): string {
   const firmware = (path: string) => JSON.stringify(join(ROOT, "firmware", path));
   const caDerBase64 = target.tls ? loadCa(target.caFile).der.toString("base64") : "";
   return `
-import { createEspruinoPlatform } from ${firmware("platform/espruino.ts")};
+import { espruinoPlatform } from ${firmware("platform/espruino.ts")};
 import { MqttSession } from ${firmware("mqtt/session.ts")};
 import { createLogger } from ${firmware("util/log.ts")};
 import { utf8Encode } from ${firmware("util/utf8.ts")};
-const platform = createEspruinoPlatform(false);
+const platform = espruinoPlatform;
 const payload = utf8Encode(${JSON.stringify(reading(0))});
 const latencies = [];
 let sent = 0;

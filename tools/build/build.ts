@@ -19,7 +19,7 @@ import type { Board, Runtime } from "./boards.ts";
 import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
 import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
-import { deviceConfigFor, resolveSettings } from "./config.ts";
+import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts";
 import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
 import { imageOptions, MODDABLE_TERSER } from "../../rollup.config.mjs";
 
@@ -53,19 +53,25 @@ function configSource(config: DeviceConfig): string {
 
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
-  const factory = runtime === "espruino" ? "createEspruinoPlatform" : "createModdablePlatform";
+  const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
   const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
   const features = board.features.map((name) => FEATURES[name]);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
-    `import { ${factory}${facts ? ", " + facts : ""} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
-    `const platform = ${factory}(${board.wifi});`,
+    `import { ${platformObject}${facts ? ", " + facts : ""} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
+    `const platform = ${platformObject};`,
+    `platform.hasWifi = ${board.wifi};`,
     ...(facts ? [`platform.facts = ${facts};`] : []),
     `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
-    `main(platform, ${configSource(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `import { errorText } from ${JSON.stringify(join(ROOT, "firmware/util/log.ts"))};`,
+    `try {`,
+    `  main(platform, ${configSource(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `} catch (e) {`,
+    `  platform.log("[E][boot] start-up failed: " + errorText(e));`,
+    `}`,
     "",
   ].join("\n");
 }
@@ -144,6 +150,8 @@ export interface BuildOptions {
   debug?: boolean;
   /** Unmangled, indented Espruino output for reading stack traces. */
   readable?: boolean;
+  /** Session timing and queue sizes other than the defaults (tests: a short keep-alive and backoff). */
+  firmware?: Partial<typeof FIRMWARE_DEFAULTS>;
 }
 
 export async function buildImages(options: BuildOptions): Promise<SizeReport[]> {
@@ -157,7 +165,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
     for (const runtime of board.runtimes) {
       let config: DeviceConfig;
       try {
-        config = deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true);
+        config = { ...deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true), ...options.firmware };
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         if (!problems.includes(e.message)) problems.push(e.message);

@@ -16,6 +16,11 @@ export class VirtualSht3x implements VirtualI2CDevice {
 
   constructor(private readonly base = { temperature: 22, humidity: 45 }) {}
 
+  /** Measurements read out so far: the readings the device took, counted outside the firmware. */
+  get readings(): number {
+    return this.step;
+  }
+
   write(bytes: Uint8Array): void {
     if (bytes.length === 2 && bytes[0] === 0x24 && bytes[1] === 0x00) this.measured = true;
     else throw new Error("I2C: SHT3x NACKed command " + Buffer.from(bytes).toString("hex"));
