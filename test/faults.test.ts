@@ -32,6 +32,8 @@ const TIMING = { keepAliveS: 3, responseTimeoutMs: 3000, backoffMinMs: 500, back
 let broker: Mosquitto;
 let subscriber: mqtt.MqttClient;
 let image: string;
+/** The same board with room for 10 readings in RAM and 2 batches of 5 in flash: for overflow. */
+let smallImage: string;
 /** Distinct reading times seen by the subscriber, and how many messages carried them (duplicates included). */
 const received = new Set<number>();
 let messages = 0;
@@ -49,14 +51,43 @@ before(async () => {
     firmware: TIMING,
   });
   image = join(out, "espruino", "esp32-devkitc.js");
+  const smallOut = mkdtempSync(join(tmpdir(), "tbfw-faults-small-"));
+  await buildImages({
+    boards: ["esp32-devkitc"],
+    outDir: smallOut,
+    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: TOKEN, ca: tls.caCert, wifiSsid: "lab", wifiPassword: WIFI_PASSWORD, telemetryIntervalMs: SAMPLING_MS },
+    version: "0.0.0-faults",
+    quiet: true,
+    firmware: { ...TIMING, queueCapacity: 10, batchSize: 5, spillBatches: 2 },
+  });
+  smallImage = join(smallOut, "espruino", "esp32-devkitc.js");
   subscriber = await mqtt.connectAsync({ host: "127.0.0.1", port: broker.plainPort, reconnectPeriod: 0 });
-  subscriber.on("message", (_topic, payload) => {
+  subscriber.on("message", (topic, payload) => {
+    if (topic !== "v2/t") {
+      if (topic.startsWith("v2/r/res/")) rpcReplies.set(topic.slice(9), JSON.parse(payload.toString()));
+      return;
+    }
     const body = JSON.parse(payload.toString()) as { ts: number } | { ts: number }[];
     for (const reading of Array.isArray(body) ? body : [body]) received.add(reading.ts);
     messages++;
   });
-  await subscriber.subscribeAsync("v2/t", { qos: 1 });
+  await subscriber.subscribeAsync(["v2/t", "v2/r/res/+"], { qos: 1 });
 });
+
+const rpcReplies = new Map<string, unknown>();
+let rpcId = 0;
+
+/** A server-side RPC through mosquitto, as ThingsBoard would send it. */
+async function rpc(method: string): Promise<{ [key: string]: unknown }> {
+  const id = String(++rpcId);
+  await subscriber.publishAsync("v2/r/req/" + id, JSON.stringify({ method, params: {} }), { qos: 1 });
+  const end = Date.now() + 5000;
+  while (!rpcReplies.has(id)) {
+    if (Date.now() > end) throw new Error("no reply to " + method);
+    await sleep(20);
+  }
+  return rpcReplies.get(id) as { [key: string]: unknown };
+}
 
 after(async () => {
   await subscriber?.endAsync();
@@ -196,4 +227,37 @@ test("g: over TLS, the broker down for 15 s and then a black hole for 15 s", asy
     return 30000 + 5000;
   });
   assert.ok(device.serial.some((l) => l.includes("(tls)")), "the link was TLS");
+});
+
+test("f: RAM and flash full during a 30 s outage: the oldest readings dropped, and exactly those counted", async () => {
+  received.clear();
+  const proxy = new FaultProxy(broker.plainPort);
+  await proxy.listen();
+  const chip = new VirtualSht3x();
+  const device = runDevice(smallImage, { port: proxy.port, tls: false }, { i2cDevices: { 0x44: chip } });
+  try {
+    await device.waitFor(() => received.size >= 3, 20000, "the first readings at the subscriber");
+    await proxy.refuse();
+    // 30 readings while room is 10 in RAM and 2 x 5 in flash: about 10 must go.
+    await sleep(30000);
+    await proxy.pass();
+    let served = 0;
+    let dropped = 0;
+    const end = Date.now() + 60000;
+    for (;;) {
+      served = chip.readings;
+      dropped = (await rpc("getStatus")).dropped as number;
+      // Every reading served is either at the subscriber or counted as dropped (the one in flight aside: ask again).
+      if (received.size + dropped === served) break;
+      if (Date.now() > end) assert.fail("served " + served + ", received " + received.size + ", dropped " + dropped + "; console:\n" + device.serial.join("\n"));
+      await sleep(200);
+    }
+    assert.ok(dropped >= 5 && dropped <= 15, dropped + " dropped: about what did not fit");
+    assert.ok(device.serial.some((l) => l.includes("dropped the oldest batch") || l.includes("dropped the oldest,")), "the drops are logged");
+    assert.ok(device.serial.some((l) => l.includes("moved 5 reading(s) to flash")), "RAM overflowed to flash first");
+    assert.deepEqual(device.sandbox.uncaught, []);
+  } finally {
+    device.stop();
+    await proxy.close();
+  }
 });
