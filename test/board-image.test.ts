@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT, buildImages, bundleSource } from "../tools/build/build.ts";
+import { ROOT, bundleSource } from "../tools/build/build.ts";
 import { validateBoard } from "../tools/build/boards.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
 import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import { checkSource } from "../tools/check/check-espruino.ts";
 import { VirtualBme280, VirtualSht3x } from "../tools/sim/virtual-i2c.ts";
-import { runDevice } from "./helpers/device-run.ts";
+import { buildTestImages, runDevice } from "./helpers/device-run.ts";
 
 const TOKEN = "board-image-token";
 let broker: ThingsBoardEmulator;
@@ -28,7 +28,7 @@ before(async () => {
   broker = new ThingsBoardEmulator({ devices: [{ name: "devkit", token: TOKEN }], tls, onTelemetry: (_device, payload) => telemetry.push(payload) });
   await broker.listen();
   const out = mkdtempSync(join(tmpdir(), "tbfw-board-build-"));
-  await buildImages({
+  await buildTestImages({
     boards: ["esp32-devkitc"],
     outDir: out,
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.tlsPort!, tls: true, token: TOKEN, ca: tls.caCert, wifiSsid: "lab", wifiPassword: "WIFI_SECRET_PW", telemetryIntervalMs: 1000 },

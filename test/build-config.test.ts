@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
@@ -134,6 +134,10 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   const telemetryOnly = readFileSync(join(out, "espruino/esp32-devkitc-telemetry.js"), "utf8");
   assert.doesNotMatch(telemetryOnly, /r\/req|rpc\/request|"getStatus"|a\/req|attributes\/request/);
   assert.ok(telemetryOnly.length < espruino.length);
+  // The images and the manifests hold the token and the Wi-Fi password: owner only.
+  for (const file of ["espruino/esp32-devkitc.js", "espruino/sim.js", "moddable/esp32-devkitc/main.js", "moddable/esp32-devkitc/manifest.json"]) {
+    assert.equal(statSync(join(out, file)).mode & 0o777, 0o600, file);
+  }
 });
 
 test("a type error fails the build instead of shipping", async () => {

@@ -9,15 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import type { Packet, IPublishPacket } from "mqtt-packet";
-import { buildImages } from "../tools/build/build.ts";
-import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
+import { DEFAULT_SETTINGS, FIRMWARE_DEFAULTS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
 import type { TlsFiles } from "../tools/sim/dev-ca.ts";
 import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import { checkSource } from "../tools/check/check-espruino.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import type { Mosquitto } from "./helpers/mosquitto.ts";
-import { runDevice } from "./helpers/device-run.ts";
+import { buildTestImages, runDevice } from "./helpers/device-run.ts";
 
 const TOKEN = "e2e-device-token";
 // The images use ThingsBoard's v2 short topics by default (TB_TOPICS).
@@ -29,7 +28,7 @@ let imageTrustingIsrg: string;
 
 async function buildSim(ca: string, port: number): Promise<string> {
   const out = mkdtempSync(join(tmpdir(), "tbfw-e2e-build-"));
-  await buildImages({
+  await buildTestImages({
     boards: ["sim"],
     outDir: out,
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port, tls: true, token: TOKEN, ca, telemetryIntervalMs: 1000 },
@@ -75,7 +74,7 @@ async function roundTrip(overrides: object | null, expectTls: boolean): Promise<
     const connect = device.sent.find((p) => p.cmd === "connect") as { username?: string; clientId: string; clean: boolean; keepalive: number };
     assert.equal(connect.username, TOKEN);
     assert.equal(connect.clean, true);
-    assert.equal(connect.keepalive, 60);
+    assert.equal(connect.keepalive, FIRMWARE_DEFAULTS.keepAliveS);
     assert.match(connect.clientId, /^tbfw-[0-9A-Za-z]+$/);
     const published = publishesOf(device.sent);
     assert.ok(published.length >= 3, published.length + " telemetry publishes on " + TELEMETRY);

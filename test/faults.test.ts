@@ -14,14 +14,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { buildImages } from "../tools/build/build.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
 import { VirtualSht3x } from "../tools/sim/virtual-i2c.ts";
 import { FaultProxy } from "./helpers/fault-proxy.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import type { Mosquitto } from "./helpers/mosquitto.ts";
-import { runDevice } from "./helpers/device-run.ts";
+import { buildTestImages, runDevice } from "./helpers/device-run.ts";
 import type { DeviceRun } from "./helpers/device-run.ts";
 
 const TOKEN = "FAULT_SUITE_TOKEN";
@@ -41,26 +40,21 @@ let messages = 0;
 before(async () => {
   const tls = createTlsFiles(mkdtempSync(join(tmpdir(), "tbfw-faults-ca-")));
   broker = await startMosquitto({ tls });
-  const out = mkdtempSync(join(tmpdir(), "tbfw-faults-build-"));
-  await buildImages({
-    boards: ["esp32-devkitc"],
-    outDir: out,
-    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: TOKEN, ca: tls.caCert, wifiSsid: "lab", wifiPassword: WIFI_PASSWORD, telemetryIntervalMs: SAMPLING_MS },
-    version: "0.0.0-faults",
-    quiet: true,
-    firmware: TIMING,
-  });
-  image = join(out, "espruino", "esp32-devkitc.js");
-  const smallOut = mkdtempSync(join(tmpdir(), "tbfw-faults-small-"));
-  await buildImages({
-    boards: ["esp32-devkitc"],
-    outDir: smallOut,
-    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: TOKEN, ca: tls.caCert, wifiSsid: "lab", wifiPassword: WIFI_PASSWORD, telemetryIntervalMs: SAMPLING_MS },
-    version: "0.0.0-faults",
-    quiet: true,
-    firmware: { ...TIMING, queueCapacity: 10, batchSize: 5, spillBatches: 2 },
-  });
-  smallImage = join(smallOut, "espruino", "esp32-devkitc.js");
+  /** The esp32-devkitc image at the scaled timing, with `firmware` settings on top. */
+  const build = async (firmware: object): Promise<string> => {
+    const out = mkdtempSync(join(tmpdir(), "tbfw-faults-build-"));
+    await buildTestImages({
+      boards: ["esp32-devkitc"],
+      outDir: out,
+      settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: TOKEN, ca: tls.caCert, wifiSsid: "lab", wifiPassword: WIFI_PASSWORD, telemetryIntervalMs: SAMPLING_MS },
+      version: "0.0.0-faults",
+      quiet: true,
+      firmware: { ...TIMING, ...firmware },
+    });
+    return join(out, "espruino", "esp32-devkitc.js");
+  };
+  image = await build({});
+  smallImage = await build({ queueCapacity: 10, batchSize: 5, spillBatches: 2 });
   subscriber = await mqtt.connectAsync({ host: "127.0.0.1", port: broker.plainPort, reconnectPeriod: 0 });
   subscriber.on("message", (topic, payload) => {
     if (topic !== "v2/t") {
@@ -150,8 +144,7 @@ async function scenario(tls: boolean, fault: (proxy: FaultProxy, device: DeviceR
       assert.ok(times[i] - times[i - 1] < SAMPLING_MS * 1.9, "a reading is missing between ts " + times[i - 1] + " and " + times[i]);
     }
     assert.deepEqual(device.sandbox.uncaught, []);
-    const console = device.serial.join("\n");
-    for (const secret of [TOKEN, WIFI_PASSWORD]) assert.ok(!console.includes(secret), "a secret on the device console");
+    // device.stop() fails the test if the token or the Wi-Fi password reached the console.
     return { proxy, device };
   } finally {
     device.stop();

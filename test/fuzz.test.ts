@@ -11,6 +11,8 @@ import mqttPacket from "mqtt-packet";
 import { PacketDecoder } from "../firmware/mqtt/codec.ts";
 import { MqttSession } from "../firmware/mqtt/session.ts";
 import { createLogger } from "../firmware/util/log.ts";
+// The firmware's xorshift32: the same inputs on every machine for a seed.
+import { seededRandom as seeded } from "../firmware/util/random.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
@@ -18,17 +20,6 @@ const INPUTS = 100000;
 const MAX_PACKET = 4096;
 /** Every error the decoder may throw names the problem in one of these ways. */
 const DECODER_ERRORS = /^(remaining length over 4 bytes|packet of \d+ B over the \d+ B limit|PUBLISH with QoS \d|PUBLISH topic past the end|PUBLISH topic not UTF-8|PUBLISH with packet id 0|unexpected packet type \d+|packet type \d+: bad flags or length \d+|CONNACK flags \d+|SUBACK code \d+|second CONNACK|packet type \d+ before CONNACK)$/;
-
-/** xorshift32: the same inputs on every machine for a seed. */
-function seeded(seed: number): () => number {
-  let state = seed | 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-}
 
 function validPackets(): Buffer[] {
   const packets: mqttPacket.Packet[] = [
@@ -132,7 +123,7 @@ test("the session: 100,000 random and mutated packets on a connected session nev
     if (socket.closed) {
       closes++;
       // Reconnect: the backoff runs out, then the server accepts again.
-      platform.clock.advance(2000);
+      platform.clock.advance(session.lastRetryDelayMs());
       socket = platform.sockets[platform.sockets.length - 1];
     }
     if (!session.isConnected()) {

@@ -191,6 +191,30 @@ test("CONNACK 5 (bad token): one clear error line with the retry time, growing d
   assert.equal(errors[0], "[E][mqtt] connection refused: not authorized (CONNACK 5): wrong or unknown access token; retrying in 1.5 s");
 });
 
+test("network failures retry within backoffMaxMs; a server that refused is given up to 20 times longer", () => {
+  const network = setup({ backoffMinMs: 2000, backoffMaxMs: 8000 });
+  network.session.start();
+  const networkDelays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    network.platform.sockets[network.platform.sockets.length - 1].drop();
+    networkDelays.push(network.session.lastRetryDelayMs());
+    network.platform.clock.advance(network.session.lastRetryDelayMs());
+  }
+  // Jitter 0.5 here: three quarters of the ceiling, which stops at 8 s.
+  assert.deepEqual(networkDelays, [1500, 3000, 6000, 6000, 6000, 6000, 6000, 6000]);
+  const refused = setup({ backoffMinMs: 2000, backoffMaxMs: 8000 });
+  refused.session.start();
+  const refusedDelays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const socket = refused.platform.sockets[refused.platform.sockets.length - 1];
+    socket.open();
+    socket.receive([0x20, 2, 0, 3]); // server unavailable, or its connect rate limit
+    refusedDelays.push(refused.session.lastRetryDelayMs());
+    refused.platform.clock.advance(refused.session.lastRetryDelayMs());
+  }
+  assert.deepEqual(refusedDelays, [1500, 3000, 6000, 12000, 24000, 48000, 96000, 120000]);
+});
+
 test("a connection that stays up resets the backoff", () => {
   const { platform, session } = setup();
   session.start();

@@ -67,6 +67,7 @@ test("npm run tb drives the running simulated device: RPC, shared attributes wit
     simulator.kill("SIGTERM");
     await new Promise((resolve) => simulator.once("exit", resolve));
   }
+  assert.doesNotMatch(output, /sim-device-token/, "the token is not printed");
   const gone = spawnSync(tsx, ["tools/sim/tb.ts", "rpc", "ping"], { cwd: ROOT, env, encoding: "utf8" });
   assert.equal(gone.status, 1);
   assert.match(gone.stderr, /no emulator is running/);

@@ -12,12 +12,11 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
-import { buildImages } from "../tools/build/build.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { checkSource } from "../tools/check/check-espruino.ts";
 import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import type { EmulatorOptions, JsonValue } from "../tools/sim/emulator.ts";
-import { runDevice } from "./helpers/device-run.ts";
+import { buildTestImages, runDevice } from "./helpers/device-run.ts";
 import type { DeviceRun } from "./helpers/device-run.ts";
 
 const TOKEN = "api-test-token";
@@ -32,7 +31,7 @@ const PROVISION_SECRET = "TEST_PROVISION_SECRET";
 before(async () => {
   const out = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
   // Host and port come per test from tb-config.json in the device's flash.
-  await buildImages({
+  await buildTestImages({
     boards: ["sim"],
     outDir: out,
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: TOKEN, telemetryIntervalMs: 1000 },
@@ -43,7 +42,7 @@ before(async () => {
   image = join(out, "espruino", "sim.js");
   assert.deepEqual(checkSource(readFileSync(image, "utf8"), image), []);
   const v1Out = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
-  await buildImages({
+  await buildTestImages({
     boards: ["sim"],
     outDir: v1Out,
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: TOKEN, telemetryIntervalMs: 1000, topics: "v1" },
@@ -54,7 +53,7 @@ before(async () => {
   imageV1 = join(v1Out, "espruino", "sim.js");
   // One image for many devices: a provisioning key and secret, no token.
   const provisioningOut = mkdtempSync(join(tmpdir(), "tbfw-api-build-"));
-  await buildImages({
+  await buildTestImages({
     boards: ["sim"],
     outDir: provisioningOut,
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: "", provisionKey: PROVISION_KEY, provisionSecret: PROVISION_SECRET, telemetryIntervalMs: 1000 },

@@ -60,6 +60,13 @@ const STABLE_TIMER = 3;
 const PACE_TIMER = 4;
 /** A connection that stays up this long resets the backoff to its minimum. */
 const STABLE_AFTER_MS = 30000;
+/**
+ * When the server said no (a refused CONNACK: bad token, server unavailable or its connect
+ * rate limit; a malformed packet), the backoff may grow this many times past backoffMaxMs:
+ * retrying soon would not help and would hammer it. A network failure keeps the short cap,
+ * so the device is back soon after the link or the server is.
+ */
+const REFUSED_BACKOFF_FACTOR = 20;
 /** ThingsBoard's default maxPayloadSize plus room for the header and topic. */
 const MAX_PACKET_BYTES = 65536 + 1024;
 
@@ -453,7 +460,8 @@ export class MqttSession {
       return;
     }
     this._state = "waiting";
-    const delay = backoffDelay(this._attempt++, this._options.backoffMinMs, this._options.backoffMaxMs, this._random);
+    const options = this._options;
+    const delay = backoffDelay(this._attempt++, options.backoffMinMs, options.backoffMaxMs * (this._refused ? REFUSED_BACKOFF_FACTOR : 1), this._random);
     this._retryDelayMs = delay;
     const line = reason + "; retrying in " + seconds(delay);
     if (this._refused) this._log("E", "mqtt", line);

@@ -5,7 +5,7 @@
 //
 //   tsx tools/build/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
 
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -154,6 +154,15 @@ export interface BuildOptions {
   firmware?: Partial<typeof FIRMWARE_DEFAULTS>;
 }
 
+/**
+ * Writes a file that may hold the access token, the Wi-Fi password or the provisioning
+ * secret (an image, a Moddable manifest) readable by its owner only, also when it existed.
+ */
+export function writeSecretFile(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
 export async function buildImages(options: BuildOptions): Promise<SizeReport[]> {
   const boards = options.boards.length === 0 ? loadBoards(join(ROOT, "boards")) : options.boards.map((b) => loadBoard(join(ROOT, "boards", b + ".json")));
   const caPath = resolve(ROOT, options.settings.ca);
@@ -179,17 +188,17 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         const minified = image.trimEnd();
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
-        writeFileSync(file, minified + "\n");
+        writeSecretFile(file, minified + "\n");
         reports.push({ board: board.name, runtime, file, raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       } else {
         const dir = join(options.outDir, "moddable", board.name);
         rmSync(dir, { recursive: true, force: true });
         mkdirSync(dir, { recursive: true });
         // XS compiles modules to bytecode, so ship readable source for xsbug; report the minified size too.
-        writeFileSync(join(dir, "main.js"), raw);
+        writeSecretFile(join(dir, "main.js"), raw);
         writeFileSync(join(dir, "ca-root.der"), ca.der);
         for (const [name, source] of Object.entries(MODDABLE_HOST_STUBS)) writeFileSync(join(dir, name + ".js"), source);
-        writeFileSync(join(dir, "manifest.json"), JSON.stringify(moddableManifest(board, options.settings), null, 2) + "\n");
+        writeSecretFile(join(dir, "manifest.json"), JSON.stringify(moddableManifest(board, options.settings), null, 2) + "\n");
         const minified = (await minify(raw, MODDABLE_TERSER)).code ?? "";
         reports.push({ board: board.name, runtime, file: join(dir, "main.js"), raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       }

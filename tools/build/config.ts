@@ -129,11 +129,17 @@ export function resolveSettings(env: NodeJS.ProcessEnv, localFile: string | null
   return settings;
 }
 
+/**
+ * Session timing and queue sizes. A silent link is noticed within keepAliveS +
+ * responseTimeoutMs (30 s) whatever the sampling interval, at the cost of a PINGREQ and
+ * PINGRESP after 15 s without traffic (README, "Delivery under faults"); a failed connection
+ * is retried within backoffMaxMs (15 s), one the server refused within 20 times that.
+ */
 export const FIRMWARE_DEFAULTS = {
-  keepAliveS: 60,
-  responseTimeoutMs: 20000,
+  keepAliveS: 15,
+  responseTimeoutMs: 15000,
   backoffMinMs: 2000,
-  backoffMaxMs: 300000,
+  backoffMaxMs: 15000,
   queueCapacity: 100,
   batchSize: 10,
   spillBatches: 50,
