@@ -281,26 +281,65 @@ function deliverAll(socket: FakeSocket, limit = 50): number[] {
   return delivered;
 }
 
-test("RAM full while offline: the oldest readings go to flash and come back first once online", () => {
+test("offline, every full batch goes to flash at once; online they come back oldest first, each reading delivered once", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1 };
   const device = startDevice(platform, config, createSimulated, [rpcFeature]);
   for (let i = 0; i < 9; i++) platform.clock.advance(10000);
-  assert.equal(device.queue.size(), 6);
-  assert.equal(device.queue.spilledBatches(), 2);
+  // Ten readings, five batches of two in flash, nothing left only in RAM.
+  assert.equal(device.queue.size(), 0);
+  assert.equal(device.queue.spilledBatches(), 5);
   assert.equal(device.queue.droppedCount(), 0);
-  assert.deepEqual(Object.keys(platform.storage).sort(), ["tbq-0", "tbq-1", "tbq-index"]);
-  assert.ok(platform.logs.includes("[I][queue] RAM full: moved 2 reading(s) to flash (1 batch(es) there)"));
+  assert.deepEqual(Object.keys(platform.storage).sort(), ["tbq-0", "tbq-1", "tbq-2", "tbq-3", "tbq-4", "tbq-index"]);
+  assert.ok(platform.logs.includes("[I][queue] offline: moved 2 reading(s) to flash (1 batch(es) there)"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
   const delivered = deliverAll(socket);
   const all = Array.from({ length: 10 }, (_, i) => 1700000000000 + i * 10000);
-  assert.deepEqual([...delivered].sort(), all, "every reading delivered exactly once");
-  assert.deepEqual(delivered.slice(4, 8), all.slice(0, 4), "flash batches go out as soon as there is room, oldest first");
+  assert.deepEqual(delivered, all, "every reading delivered exactly once, in order");
   assert.equal(device.queue.spilledBatches(), 0);
   assert.deepEqual(Object.keys(platform.storage), ["tbq-index"]);
   assert.equal(device.queue.deliveredCount(), 10);
+  device.stop();
+});
+
+test("online with the window blocked (no PUBACK), RAM full moves the oldest batch to flash", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1, responseTimeoutMs: 1e9 };
+  const device = startDevice(platform, config, createSimulated, []);
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  // The first reading goes out and is never acknowledged: the rest wait in RAM.
+  for (let i = 0; i < 8; i++) platform.clock.advance(10000);
+  assert.ok(platform.logs.includes("[I][queue] RAM full: moved 2 reading(s) to flash (1 batch(es) there)"), platform.logs.join("\n"));
+  assert.ok(device.queue.size() <= 6);
+  assert.equal(device.queue.droppedCount(), 0);
+  device.stop();
+});
+
+test("RPC reboot: the readings waiting in RAM (uploads held for the upload interval) go to flash before the restart", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, uploadIntervalMs: 600000, queueCapacity: 100, spillBatches: 10, maxInflight: 4, responseTimeoutMs: 1e9, keepAliveS: 100000 };
+  const device = startDevice(platform, config, createSimulated, [rpcFeature]);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const subscribe = socket.written.find((p) => p[0] === 0x82)!;
+  socket.receive([0x90, 3, subscribe[2], subscribe[3], 1]);
+  for (let i = 0; i < 6; i++) platform.clock.advance(10000);
+  const held = device.queue.size() - 1;
+  assert.ok(held >= 3, held + " readings held in RAM for the next upload");
+  socket.receive(publishPacket("v1/devices/me/rpc/request/5", '{"method":"reboot","params":{}}', 11));
+  const reply = sentPublishes(socket).find((p) => p.topic === "v1/devices/me/rpc/response/5")!;
+  socket.receive([0x40, 2, reply.id >> 8, reply.id & 0xff]);
+  assert.equal(platform.restarts, 1);
+  assert.equal(device.queue.size(), 1, "only the boot reading in flight (never acknowledged here) is left");
+  // An upload's worth is one batch: all of them in one flash file.
+  assert.equal(device.queue.spilledBatches(), 1);
+  assert.ok(platform.logs.includes("[I][queue] restarting: moved " + held + " reading(s) to flash (1 batch(es) there)"), platform.logs.join("\n"));
+  assert.equal(JSON.parse(platform.storage["tbq-0"]).length, held);
   device.stop();
 });
 
@@ -308,17 +347,24 @@ test("readings in flash survive a restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 4, batchSize: 2, spillBatches: 10 };
   const before = startDevice(platform, config, createSimulated, [rpcFeature]);
+  // Six readings offline: three full batches, each in flash as soon as it is full.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
-  assert.equal(before.queue.spilledBatches(), 1);
+  assert.equal(before.queue.spilledBatches(), 3);
+  assert.equal(before.queue.size(), 0);
   before.stop();
+  platform.clock.advance(1);
   // Power cycle: RAM is gone, flash stays.
   const after = startDevice(platform, config, createSimulated, [rpcFeature]);
-  assert.ok(platform.logs.includes("[I][queue] 1 batch(es) in flash from before the restart"));
+  assert.ok(platform.logs.includes("[I][queue] 3 batch(es) in flash from before the restart"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
   const delivered = deliverAll(socket);
-  assert.ok(delivered.includes(1700000000000) && delivered.includes(1700000010000), "the two oldest readings came back from flash");
+  // The six from before the restart and the one taken at boot, each once (RAM of 4 leaves no
+  // room to bring flash back before the boot reading goes).
+  const all = Array.from({ length: 6 }, (_, i) => 1700000000000 + i * 10000);
+  assert.deepEqual([...delivered].sort(), [...all, 1700000050001], "every reading taken before the restart came back from flash");
+  assert.deepEqual(delivered.filter((t) => t !== 1700000050001), all, "in order");
   assert.equal(after.queue.spilledBatches(), 0);
   after.stop();
 });
@@ -326,10 +372,11 @@ test("readings in flash survive a restart", () => {
 test("a full flash queue drops its oldest batch and counts the readings", () => {
   const platform = fakePlatform();
   const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, createSimulated, [rpcFeature]);
+  // Six readings offline, each its own batch: flash keeps the last two.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(device.queue.spilledBatches(), 2);
-  assert.equal(device.queue.droppedCount(), 2);
-  assert.ok(platform.logs.includes("[W][queue] flash queue full (2 batches): dropped the oldest batch, 2 reading(s) lost so far"));
+  assert.equal(device.queue.droppedCount(), 4);
+  assert.ok(platform.logs.includes("[W][queue] flash queue full (2 batches): dropped the oldest batch, 4 reading(s) lost so far"));
   device.stop();
 });
 

@@ -22,6 +22,8 @@ export class TelemetryQueue {
   private readonly _spill: SpillStore | null;
   /** Readings not yet handed to the session, oldest first, as JSON. */
   private _waiting: string[] = [];
+  /** How many at the front of _waiting came back from flash: older than the rest, newer than what is still there. */
+  private _restored = 0;
   /** Readings handed to the session, which keeps them until their PUBACK across reconnects. */
   private _handed = 0;
   private _delivered = 0;
@@ -83,16 +85,11 @@ export class TelemetryQueue {
   add(json: string): void {
     const waiting = this._waiting;
     const log = this._log;
-    if (this.size() >= this._capacity) {
-      // RAM full: move the oldest batch not on the wire to flash, else drop the oldest
-      // reading not on the wire, and say so: never silently.
-      const spill = this._spill;
-      const count = this._batchLength();
-      if (spill !== null && count > 0 && spill.push(waiting.slice(0, count))) {
-        waiting.splice(0, count);
-        log("I", "queue", "RAM full: moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
-      } else if (waiting.length > 0) {
-        waiting.shift();
+    // RAM full: move the oldest batch not on the wire to flash, else drop the oldest
+    // reading not on the wire, and say so: never silently.
+    if (this.size() >= this._capacity && !this._spillOldest("RAM full")) {
+      if (waiting.length > 0) {
+        this._takeFront(1);
         log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + ++this._dropped + " dropped so far");
       } else {
         log("W", "queue", "full: dropped the new reading, " + ++this._dropped + " dropped so far");
@@ -100,7 +97,34 @@ export class TelemetryQueue {
       }
     }
     waiting.push(json);
+    // Offline, every full batch (batchSize readings, or fewer when the payload or data point
+    // limits end it) goes to flash at once: a restart then loses at most the readings of one
+    // unfinished batch. Online the queue drains and flash is not written.
+    if (!this._session.isConnected() && (waiting.length >= this._batchSize || this._batchLength() < waiting.length)) this._spillOldest("offline");
     this.pump();
+  }
+
+  /** Moves every reading waiting in RAM to flash, e.g. before a planned restart. */
+  persist(): void {
+    while (this._waiting.length > 0 && this._spillOldest("restarting")) {
+      // One batch at a time, oldest first.
+    }
+  }
+
+  /** Removes the oldest `count` waiting readings (handed over, moved to flash or dropped). */
+  private _takeFront(count: number): void {
+    this._waiting.splice(0, count);
+    this._restored = this._restored > count ? this._restored - count : 0;
+  }
+
+  /** Moves the oldest batch not on the wire to flash; false if there is none or it could not. */
+  private _spillOldest(why: string): boolean {
+    const spill = this._spill;
+    const count = this._batchLength();
+    if (spill === null || count === 0 || !spill.push(this._waiting.slice(0, count))) return false;
+    this._takeFront(count);
+    this._log("I", "queue", why + ": moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
+    return true;
   }
 
   /** How many of the oldest waiting readings one message may carry (at least one, if any wait). */
@@ -129,11 +153,12 @@ export class TelemetryQueue {
     const spill = this._spill;
     const waiting = this._waiting;
     if (!this._released || !session.isConnected()) return;
-    // Online with room to spare: bring back the oldest flash batch first (it is the oldest data).
+    // Online with room to spare: bring back flash batches, oldest first, ahead of what is in
+    // RAM (flash holds the oldest data).
     while (spill !== null && spill.batches() > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
       const batch = spill.take();
       if (batch === null) break;
-      for (let i = batch.length - 1; i >= 0; i--) waiting.unshift(batch[i]);
+      for (let i = 0; i < batch.length; i++) waiting.splice(this._restored++, 0, batch[i]);
     }
     for (;;) {
       if (!session.canPublish()) return;
@@ -144,7 +169,7 @@ export class TelemetryQueue {
         return;
       }
       if (!session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(waiting.slice(0, count))), 1, () => queue._acknowledge(count))) return;
-      waiting.splice(0, count);
+      this._takeFront(count);
       this._handed += count;
     }
   }

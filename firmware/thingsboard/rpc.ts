@@ -99,9 +99,14 @@ export function rpcFeature(context: DeviceContext): void {
     } else if (method === "readNow") context.sampleNow((error, values) => reply(error !== null ? { error: error } : values));
     else if (method === "reboot") {
       context.log("W", "rpc", "rebooting on request");
+      // Readings waiting in RAM go to flash first, so they survive the restart.
+      const restart = () => {
+        context.queue.persist();
+        platform.restart();
+      };
       // Restart once the server has the reply; if it never confirms, restart anyway.
-      platform.setTimeout(platform.restart, 10000);
-      reply({ rebooting: true }, platform.restart);
+      platform.setTimeout(restart, 10000);
+      reply({ rebooting: true }, restart);
     } else if (method === "claim") {
       const secretKey = field(params, "secretKey");
       const durationMs = field(params, "durationMs");
