@@ -107,19 +107,31 @@ function attemptBound(ms: number): number {
   return count;
 }
 
-/**
- * Runs the device through the proxy, applies `fault` once delivery is under way, then
- * checks that every reading the chip served arrived.
- */
-async function scenario(tls: boolean, fault: (proxy: FaultProxy, device: DeviceRun) => Promise<number>): Promise<{ proxy: FaultProxy; device: DeviceRun }> {
+/** The device streaming through a new proxy: started, its first readings at the subscriber. */
+async function streaming(imagePath: string, tls: boolean): Promise<{ proxy: FaultProxy; chip: VirtualSht3x; device: DeviceRun }> {
   received.clear();
   messages = 0;
   const proxy = new FaultProxy(tls ? broker.tlsPort! : broker.plainPort, !tls);
   await proxy.listen();
   const chip = new VirtualSht3x();
-  const device = runDevice(image, { port: proxy.port, tls }, { i2cDevices: { 0x44: chip } });
+  const device = runDevice(imagePath, { port: proxy.port, tls }, { i2cDevices: { 0x44: chip } });
   try {
     await device.waitFor(() => received.size >= 3, 20000, "the first readings at the subscriber");
+  } catch (e) {
+    device.stop();
+    await proxy.close();
+    throw e;
+  }
+  return { proxy, chip, device };
+}
+
+/**
+ * Runs the device through the proxy, applies `fault` once delivery is under way, then
+ * checks that every reading the chip served arrived.
+ */
+async function scenario(tls: boolean, fault: (proxy: FaultProxy, device: DeviceRun) => Promise<number>): Promise<{ proxy: FaultProxy; device: DeviceRun }> {
+  const { proxy, chip, device } = await streaming(image, tls);
+  try {
     const attemptsBefore = attempts(device);
     const faultMs = await fault(proxy, device);
     const faultAttempts = attempts(device) - attemptsBefore;
@@ -223,13 +235,8 @@ test("g: over TLS, the broker down for 15 s and then a black hole for 15 s", asy
 });
 
 test("f: RAM and flash full during a 30 s outage: the oldest readings dropped, and exactly those counted", async () => {
-  received.clear();
-  const proxy = new FaultProxy(broker.plainPort);
-  await proxy.listen();
-  const chip = new VirtualSht3x();
-  const device = runDevice(smallImage, { port: proxy.port, tls: false }, { i2cDevices: { 0x44: chip } });
+  const { proxy, chip, device } = await streaming(smallImage, false);
   try {
-    await device.waitFor(() => received.size >= 3, 20000, "the first readings at the subscriber");
     await proxy.refuse();
     // 30 readings offline: each full batch of 5 goes to flash, which keeps 2; the rest must go.
     await sleep(30000);
@@ -256,13 +263,8 @@ test("f: RAM and flash full during a 30 s outage: the oldest readings dropped, a
 });
 
 test("restart while offline (a power cut): flash batches come back after the reboot; at most one unfinished batch is lost", async () => {
-  received.clear();
-  const proxy = new FaultProxy(broker.plainPort);
-  await proxy.listen();
-  const chip = new VirtualSht3x();
-  const device = runDevice(image, { port: proxy.port, tls: false }, { i2cDevices: { 0x44: chip } });
+  const { proxy, chip, device } = await streaming(image, false);
   try {
-    await device.waitFor(() => received.size >= 3, 20000, "the first readings at the subscriber");
     const beforeOutage = received.size;
     await proxy.refuse();
     // About 25 readings offline: two full batches of 10 in flash, the rest in RAM.
