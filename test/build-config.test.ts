@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -154,4 +155,22 @@ test("without a token the sim board still builds, the real board is reported and
   assert.ok(existsSync(join(out, "espruino/sim.js")));
   assert.ok(!existsSync(join(out, "espruino/esp32-devkitc.js")));
   assert.ok(!existsSync(join(out, "moddable/esp32-devkitc")));
+});
+
+test("npm run build prints sizes and the CA, never the token, the Wi-Fi password or the provisioning secret", () => {
+  const out = mkdtempSync(join(tmpdir(), "tbfw-build-print-"));
+  const secrets = { TB_TOKEN: "PRINT_CHECK_TOKEN_7f3a", WIFI_PASSWORD: "PRINT_CHECK_WIFI_PW_7f3a", TB_PROVISION_KEY: "print-key", TB_PROVISION_SECRET: "PRINT_CHECK_SECRET_7f3a" };
+  const tsx = join(ROOT, "node_modules/.bin/tsx");
+  // The boards with the provision feature (the telemetry-only one refuses a provisioning key).
+  const run = (env: Record<string, string>) =>
+    spawnSync(tsx, ["tools/build/build.ts", "--board", "esp32-devkitc", "--board", "sim", "--out", out, "--config", "none"], { cwd: ROOT, env: { ...process.env, WIFI_SSID: "lab", ...env }, encoding: "utf8", timeout: 120000 });
+  // A build that succeeds, and one that fails on a bad port: both outputs are checked.
+  const ok = run({ TB_TOKEN: secrets.TB_TOKEN, WIFI_PASSWORD: secrets.WIFI_PASSWORD, TB_PROVISION_KEY: secrets.TB_PROVISION_KEY, TB_PROVISION_SECRET: secrets.TB_PROVISION_SECRET });
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /espruino\/esp32-devkitc +\d+/);
+  const failed = run({ TB_PORT: "99999", TB_TOKEN: secrets.TB_TOKEN, WIFI_PASSWORD: secrets.WIFI_PASSWORD, TB_PROVISION_SECRET: secrets.TB_PROVISION_SECRET });
+  assert.notEqual(failed.status, 0);
+  for (const output of [ok.stdout + ok.stderr, failed.stdout + failed.stderr]) {
+    for (const [name, value] of Object.entries(secrets).filter(([n]) => n !== "TB_PROVISION_KEY")) assert.ok(!output.includes(value), name + " printed by the build:\n" + output);
+  }
 });
