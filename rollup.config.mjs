@@ -50,7 +50,7 @@ export const INTERNAL_PROPERTIES = [
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides
   "firmwareVersion", "caDerBase64", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
-  "dataPointLimits", "provisionKey", "provisionSecret",
+  "dataPointLimits", "watchdogMs", "progressCount", "restartReason", "provisionKey", "provisionSecret",
 ];
 
 /** What terser mangles: private names and the internal ones. */

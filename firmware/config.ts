@@ -44,6 +44,8 @@ export interface DeviceConfig extends SessionOptions {
   dataPointLimits: string;
   /** Largest PUBLISH payload until getSessionLimits answers. */
   maxPayloadBytes: number;
+  /** Restart when nothing was delivered and no connection accepted for this long (0: never). */
+  watchdogMs: number;
   /** Provisioning (one image, many devices): only on boards built with a key. The secret is never logged. */
   provisionKey?: string;
   provisionSecret?: string;
@@ -79,6 +81,9 @@ export function defaultSettings(config: DeviceConfig): Settings {
 
 /** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs","uploadIntervalMs"}. */
 export const OVERRIDE_FILE = "tb-config.json";
+
+/** Flash file with why the device restarted itself (the watchdog), read and removed at boot. */
+export const RESTART_FILE = "tb-restart.txt";
 
 /** What a value must be: [type] or ["number", min, max] (whole numbers). A table is smaller than code per key. */
 export type ValueCheck = (string | number)[];

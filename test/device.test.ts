@@ -37,6 +37,7 @@ const CONFIG: DeviceConfig = {
   rateLimits: "",
   dataPointLimits: "",
   maxPayloadBytes: 65536,
+  watchdogMs: 0,
   debug: false,
 };
 
@@ -426,4 +427,47 @@ test("telemetry waiting behind attributes and RPC replies in the in-flight windo
   socket.receive([0x90, 4, subscribe[2], subscribe[3], 1, 1]);
   for (const sent of sentPublishes(socket)) socket.receive([0x40, 2, sent.id >> 8, sent.id & 0xff]);
   assert.equal(publishes(socket).length, 1, "the reading left on the PUBACKs, long before the next sample");
+});
+
+test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason kept, a restart, and the reason reported after it", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, watchdogMs: 180000, spillBatches: 10 };
+  // The server accepts the first connection, then answers nothing more: the watchdog,
+  // checking every minute, sees progress at 1 min, none at 2, 3 and 4 min.
+  const device = startDevice(platform, config, createSimulated, [attributesFeature]);
+  const first = platform.sockets[0];
+  first.open();
+  first.receive([0x20, 2, 0, 0]);
+  platform.clock.advance(3 * 60000);
+  assert.equal(platform.restarts, 0, "two minutes without progress: not yet");
+  platform.clock.advance(60000);
+  assert.equal(platform.restarts, 1);
+  assert.ok(platform.logs.some((l) => l.startsWith("[E][boot] watchdog: no delivery and no connection for 3 min; restarting")), platform.logs.join("\n"));
+  assert.equal(platform.storage["tb-restart.txt"], "watchdog: no delivery and no connection for 3 min");
+  assert.ok(device.queue.spilledBatches() > 0, "the readings taken while stalled are in flash");
+  device.stop();
+  // After the restart: logged, reported as a client attribute, the file gone.
+  const after = startDevice(platform, config, createSimulated, [attributesFeature]);
+  assert.ok(platform.logs.includes("[W][boot] restarted: watchdog: no delivery and no connection for 3 min"));
+  assert.equal(platform.storage["tb-restart.txt"], undefined);
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const attributes = sentPublishes(socket).find((p) => p.topic === "v1/devices/me/attributes")!;
+  assert.equal(JSON.parse(attributes.body).last_restart_reason, "watchdog: no delivery and no connection for 3 min");
+  after.stop();
+});
+
+test("watchdog: deliveries are progress, so a device that keeps delivering never restarts", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, { ...CONFIG, watchdogMs: 120000, responseTimeoutMs: 1e9, keepAliveS: 100000 }, createSimulated, []);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  for (let minute = 0; minute < 10; minute++) {
+    platform.clock.advance(60000);
+    deliverAll(socket);
+  }
+  assert.equal(platform.restarts, 0);
+  device.stop();
 });

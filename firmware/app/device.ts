@@ -2,7 +2,7 @@
 // ThingsBoard, and every interval read the sensor and queue a reading for delivery.
 
 import type { DeviceConfig, Settings } from "../config";
-import { OVERRIDE_FILE, applyOverrides, defaultSettings } from "../config";
+import { OVERRIDE_FILE, RESTART_FILE, applyOverrides, defaultSettings } from "../config";
 import { backoffDelay, MqttSession } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
 import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "../sensors/types";
@@ -48,6 +48,8 @@ export interface DeviceContext {
   bootAt: number;
   /** Starts the MQTT session once the network and clock are ready; a feature may wrap it (provision). */
   startSession(): void;
+  /** Why the device restarted itself last time ("" when it did not): reported once connected. */
+  restartReason: string;
 }
 
 /** The one `key` object of a device, made on first use: the features that need it share it. */
@@ -124,6 +126,16 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   const settings: Settings = Object.assign({}, defaults);
   log = createLogger(platform.log, settings);
   if (config.token === "" && !config.provisionKey) log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
+  let restartReason = "";
+  try {
+    restartReason = platform.storageRead(RESTART_FILE) || "";
+    if (restartReason !== "") {
+      log("W", "boot", "restarted: " + restartReason);
+      platform.storageRemove(RESTART_FILE);
+    }
+  } catch (e) {
+    log("E", "boot", RESTART_FILE + ": " + errorText(e));
+  }
   if (config.tls && platform.runtime === "espruino") {
     log("W", "tls", "Espruino does not verify the server certificate (encrypted, not authenticated)");
   }
@@ -226,6 +238,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     limits: [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes],
     bootAt: platform.now(),
     startSession: () => session.start(),
+    restartReason: restartReason,
   };
   applySettings();
   for (let i = 0; i < features.length; i++) features[i](context);
@@ -267,6 +280,30 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     });
   };
 
+  // The watchdog: once a minute, and when neither a connection was accepted nor a message
+  // acknowledged for watchdogMs (counted in minutes: the wall clock jumps when it is set),
+  // readings waiting in RAM go to flash, the reason is kept, and the device restarts.
+  let watchdogTimer: TimerHandle | null = null;
+  let progressSeen = -1;
+  let stalledMinutes = 0;
+  const watch = () => {
+    const progress = session.progressCount();
+    stalledMinutes = progress === progressSeen ? stalledMinutes + 1 : 0;
+    progressSeen = progress;
+    if (stalledMinutes * 60000 >= config.watchdogMs) {
+      const reason = "watchdog: no delivery and no connection for " + stalledMinutes + " min";
+      log("E", "boot", reason + "; restarting");
+      try {
+        platform.storageWrite(RESTART_FILE, reason);
+      } catch (e) {
+        // Restart anyway: that is what recovers the device.
+      }
+      queue.persist();
+      platform.restart();
+    } else watchdogTimer = platform.setTimeout(watch, 60000);
+  };
+  if (config.watchdogMs > 0) watch();
+
   if (platform.hasWifi) joinWifi();
   else startSession();
   takeSample();
@@ -279,6 +316,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       stopped = true;
       if (sampleTimer !== null) platform.clearTimeout(sampleTimer);
       if (wifiTimer !== null) platform.clearTimeout(wifiTimer);
+      if (watchdogTimer !== null) platform.clearTimeout(watchdogTimer);
       session.stop();
     },
   };

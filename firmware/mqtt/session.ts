@@ -122,6 +122,7 @@ export class MqttSession {
   private _retryDelayMs = 0;
   /** What the dead-link timer waits for ("no PUBACK"...), for its log line. */
   private _waitingFor = "";
+  private _progress = 0;
 
   constructor(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number) {
     this._platform = platform;
@@ -167,6 +168,11 @@ export class MqttSession {
   /** Delay before the next connection attempt, for tests and status reports. */
   lastRetryDelayMs(): number {
     return this._retryDelayMs;
+  }
+
+  /** Counts connections accepted and messages acknowledged: the device's watchdog watches it. */
+  progressCount(): number {
+    return this._progress;
   }
 
   start(): void {
@@ -288,6 +294,7 @@ export class MqttSession {
             const message = inflight[i];
             if (message[ID] === packet.id && message[WRITTEN_ON] > 0) {
               found = true;
+              this._progress++;
               inflight.splice(i, 1);
               if (message[ON_ACK] !== null) this._call(message[ON_ACK], "PUBACK");
               if (events.onRoom) this._call(events.onRoom, "PUBACK");
@@ -319,6 +326,7 @@ export class MqttSession {
   private _connected(): void {
     const inflight = this._inflight;
     this._state = "connected";
+    this._progress++;
     // A new connection starts with the three messages a connect sends (session limits request,
     // client attributes, attribute request) and no more: the session limits are not known yet.
     this._tokens = 3;

@@ -38,6 +38,7 @@ export function attributesFeature(context: DeviceContext): void {
     attributes.board = config.board;
     attributes.runtime = platform.runtime;
     attributes.chip_id = platform.chipId();
+    if (context.restartReason !== "") attributes.last_restart_reason = context.restartReason;
     publishJson(session, ATTRIBUTES_TOPIC, attributes, null);
     // Nothing is pushed on connect: ask for the current values (changes made while offline).
     const id = (pending = String(++requestId));

@@ -146,6 +146,7 @@ export const FIRMWARE_DEFAULTS = {
   maxInflight: 4,
   statusIntervalMs: 300000,
   maxPayloadBytes: 65536,
+  watchdogMs: 1800000,
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */
