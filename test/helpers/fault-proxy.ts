@@ -56,8 +56,6 @@ export class FaultProxy {
   private pubacksDropped = false;
   private delayMs = 0;
   private splitBytes = 0;
-  /** TCP connections the device opened through the proxy (accepted ones). */
-  accepted = 0;
   /** PUBLISH packets dropped when closing on the Nth, PUBACKs dropped. */
   droppedPublishes = 0;
   droppedPubacks = 0;
@@ -128,7 +126,6 @@ export class FaultProxy {
   }
 
   private accept(device: net.Socket): void {
-    this.accepted++;
     const broker = net.connect(this.brokerPort, "127.0.0.1");
     const link: Link = { device, broker, dead: this.mode === "blackhole", publishes: 0 };
     this.links.push(link);
