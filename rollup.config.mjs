@@ -10,6 +10,7 @@
 
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
+import { withBootLoader } from "./tools/build/boot-loader.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
@@ -38,7 +39,7 @@ export const INTERNAL_PROPERTIES = [
   "queueReading", "clockSet", "bootAt", "startSession",
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
-  "storageRead", "storageWrite", "storageRemove", "i2c", "restart", "command",
+  "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "i2c", "restart", "command",
   // Socket handlers, session events
   "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
@@ -50,7 +51,7 @@ export const INTERNAL_PROPERTIES = [
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides
   "firmwareVersion", "caDerBase64", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
-  "dataPointLimits", "watchdogMs", "progressCount", "restartReason", "provisionKey", "provisionSecret",
+  "dataPointLimits", "watchdogMs", "otaChunkBytes", "progressCount", "restartReason", "provisionKey", "provisionSecret",
 ];
 
 /** What terser mangles: private names and the internal ones. */
@@ -90,9 +91,19 @@ export const ESPRUINO_TERSER_READABLE = {
 export const MODDABLE_TERSER = { ...ESPRUINO_TERSER, module: true };
 
 /**
+ * Puts the boot loader in front of the minified image.
+ * @param {number} confirmMs
+ * @returns {import("rollup").Plugin}
+ */
+function bootLoaderPlugin(confirmMs) {
+  return { name: "tb-boot-loader", renderChunk: (code) => ({ code: withBootLoader(code, confirmMs), map: null }) };
+}
+
+/**
  * Rollup options for one image.
  * @param {{ runtime: "espruino" | "moddable", entrySource: string, tsconfig: string, include: string[],
- *           readable?: boolean, topics?: "v1" | "v2", file?: string, onLog?: import("rollup").LogHandlerWithDefault }} o
+ *           readable?: boolean, topics?: "v1" | "v2", file?: string, onLog?: import("rollup").LogHandlerWithDefault,
+ *           bootLoader?: { confirmMs: number } }} o
  * @returns {import("rollup").RollupOptions & { output: import("rollup").OutputOptions }}
  */
 export function imageOptions(o) {
@@ -125,7 +136,8 @@ export function imageOptions(o) {
       file: o.file,
       format: o.runtime === "espruino" ? "iife" : "es",
       strict: false,
-      plugins: o.runtime === "espruino" ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER)] : [],
+      // After terser: the boot loader (tools/build/boot-loader.mjs) goes in front of Espruino images that update themselves.
+      plugins: o.runtime === "espruino" ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])] : [],
     },
   };
 }

@@ -46,6 +46,8 @@ export interface DeviceConfig extends SessionOptions {
   maxPayloadBytes: number;
   /** Restart when nothing was delivered and no connection accepted for this long (0: never). */
   watchdogMs: number;
+  /** OTA: bytes asked for per chunk, capped at the payload limit (boards with the ota feature). */
+  otaChunkBytes: number;
   /** Provisioning (one image, many devices): only on boards built with a key. The secret is never logged. */
   provisionKey?: string;
   provisionSecret?: string;

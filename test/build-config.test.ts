@@ -45,8 +45,8 @@ test("board errors name the file and the key", () => {
   assert.equal(boardError((b) => (b.sensor.address = "0x76")), 'boards/test-board.json: "sensor.address": sht3x answers at 0x44 or 0x45, not 0x76');
   assert.equal(boardError((b) => (b.runtimes = ["nodemcu"])), 'boards/test-board.json: "runtimes": unknown runtime "nodemcu" (expected espruino or moddable)');
   assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor, features)');
-  assert.equal(boardError((b) => (b.features = ["ota"])), 'boards/test-board.json: "features": unknown feature "ota" (known: attributes, rpc, clock, limits, provision)');
-  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits, provision), [] for telemetry only');
+  assert.equal(boardError((b) => (b.features = ["dashboard"])), 'boards/test-board.json: "features": unknown feature "dashboard" (known: attributes, rpc, clock, limits, provision, ota)');
+  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits, provision, ota), [] for telemetry only');
   assert.equal(esp32I2cPinProblem(25), null);
   assert.match(esp32I2cPinProblem(1)!, /serial console/);
   assert.match(esp32I2cPinProblem(24)!, /does not exist/);

@@ -38,6 +38,7 @@ const CONFIG: DeviceConfig = {
   dataPointLimits: "",
   maxPayloadBytes: 65536,
   watchdogMs: 0,
+  otaChunkBytes: 2048,
   debug: false,
 };
 

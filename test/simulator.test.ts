@@ -31,11 +31,11 @@ test("the simulator refuses bad options with a clear message", () => {
   assert.match(result.stderr, /simulator: --host needs --token <device access token>/);
 });
 
-test("npm run tb drives the running simulated device: RPC, shared attributes with the device's answer, telemetry", async () => {
+test("npm run tb drives the running simulated device: RPC, shared attributes with the device's answer, telemetry, a firmware update", async () => {
   const simDir = mkdtempSync(join(tmpdir(), "tbfw-sim-"));
   const env = { ...process.env, TBFW_SIM_DIR: simDir };
   const tsx = join(ROOT, "node_modules/.bin/tsx");
-  const simulator = spawn(tsx, ["tools/sim/simulator.ts", "--plain", "--interval", "1000", "--timeout", "120"], { cwd: ROOT, env });
+  const simulator = spawn(tsx, ["tools/sim/simulator.ts", "--plain", "--interval", "1000", "--timeout", "240"], { cwd: ROOT, env });
   let output = "";
   simulator.stdout.on("data", (chunk) => (output += chunk));
   simulator.stderr.on("data", (chunk) => (output += chunk));
@@ -60,6 +60,17 @@ test("npm run tb drives the running simulated device: RPC, shared attributes wit
     assert.match(config.out, /"samplingIntervalMs":5000/);
     const telemetry = tb("telemetry", "--last", "2");
     assert.match(telemetry.out, /^\d{4}-\d\d-\d\dT[\d:.]+Z {2}\{"temperature":[\d.]+,"humidity":[\d.]+\}$/m);
+    // An update in front of the user: npm start builds its image at 9.9.9, the device takes it.
+    const update = spawnSync(tsx, ["tools/sim/tb.ts", "ota", "--version", "9.9.9"], { cwd: ROOT, env, encoding: "utf8", timeout: 120000 });
+    assert.equal(update.status, 0, update.stdout + update.stderr);
+    assert.match(update.stdout, /^assigned .*sim\.js as tb-firmware 9\.9\.9 to sim-device/m);
+    assert.match(update.stdout, /DOWNLOADING 0 %/);
+    assert.match(update.stdout, /VERIFIED/);
+    assert.match(update.stdout, /UPDATED \(now 9\.9\.9\)$/m);
+    const seen = Date.now() + 10000;
+    while (!/device {2}\| \[I\]\[ota\] running 9\.9\.9 from tb-fw-a\.js: confirmed/.test(output) && Date.now() < seen) await new Promise((r) => setTimeout(r, 200));
+    assert.match(output, /device {2}\| \[I\]\[boot\] tb-firmware 9\.9\.9 on sim/);
+    assert.match(output, /device {2}\| \[I\]\[ota\] \{"fw_progress":\d+,"fw_state":"DOWNLOADING"\}/);
     const unknown = tb("frobnicate");
     assert.equal(unknown.status, 1);
     assert.match(unknown.out, /^tb: unknown command "frobnicate"/);

@@ -17,8 +17,9 @@ interface EspruinoI2C {
 }
 
 interface EspruinoStorage {
-  read(name: string): string | undefined;
-  write(name: string, data: string): boolean;
+  read(name: string, offset?: number, length?: number): string | undefined;
+  /** Offset 0 creates the file with room for `size` bytes; a later offset writes into it (once: flash). */
+  write(name: string, data: string, offset?: number, size?: number): boolean;
   erase(name: string): void;
 }
 
@@ -36,7 +37,13 @@ interface EspruinoNet {
   connect(options: { host: string; port: number; ca?: string }, onConnect: () => void): EspruinoSocket;
 }
 
+/** SHA1, SHA224, SHA256, SHA384, SHA512 where the build has them (ESP32 and Linux: all). */
+interface EspruinoCrypto {
+  [algorithm: string]: ((data: string) => ArrayBuffer) | undefined;
+}
+
 interface EspruinoE {
+  CRC32(data: string): number;
   toString(data: Uint8Array): string;
   toUint8Array(data: string): Uint8Array;
   reboot(): void;
@@ -45,6 +52,7 @@ interface EspruinoE {
 declare function require(name: "net" | "tls"): EspruinoNet;
 declare function require(name: "Storage"): EspruinoStorage;
 declare function require(name: "Wifi"): EspruinoWifi;
+declare function require(name: "crypto"): EspruinoCrypto;
 declare function getSerial(): string;
 declare function setTimeout(callback: () => void, ms: number): number;
 declare function clearTimeout(id: number): void;

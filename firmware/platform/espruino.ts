@@ -145,3 +145,23 @@ export const espruinoPlatform: Platform = {
     (global as unknown as { [name: string]: unknown })[name] = fn;
   },
 };
+
+/** Flash files for updates: set on the platform by the entry only on boards with the ota feature. */
+export function espruinoFileWrite(name: string, bytes: Uint8Array, offset: number, size: number): void {
+  if (!require("Storage").write(name, E.toString(bytes), offset, size)) throw new Error("Storage full writing " + name);
+}
+
+/**
+ * Native hashes over the file where it lies: on the ESP32 Storage is memory-mapped, so the
+ * image is hashed in flash, not copied to RAM. Set with espruinoFileWrite.
+ */
+export function espruinoFileDigest(name: string, algorithm: string): string {
+  const data = require("Storage").read(name) || "";
+  if (algorithm === "CRC32") return ("0000000" + (E.CRC32(data) >>> 0).toString(16)).slice(-8);
+  const hash = require("crypto")[algorithm];
+  if (typeof hash !== "function") return "";
+  const digest = new Uint8Array(hash(data));
+  let hex = "";
+  for (let i = 0; i < digest.length; i++) hex += (digest[i] + 256).toString(16).substring(1);
+  return hex;
+}

@@ -76,6 +76,17 @@ export interface Platform {
   storageRead(key: string): string | null;
   storageWrite(key: string, value: string): void;
   storageRemove(key: string): void;
+  /**
+   * Writes `bytes` into the flash file `name` at `offset`: offset 0 (re)creates it with room
+   * for `size` bytes, later writes fill it in, each part once (flash is written once between
+   * erases). Only on runtimes the OTA feature supports (Espruino's Storage).
+   */
+  fileWrite?: (name: string, bytes: Uint8Array, offset: number, size: number) => void;
+  /**
+   * The checksum of the flash file `name` as lowercase hex, by ThingsBoard's algorithm name
+   * (SHA256, SHA384, SHA512, CRC32); "" when the runtime cannot compute that one.
+   */
+  fileDigest?: (name: string, algorithm: string) => string;
   i2c(pins: I2CPins): I2CBus;
   restart(): void;
   /** Makes `fn` a command the user can type on the serial console (where the runtime has one). */

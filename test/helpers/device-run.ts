@@ -13,6 +13,8 @@ import type { RunningSandbox, SandboxOptions } from "../../tools/sim/espruino-sa
 
 export interface DeviceRun {
   serial: string[];
+  /** The folder that backs the device's flash (Storage). */
+  storageDir: string;
   sent: Packet[];
   sandbox: RunningSandbox;
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
@@ -65,6 +67,7 @@ export function runDevice(imagePath: string, overrides: object | null, extra: Pa
   });
   return {
     serial,
+    storageDir,
     sent,
     sandbox,
     waitFor: async (predicate, timeoutMs, what) => {

@@ -22,6 +22,7 @@ export const FEATURES: Record<string, [file: string, factory: string]> = {
   clock: ["thingsboard/clock.ts", "clockFeature"],
   limits: ["thingsboard/limits.ts", "limitsFeature"],
   provision: ["thingsboard/provision.ts", "provisionFeature"],
+  ota: ["thingsboard/ota.ts", "otaFeature"],
 };
 
 export interface Board {

@@ -6,7 +6,8 @@
 //   tsx tools/build/build.ts [--board NAME]... [--out DIR] [--config device.local.json]
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { parseArgs } from "node:util";
@@ -20,6 +21,7 @@ import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
 import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts";
+import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
 import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
 import { imageOptions, MODDABLE_TERSER } from "../../rollup.config.mjs";
 
@@ -46,31 +48,45 @@ const SENSOR_FACTORIES: Record<Board["sensor"]["model"], [string, string]> = {
  * string inside a function's code saved to flash stays in flash until a connection asks
  * for it, where a string value would cost about 130 JsVars for the whole run.
  */
-function configSource(config: DeviceConfig): string {
+function configSource(config: DeviceConfig, features: string[]): string {
   const { caDerBase64, ...rest } = config;
+  // Only what the image reads: the boot loader has the confirmation time.
+  delete (rest as { otaConfirmMs?: number }).otaConfirmMs;
+  if (!features.includes("ota")) delete (rest as { otaChunkBytes?: number }).otaChunkBytes;
   return JSON.stringify(rest).replace(/}$/, ",caDerBase64:" + (typeof caDerBase64 === "string" && caDerBase64 !== "" ? "() => " + JSON.stringify(caDerBase64) : '""') + "}");
+}
+
+/** The board's features this runtime has: updates (ota) need Espruino's Storage files and its boot loader. */
+export function runtimeFeatures(board: Board, runtime: Runtime): string[] {
+  return board.features.filter((name) => runtime === "espruino" || name !== "ota");
 }
 
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
   const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
-  const features = board.features.map((name) => FEATURES[name]);
+  const featureNames = runtimeFeatures(board, runtime);
+  const features = featureNames.map((name) => FEATURES[name]);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
+  // Flash files for updates only where the ota feature is (Espruino).
+  const files = featureNames.includes("ota") ? ["espruinoFileWrite", "espruinoFileDigest"] : [];
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
-    `import { ${platformObject}${facts ? ", " + facts : ""} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
+    `import { ${[platformObject, ...(facts ? [facts] : []), ...files].join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
     `const platform = ${platformObject};`,
     `platform.hasWifi = ${board.wifi};`,
     ...(facts ? [`platform.facts = ${facts};`] : []),
+    ...(files.length ? [`platform.fileWrite = espruinoFileWrite;`, `platform.fileDigest = espruinoFileDigest;`] : []),
     `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
     `import { errorText } from ${JSON.stringify(join(ROOT, "firmware/util/log.ts"))};`,
     `try {`,
-    `  main(platform, ${configSource(config)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `  main(platform, ${configSource(config, featureNames)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
     `} catch (e) {`,
     `  platform.log("[E][boot] start-up failed: " + errorText(e));`,
+    // An update that cannot start goes back to the boot loader, which rolls it back.
+    ...(featureNames.includes("ota") ? [`  if (typeof tbImage == "string" && tbImage) throw e;`] : []),
     `}`,
     "",
   ].join("\n");
@@ -120,11 +136,12 @@ export async function bundleSource(
   include: string[] = [join(ROOT, "firmware/**/*.ts")],
   tsconfig: string = join(ROOT, "tsconfig.json"),
   readable = false,
-  topics: "v1" | "v2" = "v1"
+  topics: "v1" | "v2" = "v1",
+  bootLoader?: { confirmMs: number }
 ): Promise<{ raw: string; image: string }> {
   typeCheck(tsconfig);
   const problems: string[] = [];
-  const options = imageOptions({ runtime, entrySource: source, tsconfig, include, readable, topics, onLog: collectProblems(problems) });
+  const options = imageOptions({ runtime, entrySource: source, tsconfig, include, readable, topics, bootLoader, onLog: collectProblems(problems) });
   let build;
   try {
     build = await rollup(options);
@@ -168,6 +185,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   const caPath = resolve(ROOT, options.settings.ca);
   const ca = loadCa(caPath, options.settings.ca);
   const reports: SizeReport[] = [];
+  const otaPackages: OtaPackage[] = [];
   // A board that cannot be configured (no token, say) does not stop the others.
   const problems: string[] = [];
   for (const board of boards) {
@@ -183,12 +201,15 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
         continue;
       }
-      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true, options.settings.topics);
+      const updates = runtimeFeatures(board, runtime).includes("ota");
+      const bootLoader = updates ? { confirmMs: options.firmware?.otaConfirmMs ?? FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
+      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true, options.settings.topics, bootLoader);
       if (runtime === "espruino") {
         const minified = image.trimEnd();
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
         writeSecretFile(file, minified + "\n");
+        if (updates) otaPackages.push(writeOtaPackage(file, options.version));
         reports.push({ board: board.name, runtime, file, raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       } else {
         const dir = join(options.outDir, "moddable", board.name);
@@ -206,9 +227,32 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
   }
   mkdirSync(options.outDir, { recursive: true });
   writeSizeReport(join(options.outDir, "size-report.json"), reports);
-  if (!options.quiet) printSizes(reports, ca.subject);
+  if (!options.quiet) {
+    printSizes(reports, ca.subject);
+    for (const p of otaPackages) console.log("OTA package: " + relative(process.cwd(), p.file) + "  title " + p.title + "  version " + p.version + "  " + p.size + " B  SHA256 " + p.sha256);
+  }
   if (problems.length > 0) throw new ConfigError(problems.join("\n"));
   return reports;
+}
+
+/** What to upload to ThingsBoard as an OTA package (Advanced features > OTA updates). */
+export interface OtaPackage {
+  file: string;
+  title: string;
+  version: string;
+  size: number;
+  sha256: string;
+}
+
+/**
+ * Describes an Espruino image as an OTA package in `<image>.ota.json` beside it: the image
+ * file itself is the package; the title and version go in ThingsBoard's form.
+ */
+function writeOtaPackage(file: string, version: string): OtaPackage {
+  const bytes = readFileSync(file);
+  const ota: OtaPackage = { file, title: FIRMWARE_TITLE, version, size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
+  writeFileSync(file.replace(/\.js$/, ".ota.json"), JSON.stringify({ ...ota, file: basename(file), checksumAlgorithm: "SHA256" }, null, 2) + "\n");
+  return ota;
 }
 
 /** Updates the report in place: a build of some boards keeps the other boards' rows. */
@@ -246,7 +290,8 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   const tsconfig = join(ROOT, "tsconfig.json");
   typeCheck(tsconfig);
   const file = runtime === "espruino" ? join(ROOT, "dist/espruino", board.name + ".js") : join(ROOT, "dist/moddable", board.name, "main.js");
-  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file });
+  const bootLoader = runtimeFeatures(board, runtime).includes("ota") ? { confirmMs: FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
+  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file, bootLoader });
 }
 
 export function packageVersion(): string {

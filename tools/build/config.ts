@@ -147,6 +147,10 @@ export const FIRMWARE_DEFAULTS = {
   statusIntervalMs: 300000,
   maxPayloadBytes: 65536,
   watchdogMs: 1800000,
+  /** OTA: bytes asked for per chunk (capped at maxPayloadBytes). */
+  otaChunkBytes: 2048,
+  /** OTA: a new image that gets no message acknowledged within this long is rolled back (the boot loader's, not in DeviceConfig). */
+  otaConfirmMs: 300000,
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */

@@ -39,7 +39,7 @@ run("naming check (what the build mangles)", ...localBin(["tsx", "tools/check/ch
 // Placeholders, not secrets: they only let the real boards build for the checks.
 const buildEnv = { ...process.env, TB_TOKEN: "test-placeholder-token", WIFI_SSID: "test-network", WIFI_PASSWORD: "test-password" };
 run("build every board", ...localBin(["tsx", "tools/build/build.ts", "--out", "build/test", "--config", "none"]), buildEnv);
-const images = readdirSync(join(ROOT, "build/test/espruino")).map((f) => join("build/test/espruino", f));
+const images = readdirSync(join(ROOT, "build/test/espruino")).filter((f) => f.endsWith(".js")).map((f) => join("build/test/espruino", f));
 run("Espruino static check", ...localBin(["tsx", "tools/check/check-espruino.ts", ...images]));
 const tests = readdirSync(join(ROOT, "test")).filter((f) => f.endsWith(".test.ts")).sort().map((f) => join("test", f));
 run("tests", process.execPath, ["--import", "tsx", "--test", "--test-concurrency=1", ...tests]);

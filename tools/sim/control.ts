@@ -3,7 +3,7 @@
 
 import { createServer } from "node:http";
 import type { AddressInfo, Server } from "node:net";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Attributes, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
 
@@ -11,7 +11,7 @@ import type { Attributes, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
 const ANSWER_WAIT_MS = 5000;
 
 export interface ControlRequest {
-  command: "devices" | "attr-get" | "attr-set" | "attr-delete" | "rpc" | "telemetry" | "provision-key" | "add-device" | "claims";
+  command: "devices" | "attr-get" | "attr-set" | "attr-delete" | "rpc" | "telemetry" | "provision-key" | "add-device" | "claims" | "ota";
   device?: string;
   key?: string;
   value?: JsonValue;
@@ -22,9 +22,17 @@ export interface ControlRequest {
   last?: number;
   secret?: string;
   token?: string;
+  /** ota: the package file (an absolute path on this machine), its title, version and checksum algorithm. */
+  file?: string;
+  title?: string;
+  version?: string;
+  algorithm?: string;
 }
 
-export async function startControl(emulator: ThingsBoardEmulator, portFile: string): Promise<{ port: number; close(): Promise<void> }> {
+/** Builds the running device's image at another version (the simulator's settings), returning its file. */
+export type PackageBuilder = (version: string) => Promise<string>;
+
+export async function startControl(emulator: ThingsBoardEmulator, portFile: string, buildPackage?: PackageBuilder): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((request, response) => {
     let body = "";
     request.on("data", (chunk) => (body += chunk));
@@ -40,7 +48,7 @@ export async function startControl(emulator: ThingsBoardEmulator, portFile: stri
         reply(400, { error: "request body is not JSON" });
         return;
       }
-      handle(emulator, parsed).then(
+      handle(emulator, parsed, buildPackage).then(
         (value) => reply(200, value),
         (e: Error) => reply(400, { error: e.message })
       );
@@ -72,7 +80,7 @@ function pickDevice(emulator: ThingsBoardEmulator, name: string | undefined): st
   throw new Error("several devices (" + devices.map((d) => d.name + (d.online ? " (online)" : "")).join(", ") + "): name one with --device");
 }
 
-async function handle(emulator: ThingsBoardEmulator, request: ControlRequest): Promise<unknown> {
+async function handle(emulator: ThingsBoardEmulator, request: ControlRequest, buildPackage?: PackageBuilder): Promise<unknown> {
   switch (request.command) {
     case "devices":
       return emulator.listDevices();
@@ -118,6 +126,27 @@ async function handle(emulator: ThingsBoardEmulator, request: ControlRequest): P
       const device = emulator.device(pickDevice(emulator, request.device));
       return { device: device.name, claim: device.claim ? { secretKeySet: device.claim.secretKey !== "", expiresAt: new Date(device.claim.expiresAt).toISOString() } : null };
     }
+    case "ota": {
+      const name = pickDevice(emulator, request.device);
+      if (!request.title || !request.version) throw new Error("ota needs --title and --version");
+      let file = request.file;
+      if (!file) {
+        // No file: the simulator builds its image at that version, with the settings it runs with.
+        if (!buildPackage) throw new Error("ota needs a FILE here: only npm start can build its image at another version");
+        file = await buildPackage(request.version);
+      }
+      let data: Buffer;
+      try {
+        data = readFileSync(file);
+      } catch (e) {
+        throw new Error("cannot read " + file + ": " + (e as Error).message);
+      }
+      const problem = packageProblem(data);
+      if (problem) throw new Error(file + ": " + problem + "; nothing was assigned");
+      const attributes = emulator.assignFirmware(name, data, request.title, request.version, request.algorithm ?? "SHA256");
+      const online = emulator.listDevices().find((d) => d.name === name)?.online ?? false;
+      return { device: name, online, file, attributes };
+    }
     default:
       throw new Error("unknown command " + JSON.stringify((request as { command: unknown }).command));
   }
@@ -129,4 +158,12 @@ function isAttributesTopic(topic: string): boolean {
 
 function hasKey(body: JsonValue, key: string): boolean {
   return body !== null && typeof body === "object" && !Array.isArray(body) && key in (body as Attributes);
+}
+
+/** Why `data` cannot be an Espruino image for an update ("" when it can): a built image is JavaScript text. */
+export function packageProblem(data: Buffer): string {
+  if (data.length === 0) return "the file is empty";
+  if (data.length > 262144) return "the file is " + data.length + " B; an update is at most 262144 B";
+  if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js)";
+  return "";
 }

@@ -13,7 +13,8 @@ import type { AddressInfo, Server, Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
 import mqttPacket from "mqtt-packet";
 import type { IConnectPacket, IPublishPacket, ISubscribePacket, Packet } from "mqtt-packet";
 import type { TlsFiles } from "./dev-ca.ts";
@@ -150,6 +151,11 @@ export class ThingsBoardEmulator {
   private readonly waiters: Waiter[] = [];
   private readonly servers: Server[] = [];
   private nextRpcId = 1;
+  private readonly firmware = new Map<string, FirmwarePackage>();
+  /** Every chunk asked for, per device: "requestId/chunk" (what the tests check resumption by). */
+  readonly chunkRequests = new Map<string, string[]>();
+  /** Test faults, once per chunk: answered with a byte flipped; not answered; the session closed instead of an answer. */
+  readonly firmwareFaults = { corrupt: new Set<number>(), drop: new Set<number>(), disconnect: new Set<number>() };
   private saveTimer: NodeJS.Timeout | null = null;
 
   constructor(options: EmulatorOptions) {
@@ -263,6 +269,22 @@ export class ThingsBoardEmulator {
       this.pendingRpc.push(rpc);
       this.deliverRpcs(name);
     });
+  }
+
+  /**
+   * Assigns a firmware package to a device, as ThingsBoard does when one is set on the
+   * device or its profile: the fw_* shared attributes change (pushed when it is online)
+   * and its chunks are served on request.
+   */
+  assignFirmware(name: string, data: Buffer, title: string, version: string, algorithm = "SHA256"): Attributes {
+    this.device(name);
+    if (data.length === 0) throw new Error("the firmware package is empty");
+    const checksum = firmwareChecksum(data, algorithm);
+    this.firmware.set(name, { title, version, data });
+    const attributes = { fw_title: title, fw_version: version, fw_size: data.length, fw_checksum: checksum, fw_checksum_algorithm: algorithm };
+    this.setShared(name, attributes);
+    this.event(name + ": firmware " + title + " " + version + " assigned (" + data.length + " B, " + algorithm + " " + checksum + ")");
+    return attributes;
   }
 
   /** Resolves with the next message body the device publishes on a matching topic. */
@@ -441,6 +463,8 @@ export class ThingsBoardEmulator {
     const device = session.device!;
     const now = Date.now();
     if (!session.limits.messages.tryTake(1, now)) return this.reject(session, "rate limit messages " + this.limits.rateLimits.messages + " exceeded");
+    const chunk = /^v2\/fw\/request\/(\d+)\/chunk\/(\d+)$/.exec(topic);
+    if (chunk) return this.onChunkRequest(session, device, chunk[1], Number(chunk[2]), payload.toString("latin1"), packet);
     let body: JsonValue = null;
     const text = payload.toString("utf8");
     const json = () => {
@@ -512,6 +536,33 @@ export class ThingsBoardEmulator {
         w.resolve(body);
       }
     }
+  }
+
+  /**
+   * ThingsBoard's firmware chunks: the payload is the chunk size in ASCII (empty or 0: the
+   * whole image); chunk n comes raw, shorter at the end, empty past it. A size over
+   * maxPayloadSize gets PAYLOAD_TOO_LARGE on v2/fw/error and the session closed.
+   */
+  private onChunkRequest(session: Session, device: DeviceRecord, requestId: string, n: number, sizeText: string, packet: IPublishPacket): void {
+    if (packet.qos > 0) this.send(session, { cmd: "puback", messageId: packet.messageId });
+    const log = this.chunkRequests.get(device.name) ?? [];
+    log.push(requestId + "/" + n);
+    this.chunkRequests.set(device.name, log);
+    const firmware = this.firmware.get(device.name);
+    const raw = (topic: string, payload: Buffer) => this.send(session, { cmd: "publish", topic, payload, qos: 0, retain: false, dup: false });
+    if (!firmware) return raw("v2/fw/error", Buffer.from("No firmware assigned to the device"));
+    const size = sizeText.trim() === "" ? 0 : Number(sizeText);
+    if (!Number.isInteger(size) || size < 0) return raw("v2/fw/error", Buffer.from("Invalid chunk size: " + sizeText));
+    if (size > this.limits.maxPayloadSize) {
+      raw("v2/fw/error", Buffer.from("PAYLOAD_TOO_LARGE"));
+      return this.closeSession(session, "firmware chunk size " + size + " over maxPayloadSize " + this.limits.maxPayloadSize);
+    }
+    if (this.firmwareFaults.drop.delete(n)) return this.event(device.name + ": firmware chunk " + n + " not answered (test fault)");
+    if (this.firmwareFaults.disconnect.delete(n)) return this.closeSession(session, "asked for firmware chunk " + n + " (test fault)");
+    const data = size === 0 ? firmware.data : firmware.data.subarray(n * size, Math.min(firmware.data.length, (n + 1) * size));
+    const payload = Buffer.from(data);
+    if (payload.length > 0 && this.firmwareFaults.corrupt.delete(n)) payload[0] ^= 0xff;
+    raw("v2/fw/response/" + requestId + "/chunk/" + n, payload);
   }
 
   private clientRpc(device: DeviceRecord, body: JsonValue): JsonValue {
@@ -620,6 +671,24 @@ export class ThingsBoardEmulator {
     writeFileSync(file + ".tmp", JSON.stringify(state, null, 1));
     renameSync(file + ".tmp", file);
   }
+}
+
+interface FirmwarePackage {
+  title: string;
+  version: string;
+  data: Buffer;
+}
+
+/** fw_checksum as ThingsBoard writes it: hex digests; CRC32 as Guava prints it, low byte first. */
+export function firmwareChecksum(data: Buffer, algorithm: string): string {
+  if (algorithm === "CRC32") {
+    const bytes = Buffer.alloc(4);
+    bytes.writeUInt32LE(crc32(data) >>> 0);
+    return bytes.toString("hex");
+  }
+  const hashes: Record<string, string> = { MD5: "md5", SHA256: "sha256", SHA384: "sha384", SHA512: "sha512" };
+  if (!hashes[algorithm]) throw new Error("checksum algorithm " + algorithm + ": expected one of " + [...Object.keys(hashes), "CRC32"].join(", "));
+  return createHash(hashes[algorithm]).update(data).digest("hex");
 }
 
 function isObject(value: JsonValue | undefined): value is { [key: string]: JsonValue } {

@@ -13,6 +13,8 @@ import { isIP } from "node:net";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import vm from "node:vm";
+import { createHash } from "node:crypto";
+import { crc32 } from "node:zlib";
 import { removalScript } from "../check/espruino-builtins.ts";
 import type { VirtualI2CDevice } from "./virtual-i2c.ts";
 
@@ -58,6 +60,18 @@ function emitter(): { on(event: string, fn: Listener): void; emit(event: string,
       for (const fn of listeners[event] ?? []) fn(...args);
     },
   };
+}
+
+/** Storage.writeJSON's text: JSON with the quotes dropped from keys that are names. */
+function espruinoJson(value: unknown): string {
+  if (Array.isArray(value)) return "[" + value.map(espruinoJson).join(",") + "]";
+  if (value !== null && typeof value === "object") {
+    const parts = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined && typeof v !== "function")
+      .map(([k, v]) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k)) + ":" + espruinoJson(v));
+    return "{" + parts.join(",") + "}";
+  }
+  return JSON.stringify(value) ?? "null";
 }
 
 function derToPem(der: Buffer): string {
@@ -117,9 +131,11 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       }
     };
 
-    const context = vm.createContext({}, { name: "espruino", codeGeneration: { strings: false, wasm: false } });
+    // Strings may become code: Espruino has eval, and the boot loader runs an update with it.
+    const context = vm.createContext({}, { name: "espruino", codeGeneration: { strings: true, wasm: false } });
     vm.runInContext(removalScript(), context);
     const ContextUint8Array = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
+    const ContextArrayBuffer = vm.runInContext("ArrayBuffer", context) as ArrayBufferConstructor;
 
     const toBinaryString = (data: unknown): string => {
       if (typeof data === "string") return data;
@@ -144,25 +160,54 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     };
 
     const Storage = {
-      read: (name: string) => {
+      read: (name: string, offset?: number, length?: number) => {
         const path = storagePath(name);
-        return existsSync(path) ? readFileSync(path).toString("latin1") : undefined;
+        if (!existsSync(path)) return undefined;
+        const bytes = readFileSync(path);
+        const start = typeof offset === "number" && offset > 0 ? offset : 0;
+        if (start >= bytes.length && start > 0) return "";
+        return bytes.subarray(start, typeof length === "number" && length > 0 ? start + length : bytes.length).toString("latin1");
       },
+      // Espruino's own JSON reader also takes the unquoted keys writeJSON writes.
       readJSON: (name: string, noExceptions?: boolean) => {
         const text = Storage.read(name);
         if (text === undefined) return undefined;
         try {
           return vm.runInContext("JSON.parse", context)(text);
+        } catch {
+          // Not JSON: maybe writeJSON's unquoted keys, which Espruino reads as an object literal.
+        }
+        try {
+          if (!/^\s*[[{]/.test(text)) throw new Error("Storage.readJSON: not JSON: " + text.slice(0, 40));
+          return vm.runInContext("(" + text + ")", context);
         } catch (e) {
           if (noExceptions) return undefined;
           throw e;
         }
       },
-      write: (name: string, data: unknown) => {
-        writeFileSync(storagePath(name), Buffer.from(toBinaryString(data), "latin1"));
+      // As jsfWriteFile: offset 0 (re)creates the file with room for `size` bytes (erased
+      // flash, 0xFF), a later offset writes into it, and only where it is still erased.
+      write: (name: string, data: unknown, offset?: number, size?: number) => {
+        const path = storagePath(name);
+        const bytes = Buffer.from(toBinaryString(data), "latin1");
+        const at = typeof offset === "number" && offset > 0 ? offset : 0;
+        let file: Buffer;
+        if (at === 0) {
+          const total = typeof size === "number" && size > 0 ? size : bytes.length;
+          if (total === 0) throw new Error("Can't create zero length file");
+          file = Buffer.alloc(total, 0xff);
+        } else {
+          if (!existsSync(path)) throw new Error("Unable to find or create file");
+          file = readFileSync(path);
+        }
+        if (at + bytes.length > file.length) throw new Error("Too much data for file size");
+        for (let i = 0; i < bytes.length; i++) if (file[at + i] !== 0xff) throw new Error("File already written with different data");
+        bytes.copy(file, at);
+        writeFileSync(path, file);
         return true;
       },
-      writeJSON: (name: string, data: unknown) => Storage.write(name, JSON.stringify(data)),
+      // As on Espruino 2v29 (measured): keys that are names go unquoted, {base:"x"}, which JSON.parse refuses.
+      writeJSON: (name: string, data: unknown) => Storage.write(name, espruinoJson(data)),
       erase: (name: string) => rmSync(storagePath(name), { force: true }),
       list: () => readdirSync(options.storageDir).map((f) => decodeURIComponent(f)),
       getFree: () => 1 << 20,
@@ -220,6 +265,18 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       net: socketModule(false),
       tls: socketModule(true),
       Storage,
+      // Espruino's crypto module (mbedtls): one whole message in, the digest as an ArrayBuffer.
+      crypto: Object.fromEntries(
+        ["SHA1", "SHA224", "SHA256", "SHA384", "SHA512"].map((name) => [
+          name,
+          (data: unknown) => {
+            const digest = createHash(name.replace("SHA", "sha")).update(Buffer.from(toBinaryString(data), "latin1")).digest();
+            const buffer = new ContextArrayBuffer(digest.length);
+            new ContextUint8Array(buffer).set(digest);
+            return buffer;
+          },
+        ])
+      ),
       Wifi: {
         connect: (_ssid: string, _opts: unknown, callback?: (err: string | null) => void) => {
           setTimeout(() => {
@@ -291,6 +348,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         },
         on: () => undefined,
         hwRand: () => 0,
+        // Unsigned, as Espruino 2v29 returns it.
+        CRC32: (data: unknown) => crc32(Buffer.from(toBinaryString(data), "latin1")) >>> 0,
       },
       process: {
         env: { VERSION: "2v29-sandbox", BOARD: "ESP32", SERIAL: options.chipId ?? "5ccf7f00-sim0-0001" },

@@ -93,7 +93,12 @@ async function main(): Promise<void> {
       },
     });
     await emulator.listen();
-    control = await startControl(emulator, CONTROL_FILE);
+    // npm run tb -- ota --version V: this board's image at version V, built with these settings.
+    control = await startControl(emulator, CONTROL_FILE, async (version) => {
+      const outDir = join(SIM_DIR, "ota", version);
+      await buildImages({ boards: [values.board], outDir, settings, version, quiet: true, debug: true });
+      return join(outDir, "espruino", values.board + ".js");
+    });
     settings.host = "127.0.0.1";
     settings.port = settings.tls ? emulator.tlsPort! : emulator.plainPort;
     settings.token = SIM_TOKEN;

@@ -8,10 +8,11 @@
 //   npm run tb -- claims
 //   npm run tb -- provision-key KEY SECRET
 //   npm run tb -- add-device NAME TOKEN
+//   npm run tb -- ota [FILE] --version 1.1.0 [--title tb-firmware] [--algorithm SHA256]
 // Every command takes --device NAME when the emulator knows several devices.
 
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { ControlRequest } from "./control.ts";
 import { CONTROL_FILE } from "./paths.ts";
@@ -27,7 +28,11 @@ const USAGE = `usage: npm run tb -- COMMAND [--device NAME]
   telemetry [--last N]             the last N telemetry points received
   claims                           whether the device can be claimed, and until when
   provision-key KEY SECRET         accept a provisioning key and secret
-  add-device NAME TOKEN            register a device with an access token`;
+  add-device NAME TOKEN            register a device with an access token
+  ota [FILE] --version V [--title tb-firmware] [--algorithm SHA256|SHA384|SHA512|CRC32]
+                                   assign a firmware package (an Espruino image built for
+                                   this emulator) and follow the update; without FILE,
+                                   npm start builds its image at version V`;
 
 /** A command-line value: JSON when it parses (5000, true, {"a":1}), else the text itself. */
 export function parseValue(text: string): JsonValue {
@@ -38,7 +43,7 @@ export function parseValue(text: string): JsonValue {
   }
 }
 
-export function requestFor(positionals: string[], values: { device?: string; timeout?: string; last?: string }): ControlRequest {
+export function requestFor(positionals: string[], values: { device?: string; timeout?: string; last?: string; title?: string; version?: string; algorithm?: string }): ControlRequest {
   const [command, ...rest] = positionals;
   const device = values.device;
   const need = (n: number, what: string) => {
@@ -87,6 +92,12 @@ export function requestFor(positionals: string[], values: { device?: string; tim
     case "add-device":
       need(2, "NAME TOKEN");
       return { command: "add-device", key: rest[0], token: rest[1] };
+    case "ota": {
+      if (!values.version) throw new Error("ota needs --version (the version the package holds, e.g. 1.1.0)\n" + USAGE);
+      const algorithm = (values.algorithm ?? "SHA256").toUpperCase();
+      if (!["SHA256", "SHA384", "SHA512", "CRC32"].includes(algorithm)) throw new Error("--algorithm: SHA256, SHA384, SHA512 or CRC32 (what the device can check), got " + values.algorithm);
+      return { command: "ota", device, file: rest[0] === undefined ? undefined : resolve(rest[0]), title: values.title ?? "tb-firmware", version: values.version, algorithm };
+    }
     default:
       throw new Error((command ? "unknown command \"" + command + "\"" : "no command") + "\n" + USAGE);
   }
@@ -117,6 +128,11 @@ export function describe(request: ControlRequest, result: unknown): string {
       return r.device + " answered: " + JSON.stringify(r.deviceSaid);
     case "rpc":
       return r.device + " replied: " + JSON.stringify(r.reply);
+    case "ota":
+      return (
+        "assigned " + r.file + " as " + request.title + " " + request.version + " to " + r.device + " (" + JSON.stringify(r.attributes) + ")" +
+        (r.online ? "" : "\n" + r.device + " is offline: it starts when it connects")
+      );
     case "telemetry":
       return (r.points as { ts: number; values: unknown }[]).map((p) => new Date(p.ts).toISOString() + "  " + JSON.stringify(p.values)).join("\n") || "no telemetry yet";
     default:
@@ -127,10 +143,39 @@ export function describe(request: ControlRequest, result: unknown): string {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { device: { type: "string" }, timeout: { type: "string" }, last: { type: "string" } },
+    options: {
+      device: { type: "string" },
+      timeout: { type: "string" },
+      last: { type: "string" },
+      title: { type: "string" },
+      version: { type: "string" },
+      algorithm: { type: "string" },
+    },
   });
   const request = requestFor(positionals, values);
-  console.log(describe(request, await sendControl(request)));
+  const started = Date.now();
+  const result = (await sendControl(request)) as { device: string };
+  console.log(describe(request, result));
+  if (request.command === "ota") await followUpdate(result.device, started);
+}
+
+/** Prints the device's fw_state reports as they come, until UPDATED or FAILED (or 10 minutes). */
+async function followUpdate(device: string, since: number): Promise<void> {
+  let shown = 0;
+  const end = Date.now() + 600000;
+  while (Date.now() < end) {
+    const { points } = (await sendControl({ command: "telemetry", device, last: 1000 })) as { points: { ts: number; values: Record<string, unknown> }[] };
+    const states = points.filter((p) => p.ts >= since && "fw_state" in p.values);
+    for (const p of states.slice(shown)) {
+      const v = p.values;
+      console.log(new Date(p.ts).toISOString() + "  " + String(v.fw_state) + (v.fw_progress !== undefined ? " " + String(v.fw_progress) + " %" : "") + (v.fw_error ? ": " + String(v.fw_error) : "") + (v.current_fw_version ? " (now " + String(v.current_fw_version) + ")" : ""));
+      if (v.fw_state === "UPDATED") return;
+      if (v.fw_state === "FAILED") process.exit(1);
+    }
+    shown = states.length;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error("no UPDATED or FAILED from " + device + " within 10 minutes");
 }
 
 if (process.argv[1] && process.argv[1].endsWith(join("sim", "tb.ts"))) {

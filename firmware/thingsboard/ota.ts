@@ -1,0 +1,319 @@
+// The "ota" board feature: firmware updates assigned in ThingsBoard, over MQTT.
+// - Trigger: the shared attributes fw_title, fw_version, fw_size, fw_checksum and
+//   fw_checksum_algorithm, asked for after every connect and pushed when they change.
+// - Download: chunk n asked for on v2/fw/request/{id}/chunk/{n} (the chunk size as
+//   text, QoS 1, paced like telemetry), answered raw on v2/fw/response/{id}/chunk/{n}; one chunk at a time, each
+//   written to a flash file at once (never more than one chunk in RAM), asked for again
+//   with backoff when it does not come; a reconnect resumes at the first missing chunk.
+// - Verify: the checksum (SHA256, SHA384, SHA512 or CRC32) of the file as it lies in
+//   flash, by the runtime's own hash, so what boots is what was checked.
+// - Switch: the boot record (BOOT_FILE) names the new image as the one to try; the boot
+//   loader in front of the image (tools/build/boot-loader.ts) runs it, counts its boots
+//   and rolls back when it fails to start, restarts too often or reaches no PUBACK in
+//   time. The new image confirms itself with its first acknowledged message (UPDATED).
+// States go out as telemetry fw_state (and fw_progress, fw_error), as ThingsBoard expects.
+
+import type { DeviceContext } from "../app/device";
+import { errorText } from "../util/log";
+import { utf8Decode, utf8Encode } from "../util/utf8";
+import { FIRMWARE_TITLE } from "./attributes";
+import { field, parsePayload, publishJson } from "./json";
+import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE, TELEMETRY_TOPIC } from "./topics";
+
+/** Which image runs, which is on trial, and what failed: read by the boot loader too. */
+export const BOOT_FILE = "tb-boot.json";
+/** The two flash files an update goes to, in turn: the running one is never overwritten. */
+export const IMAGE_SLOTS = ["tb-fw-a.js", "tb-fw-b.js"];
+/** Firmware topics exist only in the v2 form, whichever topics the rest uses. */
+const CHUNK_REQUEST = "v2/fw/request/";
+const CHUNK_RESPONSE = "v2/fw/response/";
+const FW_ERROR = "v2/fw/error";
+const FW_KEYS = "fw_title,fw_version,fw_size,fw_checksum,fw_checksum_algorithm";
+/** Attribute request ids of this feature: apart from the attributes feature's 1, 2, 3... */
+const REQUEST_ID_BASE = 900000;
+/** Larger images than this are refused before anything is written. */
+const MAX_IMAGE_BYTES = 262144;
+const CHUNK_TRIES = 6;
+
+/** The boot record; keys are shared with the boot loader, so they are JSON, not mangled. */
+interface BootRecord {
+  base?: string;
+  /** Confirmed image file ("" : the flashed image). */
+  ok?: string;
+  /** Image file on trial, until it confirms itself. */
+  try?: string;
+  boots?: number;
+  ver?: string;
+  /** Why the last update failed, set by the loader on a rollback; reported once. */
+  fail?: string;
+  /** The update (title, version, checksum) that failed: not tried again until ThingsBoard assigns another. */
+  failed?: string;
+  /** The same for the update on trial. */
+  key?: string;
+}
+
+/** The update in progress: title, version, size, checksum, algorithm. */
+type Target = [string, string, number, string, string];
+
+class FirmwareUpdater {
+  private readonly _context: DeviceContext;
+  private _record: BootRecord;
+  /** The file this image runs from ("" : the flashed image). */
+  private readonly _running: string;
+  private _target: Target | null = null;
+  private _file = "";
+  private _chunkBytes = 0;
+  private _next = 0;
+  private _tries = 0;
+  private _requestId = 0;
+  private _attributeId = REQUEST_ID_BASE;
+  private _timer: unknown = null;
+  private _reported = 0;
+
+  constructor(context: DeviceContext) {
+    this._context = context;
+    let record: BootRecord = {};
+    try {
+      record = JSON.parse(context.platform.storageRead(BOOT_FILE) || "{}");
+    } catch (e) {
+      context.log("E", "ota", BOOT_FILE + ": " + errorText(e));
+    }
+    this._record = record;
+    this._running = record.try || record.ok || "";
+    const session = context.session;
+    session.subscribe(ATTRIBUTES_TOPIC, 1);
+    session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
+    session.subscribe(CHUNK_RESPONSE + "+/chunk/+", 1);
+    session.subscribe(FW_ERROR, 1);
+    // No `this` in arrows (tools/check/check-espruino.ts): captured in a const.
+    const updater = this;
+    // First: attribute messages are the attributes feature's too, so they are passed on.
+    context.onMessage.unshift((topic, payload) => updater._onMessage(topic, payload));
+    context.onConnect.push(() => updater._connected());
+  }
+
+  private _saveRecord(): void {
+    try {
+      this._context.platform.storageWrite(BOOT_FILE, JSON.stringify(this._record));
+    } catch (e) {
+      this._context.log("E", "ota", BOOT_FILE + ": " + errorText(e));
+    }
+  }
+
+  /** fw_state telemetry, sent ahead of the readings waiting; `onAck` runs on its PUBACK. */
+  private _report(state: string, extra: { [key: string]: string | number } | null, onAck: (() => void) | null): void {
+    const values: { [key: string]: string | number } = extra || {};
+    values.fw_state = state;
+    this._context.log(state === "FAILED" ? "E" : "I", "ota", JSON.stringify(values));
+    if (!publishJson(this._context.session, TELEMETRY_TOPIC, values, onAck)) this._context.queue.add(JSON.stringify(values));
+  }
+
+  private _connected(): void {
+    const updater = this;
+    const record = this._record;
+    const context = this._context;
+    const running = this._running;
+    const version = context.config.firmwareVersion;
+    if (record.try && record.try === running) {
+      // On trial: the first acknowledged message proves this image works.
+      const confirm = () => {
+        if (record.try !== running) return;
+        record.ok = running;
+        record.try = "";
+        record.boots = 0;
+        updater._saveRecord();
+        context.log("I", "ota", "running " + version + " from " + running + ": confirmed");
+      };
+      if (record.ver === version) this._report("UPDATED", { current_fw_title: FIRMWARE_TITLE, current_fw_version: version }, confirm);
+      else {
+        // A package labelled with another version would be downloaded again and again.
+        record.failed = record.key;
+        this._report("FAILED", { fw_error: "the package for " + record.ver + " holds firmware " + version }, confirm);
+      }
+    } else if (record.fail) {
+      this._report("FAILED", { fw_error: record.fail }, null);
+      record.fail = "";
+      this._saveRecord();
+    }
+    const id = String(++this._attributeId);
+    publishJson(context.session, ATTRIBUTE_REQUEST + id, { sharedKeys: FW_KEYS }, null);
+    // A download cut by the disconnect goes on at the first missing chunk: the session
+    // sends an unacknowledged request again; one acknowledged but unanswered is asked soon.
+    if (this._target !== null && this._next >= 0) this._arm(3000, false);
+  }
+
+  private _onMessage(topic: string, payload: Uint8Array): boolean {
+    if (topic === ATTRIBUTES_TOPIC) {
+      this._consider(parsePayload(payload));
+      return false;
+    }
+    if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
+      if (Number(topic.substring(ATTRIBUTE_RESPONSE.length)) <= REQUEST_ID_BASE) return false;
+      this._consider(field(parsePayload(payload), "shared"));
+      return true;
+    }
+    if (topic.indexOf(CHUNK_RESPONSE) === 0) {
+      const rest = topic.substring(CHUNK_RESPONSE.length);
+      const at = rest.indexOf("/chunk/");
+      if (Number(rest.substring(0, at)) === this._requestId) this._chunk(Number(rest.substring(at + 7)), payload);
+      return true;
+    }
+    if (topic === FW_ERROR) {
+      if (this._target !== null) this._fail("ThingsBoard: " + utf8Decode(payload, 0, payload.length));
+      return true;
+    }
+    return false;
+  }
+
+  /** Shared attributes (an update or a request's answer): starts an update when they name one. */
+  private _consider(values: unknown): void {
+    const title = field(values, "fw_title");
+    const version = field(values, "fw_version");
+    const size = field(values, "fw_size");
+    const checksum = field(values, "fw_checksum");
+    const algorithm = String(field(values, "fw_checksum_algorithm") || "SHA256").toUpperCase();
+    if (typeof title !== "string" || typeof version !== "string") return;
+    const context = this._context;
+    if (title === FIRMWARE_TITLE && version === context.config.firmwareVersion) return;
+    const key = title + " " + version + " " + checksum;
+    const target = this._target;
+    if ((target !== null && key === target[0] + " " + target[1] + " " + target[3]) || key === this._record.failed) return;
+    this._stop();
+    this._target = [title, version, size as number, String(checksum).toLowerCase(), algorithm];
+    let problem = "";
+    if (title !== FIRMWARE_TITLE) problem = "fw_title " + title + " is not this firmware (" + FIRMWARE_TITLE + ")";
+    else if (typeof size !== "number" || !(size > 0 && size <= MAX_IMAGE_BYTES)) problem = "fw_size must be 1 to " + MAX_IMAGE_BYTES + " bytes, got " + size;
+    else if (typeof checksum !== "string" || checksum === "") problem = "no fw_checksum";
+    else if (!context.platform.fileWrite) problem = "updates are not supported on " + context.platform.runtime;
+    if (problem !== "") {
+      this._fail(problem);
+      return;
+    }
+    // The slot the running image is not in; the chunk size fixed for the whole download.
+    this._file = IMAGE_SLOTS[this._running === IMAGE_SLOTS[0] ? 1 : 0];
+    this._chunkBytes = Math.min(context.config.otaChunkBytes, context.limits[2]);
+    this._next = 0;
+    this._reported = 0;
+    this._requestId++;
+    context.log("I", "ota", title + " " + version + ", " + size + " B, to " + this._file);
+    this._report("DOWNLOADING", { fw_progress: 0 }, null);
+    this._request();
+  }
+
+  /**
+   * Asks for the next chunk at QoS 1: paced with every other message (ThingsBoard's rate
+   * limits count it) and sent again by the session after a reconnect. Asks again with
+   * backoff until the chunk comes or the tries run out; soon when there was no room.
+   */
+  private _request(): void {
+    const context = this._context;
+    const sent = context.session.publish(CHUNK_REQUEST + this._requestId + "/chunk/" + this._next, utf8Encode(String(this._chunkBytes)), 1, null);
+    this._arm(sent ? context.config.responseTimeoutMs * (1 << Math.min(this._tries, 3)) : 1000, sent);
+  }
+
+  private _arm(ms: number, counted: boolean): void {
+    const updater = this;
+    const platform = this._context.platform;
+    if (this._timer !== null) platform.clearTimeout(this._timer);
+    this._timer = platform.setTimeout(() => {
+      updater._timer = null;
+      if (counted && ++updater._tries >= CHUNK_TRIES) updater._fail("chunk " + updater._next + ": no answer after " + CHUNK_TRIES + " tries");
+      else updater._request();
+    }, ms);
+  }
+
+  private _chunk(n: number, payload: Uint8Array): void {
+    const target = this._target;
+    if (target === null || n !== this._next) return;
+    const size = target[2];
+    const offset = n * this._chunkBytes;
+    // The last chunk is shorter; past the end the server sends nothing.
+    const expected = Math.min(this._chunkBytes, size - offset);
+    if (payload.length !== expected) {
+      this._context.log("W", "ota", "chunk " + n + ": " + payload.length + " B, expected " + expected + "; asking again");
+      return;
+    }
+    try {
+      this._context.platform.fileWrite!(this._file, payload, offset, size);
+    } catch (e) {
+      this._fail("cannot write " + this._file + ": " + errorText(e));
+      return;
+    }
+    this._next++;
+    this._tries = 0;
+    const done = offset + expected;
+    const percent = Math.floor((done * 100) / size);
+    if (done >= size) this._downloaded();
+    else {
+      if (percent >= this._reported + 20) {
+        this._reported = percent;
+        this._report("DOWNLOADING", { fw_progress: percent }, null);
+      }
+      this._request();
+    }
+  }
+
+  private _downloaded(): void {
+    const target = this._target!;
+    const platform = this._context.platform;
+    if (this._timer !== null) platform.clearTimeout(this._timer);
+    this._timer = null;
+    this._next = -1;
+    this._report("DOWNLOADED", { fw_progress: 100 }, null);
+    // What boots is what is checked: the file as it lies in flash.
+    const actual = platform.fileDigest!(this._file, target[4]);
+    // ThingsBoard prints a CRC32 with its bytes reversed (Guava's HashCode): both orders pass.
+    const swapped = actual.substring(6, 8) + actual.substring(4, 6) + actual.substring(2, 4) + actual.substring(0, 2);
+    if (actual === "") this._fail("checksum algorithm " + target[4] + " not available on this device");
+    else if (actual !== target[3] && (target[4] !== "CRC32" || swapped !== target[3])) this._fail(target[4] + " mismatch: expected " + target[3] + ", got " + actual);
+    else this._install();
+  }
+
+  private _install(): void {
+    const target = this._target!;
+    const context = this._context;
+    const record = this._record;
+    this._report("VERIFIED", null, null);
+    record.try = this._file;
+    record.boots = 0;
+    record.ver = target[1];
+    record.key = target[0] + " " + target[1] + " " + target[3];
+    record.fail = "";
+    this._saveRecord();
+    const restart = () => {
+      context.queue.persist();
+      context.platform.restart();
+    };
+    context.platform.setTimeout(restart, 10000);
+    this._report("UPDATING", null, restart);
+  }
+
+  private _fail(reason: string): void {
+    const target = this._target;
+    const context = this._context;
+    this._stop();
+    this._report("FAILED", { fw_error: reason }, null);
+    if (target !== null) {
+      this._record.failed = target[0] + " " + target[1] + " " + target[3];
+      this._saveRecord();
+    }
+    if (this._file !== "") {
+      try {
+        context.platform.storageRemove(this._file);
+      } catch (e) {
+        // Overwritten by the next update anyway.
+      }
+    }
+  }
+
+  private _stop(): void {
+    if (this._timer !== null) this._context.platform.clearTimeout(this._timer);
+    this._timer = null;
+    this._target = null;
+    this._tries = 0;
+  }
+}
+
+export function otaFeature(context: DeviceContext): void {
+  new FirmwareUpdater(context);
+}
