@@ -23,7 +23,7 @@ import type { DeviceRun } from "./helpers/device-run.ts";
 
 const TOKEN = "ota-test-token";
 const DEVICE = "ota-device";
-const CHUNK = 1000;
+const CHUNK = 1500;
 let oldImage: string;
 let newImage: Buffer;
 let packageInfo: { title: string; version: string; size: number; sha256: string; file: string; checksumAlgorithm: string };
@@ -36,7 +36,7 @@ async function build(version: string): Promise<string> {
     settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: 1, tls: false, token: TOKEN, telemetryIntervalMs: 1000 },
     version,
     quiet: true,
-    // Scaled down: a chunk asked again after 2 s, a silent new image rolled back after 8 s.
+    // Scaled down: 1500-byte chunks, a chunk asked again after 2 s, a silent new image rolled back after 8 s.
     firmware: { responseTimeoutMs: 2000, keepAliveS: 3, backoffMinMs: 300, backoffMaxMs: 1500, otaChunkBytes: CHUNK, otaConfirmMs: 8000 },
   });
   return join(out, "espruino", "sim.js");
@@ -126,6 +126,10 @@ test("a download cut by a lost connection resumes at the first missing chunk; ch
   assert.equal(chunks.filter((n) => n === 10).length, 2, "the chunk cut by the disconnect asked again after the reconnect");
   assert.equal(chunks.filter((n) => n === 20).length, 2, "the unanswered chunk asked again");
   for (let n = 0; n < padded.length / CHUNK; n++) assert.ok(chunks.filter((c) => c === n).length <= 2, "chunk " + n + " asked for at most twice");
+  // Readings went on while the download waited.
+  const received = emulator.device(DEVICE).telemetry.map((p) => ("fw_state" in p.values ? String(p.values.fw_state) : "reading"));
+  const during = received.slice(received.indexOf("DOWNLOADING"), received.indexOf("DOWNLOADED"));
+  assert.ok(during.includes("reading"), "readings delivered during the download: " + received.join(","));
   await device.waitFor(() => emulator.device(DEVICE).client.current_fw_version === "1.1.0", 10000, "1.1.0");
 });
 
@@ -272,4 +276,37 @@ test("the same update through mosquitto, with an independent MQTT client playing
     await server.endAsync();
     await broker.stop();
   }
+});
+
+test("the emulator answers a chunk size over maxPayloadSize as ThingsBoard does, and the device asks for chunks no larger than the session limit", async () => {
+  const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }, { name: "raw", token: "raw-client-token" }], limits: { maxPayloadSize: 1200 } });
+  await emulator.listen();
+  const device = runDevice(oldImage, { port: emulator.plainPort });
+  running.push({ emulator, device });
+  // A client asking for 1300-byte chunks: PAYLOAD_TOO_LARGE on v2/fw/error, then the session is closed.
+  const client = await mqtt.connectAsync({ host: "127.0.0.1", port: emulator.plainPort, clientId: "raw", username: "raw-client-token", reconnectPeriod: 0 });
+  emulator.assignFirmware("raw", newImage, "tb-firmware", "1.1.0");
+  await client.subscribeAsync("v2/fw/error", { qos: 1 });
+  const answer = new Promise<string>((resolve) => client.on("message", (_t, payload) => resolve(payload.toString())));
+  const closed = new Promise<void>((resolve) => client.on("close", () => resolve()));
+  client.publish("v2/fw/request/1/chunk/0", "1300");
+  assert.equal(await answer, "PAYLOAD_TOO_LARGE");
+  await closed;
+  client.end(true);
+  // The device learns the limit from getSessionLimits and asks for at most 1200 B a chunk (not its 1500).
+  await device.waitFor(() => emulator.device(DEVICE).client.current_fw_version === "1.0.0", 15000, "1.0.0 online");
+  emulator.assignFirmware(DEVICE, newImage, "tb-firmware", "1.1.0");
+  await device.waitFor(() => states(emulator).includes("UPDATED"), 60000, "UPDATED");
+  assert.equal(emulator.chunkRequests.get(DEVICE)!.length, Math.ceil(newImage.length / 1200));
+  assert.ok(!states(emulator).some((s) => s.startsWith("FAILED")), states(emulator).join(", "));
+});
+
+test("a server error (v2/fw/error) ends the attempt with ThingsBoard's reason, and the package is tried again when offered again", async () => {
+  const { emulator, device } = await start();
+  // The attributes without a package behind them: the emulator answers the first chunk request with an error.
+  emulator.setShared(DEVICE, { fw_title: "tb-firmware", fw_version: "1.1.0", fw_size: newImage.length, fw_checksum: packageInfo.sha256, fw_checksum_algorithm: "SHA256" });
+  await device.waitFor(() => states(emulator).some((s) => s.startsWith("FAILED")), 30000, "FAILED");
+  assert.equal(states(emulator).find((s) => s.startsWith("FAILED")), "FAILED: ThingsBoard: No firmware assigned to the device");
+  emulator.assignFirmware(DEVICE, newImage, "tb-firmware", "1.1.0");
+  await device.waitFor(() => states(emulator).includes("UPDATED"), 60000, "UPDATED on the second offer");
 });

@@ -159,7 +159,7 @@ class FirmwareUpdater {
       return true;
     }
     if (topic === FW_ERROR) {
-      if (this._target !== null) this._fail("ThingsBoard: " + utf8Decode(payload, 0, payload.length));
+      if (this._target !== null) this._fail("ThingsBoard: " + utf8Decode(payload, 0, payload.length), false);
       return true;
     }
     return false;
@@ -186,7 +186,7 @@ class FirmwareUpdater {
     else if (typeof checksum !== "string" || checksum === "") problem = "no fw_checksum";
     else if (!context.platform.fileWrite) problem = "updates are not supported on " + context.platform.runtime;
     if (problem !== "") {
-      this._fail(problem);
+      this._fail(problem, true);
       return;
     }
     // The slot the running image is not in; the chunk size fixed for the whole download.
@@ -217,7 +217,7 @@ class FirmwareUpdater {
     if (this._timer !== null) platform.clearTimeout(this._timer);
     this._timer = platform.setTimeout(() => {
       updater._timer = null;
-      if (counted && ++updater._tries >= CHUNK_TRIES) updater._fail("chunk " + updater._next + ": no answer after " + CHUNK_TRIES + " tries");
+      if (counted && ++updater._tries >= CHUNK_TRIES) updater._fail("chunk " + updater._next + ": no answer after " + CHUNK_TRIES + " tries", false);
       else updater._request();
     }, ms);
   }
@@ -236,7 +236,7 @@ class FirmwareUpdater {
     try {
       this._context.platform.fileWrite!(this._file, payload, offset, size);
     } catch (e) {
-      this._fail("cannot write " + this._file + ": " + errorText(e));
+      this._fail("cannot write " + this._file + ": " + errorText(e), false);
       return;
     }
     this._next++;
@@ -264,8 +264,8 @@ class FirmwareUpdater {
     const actual = platform.fileDigest!(this._file, target[4]);
     // ThingsBoard prints a CRC32 with its bytes reversed (Guava's HashCode): both orders pass.
     const swapped = actual.substring(6, 8) + actual.substring(4, 6) + actual.substring(2, 4) + actual.substring(0, 2);
-    if (actual === "") this._fail("checksum algorithm " + target[4] + " not available on this device");
-    else if (actual !== target[3] && (target[4] !== "CRC32" || swapped !== target[3])) this._fail(target[4] + " mismatch: expected " + target[3] + ", got " + actual);
+    if (actual === "") this._fail("checksum algorithm " + target[4] + " not available on this device", true);
+    else if (actual !== target[3] && (target[4] !== "CRC32" || swapped !== target[3])) this._fail(target[4] + " mismatch: expected " + target[3] + ", got " + actual, true);
     else this._install();
   }
 
@@ -288,12 +288,17 @@ class FirmwareUpdater {
     this._report("UPDATING", null, restart);
   }
 
-  private _fail(reason: string): void {
+  /**
+   * Ends the attempt. `final`: the package itself is at fault (refused, checksum), so it is
+   * not tried again until ThingsBoard assigns another; else (no answer, a server error,
+   * flash) the next connect tries again.
+   */
+  private _fail(reason: string, final: boolean): void {
     const target = this._target;
     const context = this._context;
     this._stop();
     this._report("FAILED", { fw_error: reason }, null);
-    if (target !== null) {
+    if (target !== null && final) {
       this._record.failed = target[0] + " " + target[1] + " " + target[3];
       this._saveRecord();
     }
