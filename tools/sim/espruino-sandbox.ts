@@ -24,6 +24,8 @@ export interface SandboxOptions {
   storageDir: string;
   /** Every console line of the device. */
   onSerial: (line: string) => void;
+  /** The console's output as it comes, unsplit (the REPL forwards it). */
+  onSerialText?: (text: string) => void;
   chipId?: string;
   /** Chips on the virtual I2C1 bus by 7-bit address; an address with none NACKs. */
   i2cDevices?: Record<number, VirtualI2CDevice>;
@@ -90,6 +92,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   mkdirSync(options.storageDir, { recursive: true });
 
   const serial = (text: string) => {
+    options.onSerialText?.(text);
     consoleBuffer += text;
     let newline: number;
     while ((newline = consoleBuffer.indexOf("\n")) >= 0) {
@@ -118,7 +121,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     for (const socket of sockets) socket.destroy();
     sockets.clear();
   };
-  const boot = () => {
+  /** Starts a fresh interpreter; `run`: and runs the saved code (a power-on), else stays empty (reset()). */
+  const boot = (run = true) => {
     const thisBoot = ++boots;
     /** Runs image code from the host's event loop the way Espruino does: errors are printed, not fatal. */
     const guarded = (fn: unknown, ...args: unknown[]) => {
@@ -316,7 +320,18 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
 
     const globals: Record<string, unknown> = {
       console: { log: (...args: unknown[]) => serial(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ") + "\n") },
-      print: (text: unknown) => serial(String(text) + "\n"),
+      print: (...args: unknown[]) => serial(args.map((a) => String(a)).join(" ") + "\n"),
+      // The REPL's commands the espruino CLI uses: reset() empties RAM (Storage stays) and
+      // runs nothing; load() restarts and runs the saved code.
+      reset: () => {
+        if (stopped) return;
+        teardown();
+        boot(false);
+      },
+      load: () => {
+        setImmediate(reboot);
+      },
+      echo: () => undefined,
       require: (name: string) => {
         if (!(name in modules)) throw new Error('Module "' + name + '" not found');
         return modules[name];
@@ -345,6 +360,10 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         reboot: () => {
           serial("[sandbox] E.reboot(): rebooting\n");
           setImmediate(reboot);
+        },
+        // What the espruino CLI sends to save code when it does not know the firmware's version.
+        setBootCode: (code: unknown) => {
+          Storage.write(".bootcde", toBinaryString(code));
         },
         on: () => undefined,
         hwRand: () => 0,
@@ -376,6 +395,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     context.global = vm.runInContext("globalThis", context);
     current = context;
 
+    if (!run) return;
     // Like a board: the code saved to flash (.bootcde) boots, else the image given.
     const saved = storagePath(".bootcde");
     const source = existsSync(saved) ? readFileSync(saved, "latin1") : readFileSync(options.imagePath, "utf8");

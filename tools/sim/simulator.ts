@@ -4,13 +4,13 @@
 // the emulator received; `npm run tb` drives the device from a second terminal. No
 // internet needed.
 //
-//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain]
+//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain] [--repl PORT]
 //   tsx tools/sim/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 //
 // State (the emulator's devices and attributes, the device's flash) lives under .sim/,
 // or under $TBFW_SIM_DIR.
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadBoard } from "../build/boards.ts";
@@ -22,6 +22,8 @@ import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
+import { startRepl } from "./repl.ts";
+import type { Repl } from "./repl.ts";
 import { virtualSensor } from "./virtual-i2c.ts";
 
 export const SIM_TOKEN = "sim-device-token";
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
       "no-sensor": { type: "boolean", default: false },
       provision: { type: "boolean", default: false },
       "forget-token": { type: "boolean", default: false },
+      repl: { type: "string" },
     },
   });
   const remote = values.host !== undefined;
@@ -65,6 +68,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(messages) || messages < 0) throw new ConfigError("--messages must be a whole number");
   if (!Number.isInteger(interval) || interval < 1000) throw new ConfigError("--interval must be at least 1000 ms");
   if (remote && !values.token) throw new ConfigError("--host needs --token <device access token>");
+  const replPort = values.repl === undefined ? null : Number(values.repl);
+  if (replPort !== null && !(Number.isInteger(replPort) && replPort >= 0 && replPort <= 65535)) throw new ConfigError("--repl needs a TCP port, e.g. --repl 2323");
 
   let emulator: ThingsBoardEmulator | null = null;
   let control: { close(): Promise<void> } | null = null;
@@ -125,6 +130,9 @@ async function main(): Promise<void> {
   // The board's real driver talks to a simulated chip on the virtual I2C bus.
   const storageDir = join(SIM_DIR, "storage", board.name);
   if (values["forget-token"]) forgetStoredToken(storageDir);
+  // npm start flashes the image it just built: code saved by an earlier run's REPL upload goes.
+  rmSync(join(storageDir, ".bootcde"), { force: true });
+  let repl: Repl | null = null;
   const chip = values["no-sensor"] ? null : virtualSensor(board.sensor.model);
   const i2cDevices = chip ? { [board.sensor.address]: chip } : {};
   console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
@@ -134,6 +142,7 @@ async function main(): Promise<void> {
     // Like a board's flash: kept between runs, one per board.
     storageDir,
     i2cDevices,
+    onSerialText: (text) => repl?.write(text),
     onSerial: (line) => {
       console.log("device  | " + line);
       const match = /^\[D\]\[queue\] delivered (\d+) reading/.exec(line);
@@ -143,6 +152,10 @@ async function main(): Promise<void> {
       }
     },
   });
+  if (replPort !== null) {
+    repl = await startRepl(replPort, sandbox);
+    console.log("simulator: serial console on tcp://127.0.0.1:" + repl.port + " (npm run console -- --port tcp://127.0.0.1:" + repl.port + ", npm run flash -- --port tcp://127.0.0.1:" + repl.port + ")");
+  }
   process.on("SIGINT", () => finish(0));
   process.on("SIGTERM", () => finish(0));
   const timeoutS = Number(values.timeout);
@@ -152,6 +165,7 @@ async function main(): Promise<void> {
   }, timeoutS * 1000).unref();
   const code = await done;
   sandbox.stop();
+  if (repl) await repl.close();
   if (control) await control.close();
   if (emulator) await emulator.close();
   if (sandbox.uncaught.length > 0) {
