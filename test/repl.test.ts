@@ -74,6 +74,8 @@ test("npm run flash -- --port tcp://...: the espruino CLI uploads a new image to
   const flash = spawnSync(tsx, ["tools/device/flash.ts", "--port", "tcp://127.0.0.1:" + replPort, "--image", image, "--device-config", deviceConfig], { cwd: ROOT, env, encoding: "utf8", timeout: 120000 });
   assert.equal(flash.status, 0, flash.stdout + flash.stderr);
   assert.match(flash.stdout, /Upload Complete/);
+  // The CLI asked the device what it runs: 1 KB Storage writes, not one E.setBootCode string, and no module looked up online.
+  assert.doesNotMatch(flash.stdout + flash.stderr, /pre-1v96|Module \w+ not found/);
 
   await waitFor(/device {2}\| \[I\]\[boot\] tb-firmware 7\.7\.7 on sim/, 20000, "the new image booting");
   await waitFor(/tb {6}\| dev1 connected/, 20000, "dev1 connected with its own token");

@@ -37,7 +37,7 @@ if (!existsSync(image)) {
   console.error("flash: " + image + " does not exist: " + (values.image ? "give a built image" : "run npm run build first"));
   process.exit(1);
 }
-const args = ["-p", values.port, "-b", values.baud, "--board", "ESP32", "--config", "SAVE_ON_SEND=1", "--no-ble"];
+const args = ["-p", values.port, "-b", values.baud, "--config", "SAVE_ON_SEND=1", "--no-ble"];
 const deviceConfig = values["device-config"];
 if (deviceConfig) {
   if (!existsSync(deviceConfig)) {

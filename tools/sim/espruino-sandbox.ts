@@ -371,7 +371,15 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         CRC32: (data: unknown) => crc32(Buffer.from(toBinaryString(data), "latin1")) >>> 0,
       },
       process: {
-        env: { VERSION: "2v29-sandbox", BOARD: "ESP32", SERIAL: options.chipId ?? "5ccf7f00-sim0-0001" },
+        // The espruino CLI reads VERSION (how to upload) and MODULES (what not to fetch): the
+        // Linux build of 2v29 lists timer,Flash,Storage,heatshrink,fs,net,dgram,tls,http,
+        // NetworkJS,TelnetServer,crypto; the ESP32 build adds Wifi and ESP32.
+        env: {
+          VERSION: "2v29-sandbox",
+          BOARD: "ESP32",
+          SERIAL: options.chipId ?? "5ccf7f00-sim0-0001",
+          MODULES: "timer,Flash,Storage,heatshrink,fs,net,dgram,tls,http,NetworkJS,Wifi,ESP32,TelnetServer,crypto",
+        },
         version: "2v29-sandbox",
       memory: () => ({ free: 0, usage: 0, total: 0, blocksize: 14 }),
       },
