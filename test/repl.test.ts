@@ -109,7 +109,7 @@ test("npm run console -- --port tcp://...: typed lines run on the device's REPL,
     }
   };
   try {
-    await until(/Connected/, "the connection");
+    await until(/\[console\] connected/, "the connection");
     consoleProcess.stdin!.write("6*7\r");
     await until(/=42/, "the answer to a typed line");
     consoleProcess.stdin!.write("load()\r");
@@ -127,4 +127,43 @@ test("npm run flash -- --erase removes the image and the per-device file from th
   assert.equal(erase.status, 0, erase.stdout + erase.stderr);
   assert.ok(!existsSync(join(storage, ".bootcde")), ".bootcde erased");
   assert.ok(!existsSync(join(storage, "tb-config.json")), "tb-config.json erased");
+});
+
+test("npm run console: lines coloured by level, with timestamps and a log file, and it connects again by itself when the device's console comes back", async () => {
+  const logFile = join(mkdtempSync(join(tmpdir(), "tbfw-console-")), "console.log");
+  const consoleProcess = spawn(tsx, ["tools/device/console.ts", "--port", "tcp://127.0.0.1:" + replPort, "--timestamps", "--log", logFile], {
+    cwd: ROOT,
+    env: { ...env, FORCE_COLOR: "1" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let seen = "";
+  consoleProcess.stdout!.on("data", (chunk) => (seen += chunk));
+  consoleProcess.stderr!.on("data", (chunk) => (seen += chunk));
+  const until = async (pattern: RegExp, what: string, timeoutMs = 20000) => {
+    const end = Date.now() + timeoutMs;
+    while (!pattern.test(seen)) {
+      if (Date.now() > end) throw new Error("timed out waiting for " + what + " on the console:\n" + seen);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  try {
+    await until(/\[console\] connected/, "the connection");
+    consoleProcess.stdin!.write('print("[W][test] a warning")\r');
+    await until(/\d\d:\d\d:\d\d\.\d{3} \x1b\[33m\[W\]\[test\] a warning\x1b\[0m/, "a yellow, timestamped warning");
+    assert.match(readFileSync(logFile, "utf8"), /^\d{4}-\d\d-\d\dT[\d:.]+Z \[W\]\[test\] a warning$/m);
+
+    // The simulator goes away and comes back on the same port: the console follows by itself.
+    simulator.kill("SIGTERM");
+    await new Promise((resolve) => simulator.once("exit", resolve));
+    await until(/waiting for it to come back/, "the console noticing");
+    output = "";
+    simulator = spawn(tsx, ["tools/sim/simulator.ts", "--plain", "--interval", "1000", "--repl", String(replPort), "--timeout", "300"], { cwd: ROOT, env });
+    simulator.stdout!.on("data", (chunk) => (output += chunk));
+    simulator.stderr!.on("data", (chunk) => (output += chunk));
+    await until(/\[console\] connected[\s\S]*\[console\] connected/, "the console connected again", 60000);
+    consoleProcess.stdin!.write("6*7\r");
+    await until(/=42/, "the REPL of the restarted simulator");
+  } finally {
+    consoleProcess.kill("SIGTERM");
+  }
 });
