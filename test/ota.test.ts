@@ -15,6 +15,8 @@ import { checkSource } from "../tools/check/check-espruino.ts";
 import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import type { JsonValue } from "../tools/sim/emulator.ts";
 import { startControl } from "../tools/sim/control.ts";
+import * as loader from "../tools/build/boot-loader.mjs";
+import { BOOT_FILE, IMAGE_SLOTS } from "../firmware/thingsboard/ota.ts";
 import { requestFor, sendControl } from "../tools/sim/tb.ts";
 import mqtt from "mqtt";
 import { buildTestImages, runDevice } from "./helpers/device-run.ts";
@@ -80,6 +82,11 @@ function states(emulator: ThingsBoardEmulator): string[] {
 function bootRecord(device: DeviceRun): Record<string, JsonValue> {
   return JSON.parse(readFileSync(join(device.storageDir, "tb-boot.json"), "latin1"));
 }
+
+test("the boot loader and the firmware name the same files", () => {
+  assert.equal(loader.BOOT_FILE, BOOT_FILE);
+  assert.deepEqual(loader.IMAGE_SLOTS, IMAGE_SLOTS);
+});
 
 test("the build describes each Espruino image as an OTA package", () => {
   assert.equal(packageInfo.title, "tb-firmware");

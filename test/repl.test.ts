@@ -47,6 +47,22 @@ after(async () => {
   await new Promise((resolve) => simulator.once("exit", resolve));
 });
 
+/** npm run console against the simulator's port; `until` waits for its output to match. */
+function startConsole(args: string[], extraEnv: Record<string, string>) {
+  const consoleProcess = spawn(tsx, ["tools/device/console.ts", "--port", "tcp://127.0.0.1:" + replPort, ...args], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ["pipe", "pipe", "pipe"] });
+  let seen = "";
+  consoleProcess.stdout!.on("data", (chunk) => (seen += chunk));
+  consoleProcess.stderr!.on("data", (chunk) => (seen += chunk));
+  const until = async (pattern: RegExp, what: string, timeoutMs = 20000) => {
+    const end = Date.now() + timeoutMs;
+    while (!pattern.test(seen)) {
+      if (Date.now() > end) throw new Error("timed out waiting for " + what + " on the console:\n" + seen);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  return { consoleProcess, until };
+}
+
 test("a statement split over lines waits for its end; a complete one runs", () => {
   assert.equal(incomplete("print(1"), true);
   assert.equal(incomplete("function f() {"), true);
@@ -97,17 +113,7 @@ test("npm run flash -- --port tcp://...: the espruino CLI uploads a new image to
 });
 
 test("npm run console -- --port tcp://...: typed lines run on the device's REPL, and its log lines arrive (here after a load() typed there)", async () => {
-  const consoleProcess = spawn(tsx, ["tools/device/console.ts", "--port", "tcp://127.0.0.1:" + replPort], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
-  let seen = "";
-  consoleProcess.stdout!.on("data", (chunk) => (seen += chunk));
-  consoleProcess.stderr!.on("data", (chunk) => (seen += chunk));
-  const until = async (pattern: RegExp, what: string) => {
-    const end = Date.now() + 20000;
-    while (!pattern.test(seen)) {
-      if (Date.now() > end) throw new Error("timed out waiting for " + what + " on the console:\n" + seen);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const { consoleProcess, until } = startConsole([], {});
   try {
     await until(/\[console\] connected/, "the connection");
     consoleProcess.stdin!.write("6*7\r");
@@ -131,21 +137,7 @@ test("npm run flash -- --erase removes the image and the per-device file from th
 
 test("npm run console: lines coloured by level, with timestamps and a log file, and it connects again by itself when the device's console comes back", async () => {
   const logFile = join(mkdtempSync(join(tmpdir(), "tbfw-console-")), "console.log");
-  const consoleProcess = spawn(tsx, ["tools/device/console.ts", "--port", "tcp://127.0.0.1:" + replPort, "--timestamps", "--log", logFile], {
-    cwd: ROOT,
-    env: { ...env, FORCE_COLOR: "1" },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let seen = "";
-  consoleProcess.stdout!.on("data", (chunk) => (seen += chunk));
-  consoleProcess.stderr!.on("data", (chunk) => (seen += chunk));
-  const until = async (pattern: RegExp, what: string, timeoutMs = 20000) => {
-    const end = Date.now() + timeoutMs;
-    while (!pattern.test(seen)) {
-      if (Date.now() > end) throw new Error("timed out waiting for " + what + " on the console:\n" + seen);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
+  const { consoleProcess, until } = startConsole(["--timestamps", "--log", logFile], { FORCE_COLOR: "1" });
   try {
     await until(/\[console\] connected/, "the connection");
     consoleProcess.stdin!.write('print("[W][test] a warning")\r');

@@ -32,7 +32,7 @@ const FW_KEYS = "fw_title,fw_version,fw_size,fw_checksum,fw_checksum_algorithm";
 /** Attribute request ids of this feature: apart from the attributes feature's 1, 2, 3... */
 const REQUEST_ID_BASE = 900000;
 /** Larger images than this are refused before anything is written. */
-const MAX_IMAGE_BYTES = 262144;
+export const MAX_IMAGE_BYTES = 262144;
 const CHUNK_TRIES = 6;
 
 /** The boot record; keys are shared with the boot loader, so they are JSON, not mangled. */

@@ -209,7 +209,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
         writeSecretFile(file, minified + "\n");
-        if (updates) otaPackages.push(writeOtaPackage(file, options.version));
+        if (updates) otaPackages.push(writeOtaPackage(file, Buffer.from(minified + "\n"), options.version));
         reports.push({ board: board.name, runtime, file, raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       } else {
         const dir = join(options.outDir, "moddable", board.name);
@@ -248,8 +248,7 @@ export interface OtaPackage {
  * Describes an Espruino image as an OTA package in `<image>.ota.json` beside it: the image
  * file itself is the package; the title and version go in ThingsBoard's form.
  */
-function writeOtaPackage(file: string, version: string): OtaPackage {
-  const bytes = readFileSync(file);
+function writeOtaPackage(file: string, bytes: Buffer, version: string): OtaPackage {
   const ota: OtaPackage = { file, title: FIRMWARE_TITLE, version, size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
   writeFileSync(file.replace(/\.js$/, ".ota.json"), JSON.stringify({ ...ota, file: basename(file), checksumAlgorithm: "SHA256" }, null, 2) + "\n");
   return ota;

@@ -10,6 +10,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../build/build.ts";
+import { OVERRIDE_FILE, RESTART_FILE } from "../../firmware/config.ts";
+import { SHARED_CONFIG_FILE } from "../../firmware/app/remote-config.ts";
+import { BOOT_FILE, IMAGE_SLOTS } from "../../firmware/thingsboard/ota.ts";
 
 const { values } = parseArgs({
   options: {
@@ -27,7 +30,7 @@ if (!values.port) {
 }
 if (values.erase) {
   // What this firmware keeps in Storage (readings waiting in flash, tbq-*, stay to be delivered).
-  const files = [".bootcde", "tb-config.json", "tb-shared.json", "tb-boot.json", "tb-fw-a.js", "tb-fw-b.js", "tb-restart.txt"];
+  const files = [".bootcde", OVERRIDE_FILE, SHARED_CONFIG_FILE, BOOT_FILE, ...IMAGE_SLOTS, RESTART_FILE];
   const expression = "var S=require(\"Storage\");" + JSON.stringify(files) + ".forEach(function(f){S.erase(f)});reset();print(\"erased: " + files.join(" ") + "\")";
   const erased = spawnSync(join(ROOT, "node_modules/.bin/espruino"), ["-p", values.port, "-b", values.baud, "--no-ble", "-e", expression], { stdio: "inherit" });
   process.exit(erased.status ?? 1);
@@ -45,7 +48,7 @@ if (deviceConfig) {
     process.exit(1);
   }
   // Written to Storage as tb-config.json: per-device overrides read at boot.
-  args.push("--storage", "tb-config.json:" + deviceConfig);
+  args.push("--storage", OVERRIDE_FILE + ":" + deviceConfig);
 }
 args.push(image);
 const result = spawnSync(join(ROOT, "node_modules/.bin/espruino"), args, { stdio: "inherit" });

@@ -6,6 +6,7 @@ import type { AddressInfo, Server } from "node:net";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Attributes, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
+import { MAX_IMAGE_BYTES } from "../../firmware/thingsboard/ota.ts";
 
 /** How long `attr set` waits for the device's answer (its client attributes). */
 const ANSWER_WAIT_MS = 5000;
@@ -163,7 +164,7 @@ function hasKey(body: JsonValue, key: string): boolean {
 /** Why `data` cannot be an Espruino image for an update ("" when it can): a built image is JavaScript text. */
 export function packageProblem(data: Buffer): string {
   if (data.length === 0) return "the file is empty";
-  if (data.length > 262144) return "the file is " + data.length + " B; an update is at most 262144 B";
+  if (data.length > MAX_IMAGE_BYTES) return "the file is " + data.length + " B; an update is at most " + MAX_IMAGE_BYTES + " B";
   if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js)";
   return "";
 }
