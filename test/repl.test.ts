@@ -89,7 +89,10 @@ test("npm run flash -- --port tcp://...: the espruino CLI uploads a new image to
 
   const flash = spawnSync(tsx, ["tools/device/flash.ts", "--port", "tcp://127.0.0.1:" + replPort, "--image", image, "--device-config", deviceConfig], { cwd: ROOT, env, encoding: "utf8", timeout: 120000 });
   assert.equal(flash.status, 0, flash.stdout + flash.stderr);
+  assert.match(flash.stdout, /^flash: uploading .*sim\.js \(\d+\.\d KB\) to tcp:\/\/127\.0\.0\.1:\d+$/m);
   assert.match(flash.stdout, /Upload Complete/);
+  // Restarted by the script after the upload, which saw the new image's boot line.
+  assert.match(flash.stdout, /^flash: saved and booted: \[I\]\[boot\] tb-firmware 7\.7\.7 on sim \(espruino\)/m);
   // The CLI asked the device what it runs: 1 KB Storage writes, not one E.setBootCode string, and no module looked up online.
   assert.doesNotMatch(flash.stdout + flash.stderr, /pre-1v96|Module \w+ not found/);
 
@@ -123,6 +126,17 @@ test("npm run console -- --port tcp://...: typed lines run on the device's REPL,
     await until(/\[I\]\[mqtt\] connected to 127\.0\.0\.1/, "the device online again");
   } finally {
     consoleProcess.kill("SIGTERM");
+  }
+});
+
+test("npm run flash and npm run console name a port that cannot be opened, with the serial ports found", () => {
+  for (const script of ["tools/device/flash.ts", "tools/device/console.ts"]) {
+    const absent = spawnSync(tsx, [script, "--port", "/dev/tbfw-no-such-port"], { cwd: ROOT, env, encoding: "utf8", timeout: 30000 });
+    assert.equal(absent.status, 1);
+    assert.match(absent.stderr, /cannot open \/dev\/tbfw-no-such-port: .*No such file or directory.* \(serial ports found: /);
+    const nothing = spawnSync(tsx, [script, "--port", "tcp://127.0.0.1:1"], { cwd: ROOT, env, encoding: "utf8", timeout: 30000 });
+    assert.equal(nothing.status, 1);
+    assert.match(nothing.stderr, /ECONNREFUSED.*is the simulator running with npm start -- --repl PORT\?/);
   }
 });
 

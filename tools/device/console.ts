@@ -8,14 +8,9 @@
 //   npm run console -- --port tcp://127.0.0.1:2323
 
 import { appendFileSync } from "node:fs";
-import { connect } from "node:net";
 import { parseArgs } from "node:util";
-
-/** What the console needs of a port: bytes in, bytes out, an end. */
-interface Link {
-  write(bytes: Buffer): void;
-  close(): void;
-}
+import type { Link } from "./port.ts";
+import { listPorts, openLink } from "./port.ts";
 
 const COLOURS: Record<string, string> = { E: "\x1b[31m", W: "\x1b[33m", D: "\x1b[90m" };
 const RESET = "\x1b[0m";
@@ -28,43 +23,6 @@ export function formatLine(line: string, options: { color: boolean; timestamps: 
   const stamp = options.timestamps ? (options.now ?? new Date()).toISOString().slice(11, 23) + " " : "";
   const colour = options.color && level ? COLOURS[level[1]] : undefined;
   return stamp + (colour ? colour + line + RESET : line);
-}
-
-/** serialport, loaded only for a serial port: its native binding is not needed for tcp://. */
-async function serialPortClass() {
-  return (await import("serialport")).SerialPort;
-}
-
-async function listPorts(): Promise<string[]> {
-  try {
-    return (await (await serialPortClass()).list()).map((p) => p.path);
-  } catch {
-    return [];
-  }
-}
-
-async function openLink(port: string, baud: number, onData: (bytes: Buffer) => void, onOpen: () => void, onClose: (why: string) => void | Promise<void>): Promise<Link> {
-  let closed = false;
-  const close = (why: string) => {
-    if (closed) return;
-    closed = true;
-    onClose(why);
-  };
-  if (port.startsWith("tcp://")) {
-    const [host, portText] = port.slice(6).split(":");
-    const socket = connect({ host, port: Number(portText) }, onOpen);
-    socket.on("data", onData);
-    socket.on("error", (e) => close(e.message));
-    socket.on("close", () => close("connection closed"));
-    return { write: (bytes) => socket.write(bytes), close: () => socket.destroy() };
-  }
-  const SerialPort = await serialPortClass();
-  const serial = new SerialPort({ path: port, baudRate: baud });
-  serial.on("open", onOpen);
-  serial.on("data", onData);
-  serial.on("error", (e) => close(e.message));
-  serial.on("close", () => close("port closed"));
-  return { write: (bytes) => serial.write(bytes), close: () => serial.isOpen && serial.close() };
 }
 
 async function main(): Promise<void> {

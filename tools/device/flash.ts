@@ -1,18 +1,24 @@
 // Flashes an Espruino image to a board over serial with the `espruino` npm CLI and
-// saves it to flash, optionally with a per-device tb-config.json (token, host...).
+// saves it to flash, optionally with a per-device tb-config.json (token, host...); then
+// restarts the board and waits for its boot line, so a saved image that does not start
+// is noticed here. A port that cannot be opened is named with the ports found.
 //
 //   npm run flash -- --port /dev/ttyUSB0 [--board esp32-devkitc | --image FILE] [--device-config my-device.json]
 //   npm run flash -- --port tcp://127.0.0.1:2323 ...   (the simulator's console: npm start -- --repl 2323)
 //   npm run flash -- --port PORT --erase                 removes the image, the per-device file and updates
 
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../build/build.ts";
 import { OVERRIDE_FILE, RESTART_FILE } from "../../firmware/config.ts";
 import { SHARED_CONFIG_FILE } from "../../firmware/app/remote-config.ts";
 import { BOOT_FILE, IMAGE_SLOTS } from "../../firmware/thingsboard/ota.ts";
+import { awaitLine, listPorts, portProblem } from "./port.ts";
+
+/** How long the boot line may take after a restart: Wi-Fi is not needed for it, only the start. */
+const BOOT_WAIT_MS = 30000;
 
 const { values } = parseArgs({
   options: {
@@ -25,7 +31,12 @@ const { values } = parseArgs({
   },
 });
 if (!values.port) {
-  console.error("flash: give the serial port, e.g. npm run flash -- --port /dev/ttyUSB0 (list ports with npx espruino --list)");
+  console.error("flash: give the serial port, e.g. npm run flash -- --port /dev/ttyUSB0 (serial ports found: " + ((await listPorts()).join(", ") || "none") + ")");
+  process.exit(1);
+}
+const problem = await portProblem(values.port, Number(values.baud));
+if (problem !== "") {
+  console.error("flash: " + problem);
   process.exit(1);
 }
 if (values.erase) {
@@ -40,7 +51,8 @@ if (!existsSync(image)) {
   console.error("flash: " + image + " does not exist: " + (values.image ? "give a built image" : "run npm run build first"));
   process.exit(1);
 }
-const args = ["-p", values.port, "-b", values.baud, "--config", "SAVE_ON_SEND=1", "--no-ble"];
+// LOAD_STORAGE_FILE=0: no load() from the CLI; this script restarts the board below and watches it boot.
+const args = ["-p", values.port, "-b", values.baud, "--config", "SAVE_ON_SEND=1", "--config", "LOAD_STORAGE_FILE=0", "--no-ble"];
 const deviceConfig = values["device-config"];
 if (deviceConfig) {
   if (!existsSync(deviceConfig)) {
@@ -51,5 +63,12 @@ if (deviceConfig) {
   args.push("--storage", OVERRIDE_FILE + ":" + deviceConfig);
 }
 args.push(image);
+console.log("flash: uploading " + image + " (" + (statSync(image).size / 1024).toFixed(1) + " KB) to " + values.port);
 const result = spawnSync(join(ROOT, "node_modules/.bin/espruino"), args, { stdio: "inherit" });
-process.exit(result.status ?? 1);
+if (result.status !== 0) process.exit(result.status ?? 1);
+const booted = await awaitLine(values.port, Number(values.baud), "\x10load()\n", /\[I\]\[boot\] tb-firmware [^\r\n]*/, BOOT_WAIT_MS);
+if (booted === null) {
+  console.error("flash: the image is saved, but the device printed no boot line within " + BOOT_WAIT_MS / 1000 + " s after a restart; look with npm run console -- --port " + values.port);
+  process.exit(1);
+}
+console.log("flash: saved and booted: " + booted);
