@@ -66,6 +66,8 @@ args.push(image);
 console.log("flash: uploading " + image + " (" + (statSync(image).size / 1024).toFixed(1) + " KB) to " + values.port);
 const result = spawnSync(join(ROOT, "node_modules/.bin/espruino"), args, { stdio: "inherit" });
 if (result.status !== 0) process.exit(result.status ?? 1);
+// Espruino's telnet console drops a client that comes right after another left (port.ts).
+await new Promise((r) => setTimeout(r, 1000));
 const booted = await awaitLine(values.port, Number(values.baud), "\x10load()\n", /\[I\]\[boot\] tb-firmware [^\r\n]*/, BOOT_WAIT_MS);
 if (booted === null) {
   console.error("flash: the image is saved, but the device printed no boot line within " + BOOT_WAIT_MS / 1000 + " s after a restart; look with npm run console -- --port " + values.port);

@@ -61,9 +61,12 @@ export async function portProblem(port: string, baud: number): Promise<string> {
       link = made;
     });
   });
-  // Opened (or failed): let go of it for the tool that uses it next.
+  // Opened (or failed): let go of it for the tool that uses it next. Espruino's telnet
+  // console (Linux build, 2v29) drops a client that comes right after another one left:
+  // give it a second.
   await new Promise((r) => setTimeout(r, 0));
   (link as Link | null)?.close();
+  if (why === "") await new Promise((r) => setTimeout(r, 1000));
   if (why === "") return "";
   if (port.startsWith("tcp://")) return "cannot connect to " + port + ": " + why + " (is the simulator running with npm start -- --repl PORT?)";
   return "cannot open " + port + ": " + why + " (serial ports found: " + ((await listPorts()).join(", ") || "none") + "; is the board plugged in, and no console open on it?)";
