@@ -317,3 +317,17 @@ test("a server error (v2/fw/error) ends the attempt with ThingsBoard's reason, a
   emulator.assignFirmware(DEVICE, newImage, "tb-firmware", "1.1.0");
   await device.waitFor(() => states(emulator).includes("UPDATED"), 60000, "UPDATED on the second offer");
 });
+
+test("a checksum written in upper case is compared without case, and a package that failed is remembered as the server wrote it, so it is not downloaded again", async () => {
+  const { emulator, device } = await start();
+  // The package, and at once (in the same tick, before any chunk comes) a wrong checksum in
+  // upper case for it: the second replaces the first; it fails once, then stays failed across a reconnect.
+  emulator.assignFirmware(DEVICE, newImage, "tb-firmware", "1.1.0");
+  emulator.setShared(DEVICE, { fw_checksum: "AB".repeat(32) });
+  await device.waitFor(() => states(emulator).some((s) => s.startsWith("FAILED: SHA256 mismatch: expected " + "ab".repeat(32))), 60000, "the mismatch");
+  assert.ok(!states(emulator).includes("UPDATED"));
+  const asked = emulator.chunkRequests.get(DEVICE)!.length;
+  emulator.disconnect(DEVICE);
+  await new Promise((r) => setTimeout(r, 5000));
+  assert.equal(emulator.chunkRequests.get(DEVICE)!.length, asked, "the failed package not downloaded again after a reconnect");
+});

@@ -61,6 +61,8 @@ class FirmwareUpdater {
   /** The file this image runs from ("" : the flashed image). */
   private readonly _running: string;
   private _target: Target | null = null;
+  /** The update in progress as "title version checksum", as the server wrote them: what the boot record remembers. */
+  private _key = "";
   private _file = "";
   private _chunkBytes = 0;
   private _next = 0;
@@ -176,10 +178,10 @@ class FirmwareUpdater {
     const context = this._context;
     if (title === FIRMWARE_TITLE && version === context.config.firmwareVersion) return;
     const key = title + " " + version + " " + checksum;
-    const target = this._target;
-    if ((target !== null && key === target[0] + " " + target[1] + " " + target[3]) || key === this._record.failed) return;
+    if ((this._target !== null && key === this._key) || key === this._record.failed) return;
     this._stop();
     this._target = [title, version, size as number, String(checksum).toLowerCase(), algorithm];
+    this._key = key;
     let problem = "";
     if (title !== FIRMWARE_TITLE) problem = "fw_title " + title + " is not this firmware (" + FIRMWARE_TITLE + ")";
     else if (typeof size !== "number" || !(size > 0 && size <= MAX_IMAGE_BYTES)) problem = "fw_size must be 1 to " + MAX_IMAGE_BYTES + " bytes, got " + size;
@@ -277,7 +279,7 @@ class FirmwareUpdater {
     record.try = this._file;
     record.boots = 0;
     record.ver = target[1];
-    record.key = target[0] + " " + target[1] + " " + target[3];
+    record.key = this._key;
     record.fail = "";
     this._saveRecord();
     const restart = () => {
@@ -299,7 +301,7 @@ class FirmwareUpdater {
     this._stop();
     this._report("FAILED", { fw_error: reason }, null);
     if (target !== null && final) {
-      this._record.failed = target[0] + " " + target[1] + " " + target[3];
+      this._record.failed = this._key;
       this._saveRecord();
     }
     if (this._file !== "") {
