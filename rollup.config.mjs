@@ -15,7 +15,7 @@ import { withBootLoader } from "./tools/build/boot-loader.mjs";
 export const ENTRY_ID = "\0tb-entry";
 
 /** Modules the Moddable runtime provides; the bundle imports them. */
-export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c"];
+export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c", "embedded:io/analog", "onewire"];
 
 /**
  * Property names that start with "_" are private to the image and are mangled to one or
@@ -40,14 +40,15 @@ export const INTERNAL_PROPERTIES = [
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
   "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "i2c", "restart", "command",
+  "oneWire", "analogRead", "chipTemperature",
   // Socket handlers, session events
   "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
   "getState", "isConnected", "inflightCount", "canPublish", "setPace", "lastRetryDelayMs", "subscribe", "publish",
   // TelemetryQueue, SpillStore
   "setLimits", "flush", "spilledBatches", "deliveredCount", "droppedCount", "pump", "batches", "lostCount", "take",
-  // Sensors
-  "sample", "bus",
+  // Sensors, SensorConfig
+  "sample", "bus", "sensors", "prefix", "beta", "ohms", "seriesOhms", "toGround",
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides
   "firmwareVersion", "caDerBase64", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",

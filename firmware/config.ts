@@ -4,15 +4,25 @@
 
 import type { SessionOptions } from "./mqtt/session";
 
-export type SensorModel = "sht3x" | "bme280" | "simulated";
+export type SensorModel = "sht3x" | "sht4x" | "bme280" | "bmp280" | "ds18b20" | "ntc" | "internal" | "simulated";
 
+/** One sensor of a board; only the fields of its bus are present (the build leaves the rest out). */
 export interface SensorConfig {
   model: SensorModel;
-  /** 7-bit I2C address; 0 for the simulated sensor. */
-  address: number;
-  sda: number;
-  scl: number;
-  bitrate: number;
+  /** Put before each of its keys ("outdoor_" gives outdoor_temperature): two sensors of a kind need different ones. */
+  prefix?: string;
+  /** I2C: 7-bit address and pins. */
+  address?: number;
+  sda?: number;
+  scl?: number;
+  bitrate?: number;
+  /** OneWire (ds18b20) or ADC (ntc) GPIO. */
+  pin?: number;
+  /** NTC thermistor: beta (K), resistance at 25 C, the divider's fixed resistor (ohms), and whether the thermistor is the lower leg (to GND). */
+  beta?: number;
+  ohms?: number;
+  seriesOhms?: number;
+  toGround?: boolean;
 }
 
 /**
@@ -30,7 +40,8 @@ export interface DeviceConfig extends SessionOptions {
   telemetryIntervalMs: number;
   /** Readings go out every this many ms, batched; 0 (or not above the sampling interval): each as it is taken. */
   uploadIntervalMs: number;
-  sensor: SensorConfig;
+  /** The board's sensors, sampled one after another into one reading. */
+  sensors: SensorConfig[];
   /** Readings kept while offline; the oldest is dropped (and counted) past this. */
   queueCapacity: number;
   /** Readings sent in one PUBLISH when a backlog is replayed. */
@@ -46,6 +57,8 @@ export interface DeviceConfig extends SessionOptions {
   maxPayloadBytes: number;
   /** Restart when nothing was delivered and no connection accepted for this long (0: never). */
   watchdogMs: number;
+  /** Sleep (battery boards): the longest a wake may last before the device sleeps anyway. */
+  awakeMaxMs: number;
   /** OTA: bytes asked for per chunk, capped at the payload limit (boards with the ota feature). */
   otaChunkBytes: number;
   /** Provisioning (one image, many devices): only on boards built with a key. The secret is never logged. */
@@ -56,7 +69,7 @@ export interface DeviceConfig extends SessionOptions {
 
 /**
  * What ThingsBoard may change while the device runs (shared attributes, setConfig).
- * Keys are the attribute names; `<sensor model>Enabled` switches the sensor.
+ * Keys are the attribute names; `<prefix><sensor model>Enabled` switches a sensor.
  */
 export interface Settings {
   samplingIntervalMs: number;
@@ -77,8 +90,13 @@ export function defaultSettings(config: DeviceConfig): Settings {
     logLevel: config.debug ? "debug" : "info",
     statusIntervalMs: config.statusIntervalMs,
   };
-  settings[config.sensor.model + "Enabled"] = true;
+  for (let i = 0; i < config.sensors.length; i++) settings[sensorSwitch(config.sensors[i])] = true;
   return settings;
+}
+
+/** The setting that switches a sensor on and off: `sht3xEnabled`, `outdoor_sht3xEnabled`. */
+export function sensorSwitch(sensor: SensorConfig): string {
+  return (sensor.prefix || "") + sensor.model + "Enabled";
 }
 
 /** Flash file with per-device overrides: {"host","port","tls","token","telemetryIntervalMs","uploadIntervalMs"}. */

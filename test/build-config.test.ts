@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
+import { ConfigError, esp32AdcPinProblem, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
 import { loadCa, pemToDer } from "../tools/build/ca.ts";
 import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/build/config.ts";
 import { ROOT, buildImages } from "../tools/build/build.ts";
@@ -31,25 +31,96 @@ function boardError(change: (b: Record<string, any>) => void): string {
 
 test("the committed boards validate", () => {
   const boards = loadBoards(join(ROOT, "boards"));
-  assert.deepEqual(boards.map((b) => b.name), ["esp32-devkitc", "esp32-devkitc-telemetry", "sim"]);
-  assert.deepEqual(boards[0].sensor, { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 });
+  assert.deepEqual(boards.map((b) => b.name), ["esp32-c3-devkitm", "esp32-devkitc", "esp32-devkitc-battery", "esp32-devkitc-multi", "esp32-devkitc-telemetry", "esp32-s3-devkitc", "sim"]);
+  assert.deepEqual(boards.map((b) => b.chip), ["esp32c3", "esp32", "esp32", "esp32", "esp32", "esp32s3", "esp32"]);
+  assert.deepEqual(boards[2].features, ["attributes", "clock", "limits", "sleep"]);
+  assert.ok(!boards[1].features.includes("sleep"), "deep sleep only where a board asks for it");
+  boards.shift();
+  boards.splice(1, 1);
+  assert.deepEqual(boards[0].sensors, [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }]);
+  assert.deepEqual(boards[1].sensors, [
+    { model: "sht4x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 },
+    { model: "bmp280", prefix: "baro_", address: 0x76, sda: 21, scl: 22, bitrate: 100000 },
+    { model: "ds18b20", prefix: "probe_", pin: 4 },
+    { model: "ntc", prefix: "ntc_", pin: 34, beta: 3950, ohms: 10000, seriesOhms: 10000 },
+  ]);
 });
 
 test("board errors name the file and the key", () => {
   assert.equal(boardError((b) => (b.sensor.sda = 34)), 'boards/test-board.json: "sensor.sda": bad pin 34: GPIO34 is input-only and cannot drive I2C');
   assert.equal(boardError((b) => (b.sensor.scl = 7)), 'boards/test-board.json: "sensor.scl": bad pin 7: GPIO7 is wired to the SPI flash');
   assert.equal(boardError((b) => (b.sensor.scl = 21)), 'boards/test-board.json: "sensor.scl": SDA and SCL must be different pins');
-  assert.equal(boardError((b) => (b.sensor.model = "dht22")), 'boards/test-board.json: "sensor.model": unknown sensor "dht22" (supported: sht3x, bme280, simulated)');
+  assert.equal(boardError((b) => (b.sensor.model = "dht22")), 'boards/test-board.json: "sensor.model": unknown sensor "dht22" (supported: sht3x, sht4x, bme280, bmp280, ds18b20, ntc, internal, simulated)');
   assert.equal(boardError((b) => delete b.wifi), 'boards/test-board.json: "wifi": missing');
   assert.equal(boardError((b) => delete b.sensor.sda), 'boards/test-board.json: "sensor.sda": missing');
   assert.equal(boardError((b) => (b.sensor.address = "0x76")), 'boards/test-board.json: "sensor.address": sht3x answers at 0x44 or 0x45, not 0x76');
   assert.equal(boardError((b) => (b.runtimes = ["nodemcu"])), 'boards/test-board.json: "runtimes": unknown runtime "nodemcu" (expected espruino or moddable)');
-  assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, runtimes, wifi, requiresToken, sensor, features)');
-  assert.equal(boardError((b) => (b.features = ["dashboard"])), 'boards/test-board.json: "features": unknown feature "dashboard" (known: attributes, rpc, clock, limits, provision, ota)');
-  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits, provision, ota), [] for telemetry only');
+  assert.equal(boardError((b) => (b.pins = {})), 'boards/test-board.json: "pins": unknown key (expected one of description, chip, runtimes, wifi, requiresToken, sensors, sensor, features)');
+  assert.equal(boardError((b) => (b.features = ["dashboard"])), 'boards/test-board.json: "features": unknown feature "dashboard" (known: attributes, rpc, clock, limits, provision, ota, sleep)');
+  assert.equal(boardError((b) => ((b.features = ["sleep"]), (b.runtimes = ["espruino", "moddable"]))), 'boards/test-board.json: "features": "sleep" (deep sleep between readings) is for Espruino boards: list only "espruino" in "runtimes"');
+  assert.equal(boardError((b) => (b.features = "rpc")), 'boards/test-board.json: "features": must be an array of feature names (attributes, rpc, clock, limits, provision, ota, sleep), [] for telemetry only');
   assert.equal(esp32I2cPinProblem(25), null);
+  assert.equal(esp32AdcPinProblem(36), null);
+  assert.match(esp32AdcPinProblem(4)!, /ADC2 cannot be read while Wi-Fi is on/);
   assert.match(esp32I2cPinProblem(1)!, /serial console/);
   assert.match(esp32I2cPinProblem(24)!, /does not exist/);
+});
+
+test("chips: pins checked per ESP32 family member; Espruino images only for the ESP32", () => {
+  const file = 'boards/test-board.json: ';
+  const c3 = (change: (b: Record<string, any>) => void) => boardError((b) => {
+    b.chip = "esp32c3";
+    b.runtimes = ["moddable"];
+    b.sensor.sda = 4;
+    b.sensor.scl = 5;
+    change(b);
+  });
+  assert.equal(c3((b) => (b.sensor.sda = 13)), file + '"sensor.sda": bad pin 13: GPIO13 is wired to the SPI flash');
+  assert.equal(c3((b) => (b.sensor.scl = 19)), file + '"sensor.scl": bad pin 19: GPIO19 is the USB port (D- / D+)');
+  assert.equal(c3((b) => (b.sensor.scl = 22)), file + '"sensor.scl": bad pin 22: ESP32-C3 has GPIO 0-21');
+  assert.equal(c3((b) => (b.runtimes = ["espruino", "moddable"])), file + '"runtimes": the Espruino images are made for the ESP32 only: list only "moddable" for an ESP32-C3');
+  assert.equal(c3((b) => (b.chip = "esp32c6")), file + '"chip": unknown chip "esp32c6" (expected esp32, esp32c3, esp32s3)');
+  const s3 = (change: (b: Record<string, any>) => void) => boardError((b) => {
+    b.chip = "esp32s3";
+    b.runtimes = ["moddable"];
+    change(b);
+  });
+  assert.equal(s3((b) => (b.sensor.sda = 35)), file + '"sensor.sda": bad pin 35: GPIO35 is taken by octal flash or PSRAM on most ESP32-S3 modules');
+  assert.equal(s3((b) => (b.sensor.sda = 24)), file + '"sensor.sda": bad pin 24: GPIO24 does not exist on the ESP32-S3');
+  assert.equal(s3((b) => (b.sensor = { model: "ntc", pin: 34, beta: 3950, ohms: 10000, seriesOhms: 10000 })), file + '"sensor.pin": bad pin 34: GPIO34 is not on ADC1 (GPIO1-10), and ADC2 cannot be read while Wi-Fi is on');
+  // The ESP32's input-only 34-39 are ordinary pins on the S3.
+  const { sensor: _single, ...rest } = GOOD;
+  const s3Board = validateBoard("s3", "boards/s3.json", { ...rest, chip: "esp32s3", runtimes: ["moddable"], sensors: [{ model: "ds18b20", pin: 38 }, { model: "ntc", prefix: "ntc_", pin: 7, beta: 3950, ohms: 10000, seriesOhms: 10000 }] });
+  assert.equal(s3Board.chip, "esp32s3");
+});
+
+test("several sensors: each checked for its bus, and together for one I2C bus, distinct addresses, pins and keys", () => {
+  const error = (sensors: unknown[], runtimes = ["espruino"]) => boardError((b) => {
+    delete b.sensor;
+    b.sensors = sensors;
+    b.runtimes = runtimes;
+  });
+  const sht4x = { model: "sht4x", address: "0x44", sda: 21, scl: 22 };
+  const bmp280 = { model: "bmp280", address: "0x76", sda: 21, scl: 22 };
+  const file = 'boards/test-board.json: ';
+  assert.equal(error([sht4x, bmp280]), file + '"sensors[1]": its key "temperature" is also sensors[0]\'s (sht4x): give one of them a "prefix" such as "outdoor_"');
+  assert.equal(error([sht4x, { ...bmp280, prefix: "baro_", sda: 25 }]), file + '"sensors[1].sda": every I2C sensor shares one bus: use SDA 21 and SCL 22 as sensors[0] does');
+  assert.equal(error([sht4x, { ...sht4x, prefix: "b_" }]), file + '"sensors[1].address": 0x44 is already sensors[0]\'s (sht4x) address');
+  assert.equal(error([sht4x, { model: "ds18b20", pin: 21 }]), file + '"sensors[1]": GPIO21 is already used by sensors[0] (sht4x)');
+  assert.equal(error([{ model: "ds18b20", pin: 35 }]), file + '"sensors[0].pin": bad pin 35: GPIO35 is input-only and cannot drive OneWire');
+  assert.equal(error([{ model: "ds18b20", pin: 4, address: 12 }]), file + '"sensors[0].address": a ds18b20 has no address (its keys: model, prefix, pin)');
+  assert.equal(error([{ model: "ntc", pin: 4, beta: 3950, ohms: 10000, seriesOhms: 10000 }]), file + '"sensors[0].pin": bad pin 4: GPIO4 is not on ADC1 (GPIO32-39), and ADC2 cannot be read while Wi-Fi is on');
+  assert.equal(error([{ model: "ntc", pin: 34, beta: 3950, seriesOhms: 10000 }]), file + '"sensors[0].ohms": missing');
+  assert.equal(error([{ model: "ntc", pin: 34, beta: 39500, ohms: 10000, seriesOhms: 10000 }]), file + '"sensors[0].beta": must be a number from 1000 to 10000');
+  assert.equal(error([{ model: "sht3x", prefix: "2nd", address: 68, sda: 21, scl: 22 }]), file + '"sensors[0].prefix": must be letters, digits and _, starting with a letter, at most 16 characters (e.g. "outdoor_")');
+  assert.equal(error([{ model: "internal" }], ["espruino", "moddable"]), file + '"sensors[0].model": Moddable has no API for the ESP32\'s temperature sensor: list only "espruino" in "runtimes", or drop this sensor');
+  assert.equal(error([]), file + '"sensors": must be a list of 1 to 8 sensors');
+  assert.equal(error([{ model: "simulated" }, { model: "internal", prefix: "chip_" }]), file + '"sensors": the simulated sensor stands alone');
+  assert.equal(boardError((b) => (b.sensors = [])), file + '"sensors": missing: list the board\'s sensors, e.g. [{"model": "sht3x", "address": "0x44", "sda": 21, "scl": 22}] (not both "sensor" and "sensors")');
+  // Together they pass: one bus, prefixes where kinds repeat.
+  const { sensor: _single, ...rest } = GOOD;
+  const board = validateBoard("test-board", "boards/test-board.json", { ...rest, sensors: [sht4x, { ...bmp280, prefix: "baro_" }, { model: "internal", prefix: "chip_" }] });
+  assert.deepEqual(board.sensors.map((s) => s.model), ["sht4x", "bmp280", "internal"]);
 });
 
 test("settings: environment over device.local.json over defaults, with named errors", () => {
@@ -110,7 +181,8 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
     quiet: true,
   });
   assert.deepEqual(reports.map((r) => r.runtime + "/" + r.board), [
-    "espruino/esp32-devkitc", "moddable/esp32-devkitc", "espruino/esp32-devkitc-telemetry", "moddable/esp32-devkitc-telemetry", "espruino/sim", "moddable/sim",
+    "moddable/esp32-c3-devkitm", "espruino/esp32-devkitc", "moddable/esp32-devkitc", "espruino/esp32-devkitc-battery", "espruino/esp32-devkitc-multi", "moddable/esp32-devkitc-multi",
+    "espruino/esp32-devkitc-telemetry", "moddable/esp32-devkitc-telemetry", "moddable/esp32-s3-devkitc", "espruino/sim", "moddable/sim",
   ]);
   for (const r of reports) assert.ok(r.raw > r.minified && r.minified > r.gzip && r.gzip > 0, JSON.stringify(r));
   assert.deepEqual(JSON.parse(readFileSync(join(out, "size-report.json"), "utf8")), reports);
@@ -135,6 +207,19 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   const telemetryOnly = readFileSync(join(out, "espruino/esp32-devkitc-telemetry.js"), "utf8");
   assert.doesNotMatch(telemetryOnly, /r\/req|rpc\/request|"getStatus"|a\/req|attributes\/request/);
   assert.ok(telemetryOnly.length < espruino.length);
+  // Sensors too: a board links its own drivers and the platform parts they need, no other.
+  assert.doesNotMatch(espruino, /OneWire|analogRead|getTemperature|sht4x|bmp280|ds18b20/);
+  const multi = readFileSync(join(out, "espruino/esp32-devkitc-multi.js"), "utf8");
+  for (const part of [/new OneWire\(/, /analogRead\(/, /"sht4x"/, /"bmp280"/, /"ds18b20"/, /"ntc"/]) assert.match(multi, part);
+  assert.doesNotMatch(multi, /getTemperature|"sht3x"/);
+  const multiModdable = readFileSync(join(out, "moddable/esp32-devkitc-multi/main.js"), "utf8");
+  assert.match(multiModdable, /from ['"]onewire['"]/);
+  assert.match(multiModdable, /from ['"]embedded:io\/analog['"]/);
+  assert.doesNotMatch(moddableMain, /onewire|embedded:io\/analog/);
+  const multiManifest = JSON.parse(readFileSync(join(out, "moddable/esp32-devkitc-multi/manifest.json"), "utf8"));
+  assert.ok(multiManifest.include.includes("$(MODDABLE)/modules/drivers/onewire/manifest.json"));
+  assert.equal(multiManifest.platforms.lin.modules["embedded:io/analog"], "./host-analog");
+  assert.ok(!manifest.include.includes("$(MODDABLE)/modules/drivers/onewire/manifest.json"));
   // The images and the manifests hold the token and the Wi-Fi password: owner only.
   for (const file of ["espruino/esp32-devkitc.js", "espruino/sim.js", "moddable/esp32-devkitc/main.js", "moddable/esp32-devkitc/manifest.json"]) {
     assert.equal(statSync(join(out, file)).mode & 0o777, 0o600, file);

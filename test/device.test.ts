@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { clientIdFromChip, limitWindows, paceFor, startDevice } from "../firmware/app/device.ts";
-import type { DeviceConfig } from "../firmware/config.ts";
+import type { DeviceConfig, SensorConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
 import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
@@ -24,7 +24,7 @@ const CONFIG: DeviceConfig = {
   wifiPassword: "WIFI_PASSWORD_456",
   telemetryIntervalMs: 10000,
   uploadIntervalMs: 0,
-  sensor: { model: "simulated", address: 0, sda: -1, scl: -1, bitrate: 0 },
+  sensors: [{ model: "simulated" }],
   keepAliveS: 60,
   responseTimeoutMs: 20000,
   backoffMinMs: 2000,
@@ -38,6 +38,7 @@ const CONFIG: DeviceConfig = {
   dataPointLimits: "",
   maxPayloadBytes: 65536,
   watchdogMs: 0,
+  awakeMaxMs: 60000,
   otaChunkBytes: 2048,
   debug: false,
 };
@@ -77,9 +78,9 @@ function publishes(socket: FakeSocket): { id: number; payload: unknown; dup: boo
 }
 
 test("telemetry payloads: ts + values, bare values without a clock, sensor_error instead of a value", () => {
-  assert.equal(telemetryJson(1700000000000, { temperature: 21.5 }, null), '{"ts":1700000000000,"values":{"temperature":21.5}}');
-  assert.equal(telemetryJson(null, { temperature: 21.5 }, null), '{"temperature":21.5}');
-  assert.equal(telemetryJson(5, null, "sht3x: bad CRC"), '{"ts":5,"values":{"sensor_error":"sht3x: bad CRC"}}');
+  assert.equal(telemetryJson(1700000000000, { temperature: 21.5 }), '{"ts":1700000000000,"values":{"temperature":21.5}}');
+  assert.equal(telemetryJson(null, { temperature: 21.5 }), '{"temperature":21.5}');
+  assert.equal(telemetryJson(5, { sensor_error: "sht3x: bad CRC" }), '{"ts":5,"values":{"sensor_error":"sht3x: bad CRC"}}');
 });
 
 test("client id comes from the chip id: letters and digits, at most 23 characters", () => {
@@ -91,7 +92,7 @@ test("client id comes from the chip id: letters and digits, at most 23 character
 
 test("store and forward: readings taken offline are replayed in batches with their ts, each leaving on PUBACK", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, CONFIG, [createSimulated], [rpcFeature]);
   // Boot sample, then four more while the broker is unreachable.
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 5);
@@ -128,7 +129,7 @@ test("store and forward: readings taken offline are replayed in batches with the
 
 test("a full queue drops the oldest waiting reading and says so", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, [createSimulated], [rpcFeature]);
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 3);
   assert.equal(device.queue.droppedCount(), 2);
@@ -138,7 +139,7 @@ test("a full queue drops the oldest waiting reading and says so", () => {
 
 test("Wi-Fi: joins, retries with backoff when dropped, and never logs the password or token", () => {
   const platform = fakePlatform({ hasWifi: true });
-  const device = startDevice(platform, CONFIG, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, CONFIG, [createSimulated], [rpcFeature]);
   assert.equal(platform.wifiStates.length, 1);
   assert.equal(platform.sockets.length, 0, "no MQTT before Wi-Fi is up");
   platform.wifiStates[0]("disconnected", "auth failed");
@@ -174,7 +175,7 @@ test("per-device overrides from flash: good keys applied, bad ones reported by n
 
 test("upload interval apart from sampling: 6 readings taken every 10 s leave as one message every 60 s", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, uploadIntervalMs: 60000, maxInflight: 4, queueCapacity: 20 }, createSimulated, []);
+  const device = startDevice(platform, { ...CONFIG, uploadIntervalMs: 60000, maxInflight: 4, queueCapacity: 20 }, [createSimulated], []);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -211,7 +212,7 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
       read: () => new Uint8Array(0),
     },
   });
-  const device = startDevice(platform, { ...CONFIG, sensor: { model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 } }, createSht3x, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], [rpcFeature]);
   platform.clock.advance(10000);
   assert.equal(device.queue.size(), 2);
   assert.ok(platform.logs.includes("[E][sensor] sht3x: no ACK at 0x44 (I2C Error: no ACK)"));
@@ -220,6 +221,45 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
   socket.receive([0x20, 2, 0, 0]);
   const [first] = publishes(socket);
   assert.deepEqual((first.payload as { values: unknown }[])[0].values, { sensor_error: "sht3x: no ACK at 0x44 (I2C Error: no ACK)" });
+  device.stop();
+});
+
+test("several sensors: one reading with prefixed keys, a failing one beside the others' values, each switched on and off by its own setting", () => {
+  // The simulated sensor, and an SHT3x (prefixed "out_") whose bus never ACKs.
+  const platform = fakePlatform({
+    bus: {
+      write: () => {
+        throw new Error("I2C Error: no ACK");
+      },
+      read: () => new Uint8Array(0),
+    },
+  });
+  const sensors: SensorConfig[] = [{ model: "simulated" }, { model: "sht3x", prefix: "out_", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }];
+  const device = startDevice(platform, { ...CONFIG, sensors, maxInflight: 20 }, [createSimulated, createSht3x], [rpcFeature]);
+  assert.deepEqual(device.context.settings, { ...device.context.defaults, simulatedEnabled: true, out_sht3xEnabled: true });
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const rpc = (id: number, body: string) => {
+    socket.receive(publishPacket("v1/devices/me/rpc/request/" + id, body, id));
+    platform.clock.advance(100);
+    return repliesOn(socket, "v1/devices/me/rpc/response/" + id)[0].body as Record<string, unknown>;
+  };
+  const both = rpc(1, '{"method":"readNow"}');
+  assert.deepEqual(Object.keys(both).sort(), ["humidity", "sensor_error", "temperature"]);
+  assert.equal(both.sensor_error, "sht3x: no ACK at 0x44 (I2C Error: no ACK)");
+  platform.clock.advance(10000);
+  const [first] = publishes(socket);
+  const reading = (first.payload as { values: Record<string, unknown> }[] | { values: Record<string, unknown> });
+  assert.deepEqual(Object.keys((Array.isArray(reading) ? reading[0] : reading).values).sort(), ["humidity", "sensor_error", "temperature"]);
+  // Off: the failing sensor is not asked, so no error; both off: no reading at all.
+  rpc(2, '{"method":"setConfig","params":{"out_sht3xEnabled":false}}');
+  assert.deepEqual(Object.keys(rpc(3, '{"method":"readNow"}')).sort(), ["humidity", "temperature"]);
+  rpc(4, '{"method":"setConfig","params":{"simulatedEnabled":false}}');
+  assert.deepEqual(rpc(5, '{"method":"readNow"}'), { error: "every sensor is switched off" });
+  const queued = device.queue.size() + publishes(socket).length;
+  platform.clock.advance(30000);
+  assert.equal(device.queue.size() + publishes(socket).length, queued, "no reading while every sensor is off");
   device.stop();
 });
 
@@ -238,7 +278,7 @@ function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: u
 
 test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, maxInflight: 4 }, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -286,7 +326,7 @@ function deliverAll(socket: FakeSocket, limit = 50): number[] {
 test("offline, every full batch goes to flash at once; online they come back oldest first, each reading delivered once", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1 };
-  const device = startDevice(platform, config, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
   for (let i = 0; i < 9; i++) platform.clock.advance(10000);
   // Ten readings, five batches of two in flash, nothing left only in RAM.
   assert.equal(device.queue.size(), 0);
@@ -306,10 +346,39 @@ test("offline, every full batch goes to flash at once; online they come back old
   device.stop();
 });
 
+test("before a planned restart or deep sleep, readings in flight go to flash too; a PUBACK that comes after does not upset the counts", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1, responseTimeoutMs: 1e9 };
+  const device = startDevice(platform, config, [createSimulated], []);
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  platform.clock.advance(10000);
+  // Two readings: one in flight without its PUBACK, one waiting behind it.
+  const [inFlight] = publishes(socket);
+  assert.equal(device.queue.size(), 2);
+  device.queue.persist();
+  assert.equal(device.queue.size(), 0);
+  assert.equal(device.queue.spilledBatches(), 2);
+  // A restart now: both come back from flash (the one in flight is sent again: at least once).
+  const next = fakePlatform();
+  next.storage = { ...platform.storage };
+  const restarted = startDevice(next, config, [createSimulated], []);
+  assert.equal(restarted.queue.spilledBatches(), 2);
+  restarted.stop();
+  // No restart, and the PUBACK comes after all: counted as delivered, not taken off twice;
+  // the pump brings both batches back from flash, so that reading goes out again.
+  socket.receive([0x40, 2, inFlight.id >> 8, inFlight.id & 0xff]);
+  assert.equal(device.queue.deliveredCount(), 1);
+  assert.equal(device.queue.spilledBatches(), 0);
+  assert.equal(device.queue.size(), 2);
+  device.stop();
+});
+
 test("online with the window blocked (no PUBACK), RAM full moves the oldest batch to flash", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1, responseTimeoutMs: 1e9 };
-  const device = startDevice(platform, config, createSimulated, []);
+  const device = startDevice(platform, config, [createSimulated], []);
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -324,7 +393,7 @@ test("online with the window blocked (no PUBACK), RAM full moves the oldest batc
 test("RPC reboot: the readings waiting in RAM (uploads held for the upload interval) go to flash before the restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, uploadIntervalMs: 600000, queueCapacity: 100, spillBatches: 10, maxInflight: 4, responseTimeoutMs: 1e9, keepAliveS: 100000 };
-  const device = startDevice(platform, config, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -337,18 +406,20 @@ test("RPC reboot: the readings waiting in RAM (uploads held for the upload inter
   const reply = sentPublishes(socket).find((p) => p.topic === "v1/devices/me/rpc/response/5")!;
   socket.receive([0x40, 2, reply.id >> 8, reply.id & 0xff]);
   assert.equal(platform.restarts, 1);
-  assert.equal(device.queue.size(), 1, "only the boot reading in flight (never acknowledged here) is left");
-  // An upload's worth is one batch: all of them in one flash file.
-  assert.equal(device.queue.spilledBatches(), 1);
-  assert.ok(platform.logs.includes("[I][queue] restarting: moved " + held + " reading(s) to flash (1 batch(es) there)"), platform.logs.join("\n"));
-  assert.equal(JSON.parse(platform.storage["tbq-0"]).length, held);
+  // Nothing left in RAM: the boot reading in flight (never acknowledged here) is in flash
+  // too, and an upload's worth is one batch: all of the held ones in one flash file.
+  assert.equal(device.queue.size(), 0);
+  assert.equal(device.queue.spilledBatches(), 2);
+  assert.ok(platform.logs.includes("[I][queue] restarting: moved " + held + " reading(s) to flash (2 batch(es) there)"), platform.logs.join("\n"));
+  assert.equal(JSON.parse(platform.storage["tbq-0"]).length, 1);
+  assert.equal(JSON.parse(platform.storage["tbq-1"]).length, held);
   device.stop();
 });
 
 test("readings in flash survive a restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 4, batchSize: 2, spillBatches: 10 };
-  const before = startDevice(platform, config, createSimulated, [rpcFeature]);
+  const before = startDevice(platform, config, [createSimulated], [rpcFeature]);
   // Six readings offline: three full batches, each in flash as soon as it is full.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(before.queue.spilledBatches(), 3);
@@ -356,7 +427,7 @@ test("readings in flash survive a restart", () => {
   before.stop();
   platform.clock.advance(1);
   // Power cycle: RAM is gone, flash stays.
-  const after = startDevice(platform, config, createSimulated, [rpcFeature]);
+  const after = startDevice(platform, config, [createSimulated], [rpcFeature]);
   assert.ok(platform.logs.includes("[I][queue] 3 batch(es) in flash from before the restart"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
@@ -373,7 +444,7 @@ test("readings in flash survive a restart", () => {
 
 test("a full flash queue drops its oldest batch and counts the readings", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, createSimulated, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, [createSimulated], [rpcFeature]);
   // Six readings offline, each its own batch: flash keeps the last two.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(device.queue.spilledBatches(), 2);
@@ -396,7 +467,7 @@ test("the publish pace keeps every window of ThingsBoard's rate limits, for mess
 
 test("attribute request: only the answer with the latest id is taken; no answer is logged after the response timeout", () => {
   const platform = fakePlatform();
-  startDevice(platform, { ...CONFIG, maxInflight: 4 }, createSimulated, [attributesFeature]);
+  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [attributesFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -418,7 +489,7 @@ test("attribute request: only the answer with the latest id is taken; no answer 
 
 test("telemetry waiting behind attributes and RPC replies in the in-flight window goes out when their PUBACKs arrive, not at the next sample", () => {
   const platform = fakePlatform();
-  startDevice(platform, { ...CONFIG, maxInflight: 3, telemetryIntervalMs: 60000 }, createSimulated, [attributesFeature]);
+  startDevice(platform, { ...CONFIG, maxInflight: 3, telemetryIntervalMs: 60000 }, [createSimulated], [attributesFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -435,7 +506,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
   const config = { ...CONFIG, watchdogMs: 180000, spillBatches: 10 };
   // The server accepts the first connection, then answers nothing more: the watchdog,
   // checking every minute, sees progress at 1 min, none at 2, 3 and 4 min.
-  const device = startDevice(platform, config, createSimulated, [attributesFeature]);
+  const device = startDevice(platform, config, [createSimulated], [attributesFeature]);
   const first = platform.sockets[0];
   first.open();
   first.receive([0x20, 2, 0, 0]);
@@ -448,7 +519,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
   assert.ok(device.queue.spilledBatches() > 0, "the readings taken while stalled are in flash");
   device.stop();
   // After the restart: logged, reported as a client attribute, the file gone.
-  const after = startDevice(platform, config, createSimulated, [attributesFeature]);
+  const after = startDevice(platform, config, [createSimulated], [attributesFeature]);
   assert.ok(platform.logs.includes("[W][boot] restarted: watchdog: no delivery and no connection for 3 min"));
   assert.equal(platform.storage["tb-restart.txt"], undefined);
   const socket = platform.sockets[platform.sockets.length - 1];
@@ -461,7 +532,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
 
 test("watchdog: deliveries are progress, so a device that keeps delivering never restarts", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, watchdogMs: 120000, responseTimeoutMs: 1e9, keepAliveS: 100000 }, createSimulated, []);
+  const device = startDevice(platform, { ...CONFIG, watchdogMs: 120000, responseTimeoutMs: 1e9, keepAliveS: 100000 }, [createSimulated], []);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { createTlsFiles } from "../tools/sim/dev-ca.ts";
-import { VirtualSht3x } from "../tools/sim/virtual-i2c.ts";
+import { VirtualSensirion } from "../tools/sim/virtual-sensors.ts";
 import { FaultProxy } from "./helpers/fault-proxy.ts";
 import { startMosquitto } from "./helpers/mosquitto.ts";
 import type { Mosquitto } from "./helpers/mosquitto.ts";
@@ -108,12 +108,12 @@ function attemptBound(ms: number): number {
 }
 
 /** The device streaming through a new proxy: started, its first readings at the subscriber. */
-async function streaming(imagePath: string, tls: boolean): Promise<{ proxy: FaultProxy; chip: VirtualSht3x; device: DeviceRun }> {
+async function streaming(imagePath: string, tls: boolean): Promise<{ proxy: FaultProxy; chip: VirtualSensirion; device: DeviceRun }> {
   received.clear();
   readingsWithDuplicates = 0;
   const proxy = new FaultProxy(tls ? broker.tlsPort! : broker.plainPort, !tls);
   await proxy.listen();
-  const chip = new VirtualSht3x();
+  const chip = new VirtualSensirion();
   const device = runDevice(imagePath, { port: proxy.port, tls }, { i2cDevices: { 0x44: chip } });
   try {
     await device.waitFor(() => received.size >= 3, 20000, "the first readings at the subscriber");

@@ -1,11 +1,11 @@
 // What the device does: join the network, set the clock, keep an MQTT session to
-// ThingsBoard, and every interval read the sensor and queue a reading for delivery.
+// ThingsBoard, and every interval read the sensors and queue a reading for delivery.
 
 import type { DeviceConfig, Settings } from "../config";
-import { OVERRIDE_FILE, RESTART_FILE, applyOverrides, defaultSettings } from "../config";
+import { OVERRIDE_FILE, RESTART_FILE, applyOverrides, defaultSettings, sensorSwitch } from "../config";
 import { backoffDelay, MqttSession } from "../mqtt/session";
 import type { Platform, TimerHandle } from "../platform/types";
-import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "../sensors/types";
+import type { Reading, Sensor, SensorFactory, SensorValues } from "../sensors/types";
 import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
@@ -36,10 +36,14 @@ export interface DeviceContext {
   onMessage: ((topic: string, payload: Uint8Array) => boolean)[];
   /** Run after every connect, in order, once subscriptions are on their way. */
   onConnect: (() => void)[];
-  /** Takes a reading now, outside the sampling schedule. */
-  sampleNow(done: SampleCallback): void;
+  /**
+   * Takes a reading now, outside the sampling schedule: every sensor switched on, one after
+   * another, their keys prefixed and merged, failures joined in `sensor_error`; null when
+   * every sensor is switched off.
+   */
+  sampleNow(done: (reading: Reading | null) => void): void;
   /** Queues a reading taken at `t` (platform.now() then); a feature may wrap it (clock). */
-  queueReading(t: number, values: SensorValues | null, error: string | null): void;
+  queueReading(t: number, reading: Reading): void;
   /** The wall clock was set and jumped by `shiftMs`; a feature may wrap it (clock). */
   clockSet(shiftMs: number): void;
   /** ThingsBoard's limits obeyed: message and data point rate limits ("count:seconds,..."), payload bytes; applySettings() after a change. */
@@ -108,7 +112,8 @@ export function clientIdFromChip(chipId: string): string {
   return "tbfw-" + id;
 }
 
-export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensor: SensorFactory, features: Feature[]): Device {
+/** `createSensors[i]` makes `config.sensors[i]`. */
+export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensors: SensorFactory[], features: Feature[]): Device {
   // Until the settings exist: the board's build-time level.
   const bootLevel = { logLevel: builtConfig.debug ? "debug" : "info" };
   let log: Logger = createLogger(platform.log, bootLevel);
@@ -142,12 +147,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
 
   // Seeded from the chip id: Math.random repeats on every boot on Espruino.
   const random = seededRandom(hashString(chipId));
-  let sensor: Sensor;
-  try {
-    sensor = createSensor(platform, config.sensor, random);
-  } catch (e) {
-    throw new Error(config.sensor.model + " set-up failed: " + errorText(e));
-  }
+  // A driver that cannot start fails the start-up, which the entry logs.
+  const sensors: Sensor[] = [];
+  for (let i = 0; i < createSensors.length; i++) sensors.push(createSensors[i](platform, config.sensors[i], random));
   config.clientId = clientIdFromChip(chipId);
   const session = new MqttSession(
     platform,
@@ -200,22 +202,39 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     }
   };
 
-  const record = (values: SensorValues | null, error: string | null) => {
-    if (error !== null) log("E", "sensor", error);
-    context.queueReading(platform.now(), values, error);
+  const record = (reading: Reading | null) => {
+    // Every sensor switched off: nothing to report.
+    if (reading === null) return;
+    if (reading.sensor_error) log("E", "sensor", reading.sensor_error as string);
+    context.queueReading(platform.now(), reading);
     if (++readingsSinceUpload >= readingsPerUpload) upload();
   };
-  const sampleNow = (done: SampleCallback) => {
-    try {
-      sensor.sample(done);
-    } catch (e) {
-      done(sensor.model + ": " + errorText(e), null);
-    }
+  const sampleNow = (done: (reading: Reading | null) => void) => {
+    let reading: Reading | null = null;
+    let index = -1;
+    const next = (error: string | null, values: SensorValues | null) => {
+      if (index >= 0) {
+        if (reading === null) reading = {};
+        const prefix = config.sensors[index].prefix || "";
+        if (values !== null) for (const key in values) reading[prefix + key] = values[key];
+        if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
+      }
+      while (++index < sensors.length && settings[sensorSwitch(config.sensors[index])] === false);
+      if (index >= sensors.length) done(reading);
+      else {
+        try {
+          sensors[index].sample(next);
+        } catch (e) {
+          next(sensors[index].model + ": " + errorText(e), null);
+        }
+      }
+    };
+    next(null, null);
   };
   const takeSample = () => {
     sampledInterval = settings.samplingIntervalMs;
     sampleTimer = platform.setTimeout(takeSample, sampledInterval);
-    if (settings[sensor.model + "Enabled"] !== false) sampleNow((error, values) => record(values, error));
+    sampleNow(record);
   };
 
   const context: DeviceContext = {
@@ -231,7 +250,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     onConnect: [],
     sampleNow: sampleNow,
     // Without the clock: no ts (server time).
-    queueReading: (t, values, error) => queue.add(telemetryJson(platform.clockIsSet() ? t : null, values, error)),
+    queueReading: (t, reading) => queue.add(telemetryJson(platform.clockIsSet() ? t : null, reading)),
     clockSet: (shiftMs) => {
       context.bootAt += shiftMs;
     },

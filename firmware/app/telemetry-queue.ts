@@ -26,6 +26,8 @@ export class TelemetryQueue {
   private _restored = 0;
   /** Readings handed to the session, which keeps them until their PUBACK across reconnects. */
   private _handed = 0;
+  /** The batches of those readings, kept until their PUBACK so a planned restart or deep sleep can move them to flash. */
+  private _flight: string[][] = [];
   private _delivered = 0;
   private _dropped = 0;
   /** False while readings wait for the next upload (flush); always true without an upload interval. */
@@ -104,8 +106,14 @@ export class TelemetryQueue {
     this.pump();
   }
 
-  /** Moves every reading waiting in RAM to flash, e.g. before a planned restart. */
+  /**
+   * Moves every reading in RAM to flash before a planned restart or deep sleep: those in
+   * flight (sent again if their PUBACK was only lost: at least once), then those waiting.
+   */
   persist(): void {
+    const spill = this._spill;
+    const flight = this._flight;
+    while (spill !== null && flight.length > 0 && spill.push(flight[0])) this._handed -= flight.shift()!.length;
     while (this._waiting.length > 0 && this._spillOldest("restarting")) {
       // One batch at a time, oldest first.
     }
@@ -168,14 +176,22 @@ export class TelemetryQueue {
         if (this._holdBetweenUploads) this._released = false;
         return;
       }
-      if (!session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(waiting.slice(0, count))), 1, () => queue._acknowledge(count))) return;
+      const batch = waiting.slice(0, count);
+      if (!session.publish(TELEMETRY_TOPIC, utf8Encode(telemetryBatch(batch)), 1, () => queue._acknowledge(batch))) return;
       this._takeFront(count);
       this._handed += count;
+      this._flight.push(batch);
     }
   }
 
-  private _acknowledge(count: number): void {
-    this._handed -= count;
+  private _acknowledge(batch: string[]): void {
+    const count = batch.length;
+    const at = this._flight.indexOf(batch);
+    // Not there: persist() moved it to flash before its PUBACK came.
+    if (at >= 0) {
+      this._flight.splice(at, 1);
+      this._handed -= count;
+    }
     this._delivered += count;
     this._log("D", "queue", "delivered " + count + " reading(s), " + this.size() + " waiting");
     this.pump();

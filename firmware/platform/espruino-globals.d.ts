@@ -16,6 +16,18 @@ interface EspruinoI2C {
   readFrom(address: number, length: number): Uint8Array;
 }
 
+interface EspruinoOneWire {
+  reset(): boolean;
+  /** ROM codes as 16 hex digits, family code first. */
+  search(): string[];
+  select(rom: string): void;
+  write(data: number[], power: boolean): void;
+  read(count: number): number[];
+}
+declare const OneWire: { new (pin: number): EspruinoOneWire };
+/** 0..1 of full scale (ESP32: ADC1 pins 32-39). */
+declare function analogRead(pin: number): number;
+
 interface EspruinoStorage {
   read(name: string, offset?: number, length?: number): string | undefined;
   /** Offset 0 creates the file with room for `size` bytes; a later offset writes into it (once: flash). */
@@ -47,6 +59,8 @@ interface EspruinoE {
   toString(data: Uint8Array): string;
   toUint8Array(data: string): Uint8Array;
   reboot(): void;
+  /** ESP32: the chip sensor's raw value, in degrees Fahrenheit (jshReadTemperature). */
+  getTemperature(): number;
 }
 
 declare function require(name: "net" | "tls"): EspruinoNet;
@@ -66,5 +80,7 @@ interface EspruinoProcess {
 }
 declare const process: EspruinoProcess;
 declare const E: EspruinoE;
+/** ESP32 only: deep sleep for `us` microseconds, then a reset (targets/esp32/jswrap_esp32.c). */
+declare const ESP32: { deepSleep(us: number): void };
 declare const I2C1: EspruinoI2C;
 declare const console: { log(text: string): void };

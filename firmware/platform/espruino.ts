@@ -2,7 +2,7 @@
 // TLS takes the CA as DER bytes in a string, and does NOT verify the server certificate
 // (Espruino's mbedtls runs with VERIFY_NONE): the app says so at boot.
 
-import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
+import type { I2CBus, I2CPins, OneWireBus, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
 import { CLOCK_SET_AFTER_MS } from "./types";
 
 
@@ -145,6 +145,33 @@ export const espruinoPlatform: Platform = {
     (global as unknown as { [name: string]: unknown })[name] = fn;
   },
 };
+
+/** OneWire buses: set on the platform by the entry only on boards with a OneWire sensor. */
+export function espruinoOneWire(pin: number): OneWireBus {
+  const bus = new OneWire(pin);
+  return {
+    reset: () => bus.reset(),
+    search: () => bus.search(),
+    select: (rom) => bus.select(rom),
+    write: (bytes, power) => bus.write(bytes, power),
+    read: (count) => new Uint8Array(bus.read(count)),
+  };
+}
+
+/** Analog pins (0..1 of full scale): set by the entry only on boards with an analog sensor. */
+export function espruinoAnalogRead(pin: number): number {
+  return analogRead(pin);
+}
+
+/** The ESP32's own sensor (raw, degrees Fahrenheit): set by the entry only where a board reads it. */
+export function espruinoChipTemperature(): number {
+  return E.getTemperature();
+}
+
+/** Deep sleep, then a boot: set by the entry only on boards with the sleep feature. */
+export function espruinoDeepSleep(ms: number): void {
+  ESP32.deepSleep(ms * 1000);
+}
 
 /** Flash files for updates: set on the platform by the entry only on boards with the ota feature. */
 export function espruinoFileWrite(name: string, bytes: Uint8Array, offset: number, size: number): void {

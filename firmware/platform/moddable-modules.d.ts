@@ -79,3 +79,24 @@ declare module "Resource" {
 }
 
 declare function trace(...text: string[]): void;
+
+declare module "onewire" {
+  export default class OneWire {
+    constructor(options: { pin: number });
+    reset(): boolean;
+    /** ROM codes, CRC byte first (modonewire.c swaps them). */
+    search(): ArrayBuffer[];
+    select(rom: ArrayBuffer): void;
+    write(data: number | Uint8Array): void;
+    read(count: number): number | ArrayBuffer | Uint8Array;
+  }
+}
+
+declare module "embedded:io/analog" {
+  export default class Analog {
+    constructor(options: { pin: number });
+    /** Bits per reading. */
+    readonly resolution: number;
+    read(): number;
+  }
+}

@@ -44,6 +44,19 @@ export interface I2CPins {
   bitrate: number;
 }
 
+/** A OneWire bus on one pin. ROM codes are 16 hex digits, family code first (Espruino's form). */
+export interface OneWireBus {
+  /** Reset pulse; true when a device answered with a presence pulse. */
+  reset(): boolean;
+  /** Every device's ROM code, by the standard ROM search. */
+  search(): string[];
+  /** Reset, then Match ROM: the next command goes to this device alone. */
+  select(rom: string): void;
+  /** `power`: keep the line driven high afterwards (a conversion by a parasite-powered device). */
+  write(bytes: number[], power: boolean): void;
+  read(count: number): Uint8Array;
+}
+
 export interface Platform {
   readonly runtime: string;
   /** Stable per chip; used for the client id and to seed jitter (Math.random is unseeded on Espruino). */
@@ -88,7 +101,15 @@ export interface Platform {
    */
   fileDigest?: (name: string, algorithm: string) => string;
   i2c(pins: I2CPins): I2CBus;
+  /** Set by the entry only on boards with a OneWire sensor. */
+  oneWire?: (pin: number) => OneWireBus;
+  /** The ADC's reading of `pin` as a fraction of full scale (0..1); only on boards with an analog sensor. */
+  analogRead?: (pin: number) => number;
+  /** The chip's own temperature sensor, raw as the runtime gives it (ESP32: degrees Fahrenheit); only where a board uses it. */
+  chipTemperature?: () => number;
   restart(): void;
+  /** Deep sleep for `ms`, then a boot (RAM lost, flash kept); only on boards with the sleep feature. */
+  deepSleep?: (ms: number) => void;
   /** Makes `fn` a command the user can type on the serial console (where the runtime has one). */
   command(name: string, fn: (...args: unknown[]) => void): void;
 }

@@ -1,11 +1,15 @@
-// Bosch BME280 temperature, pressure and humidity over I2C, forced mode, x1 oversampling.
-// Compensation is the datasheet's floating-point version (BST-BME280-DS002, 4.2.3 / 8.1).
+// Bosch BME280 (temperature, pressure, humidity) and BMP280 (temperature, pressure) over
+// I2C, forced mode, x1 oversampling. Compensation is the datasheets' floating-point
+// version (BST-BME280-DS002 4.2.3 / 8.1, BST-BMP280-DS001 3.11.3 / 8.1): the BMP280 is the
+// BME280 without the humidity channel, its registers and its calibration block.
 
 import { errorText } from "../util/log";
 import type { SampleCallback, Sensor, SensorContext, SensorFactory, SensorValues } from "./types";
 import { i2cContext, inRange, roundTo } from "./types";
 
-const CHIP_ID = 0x60;
+const BME280_ID = 0x60;
+/** BMP280 production parts answer 0x58; early samples 0x56 and 0x57. */
+const BMP280_IDS = [0x56, 0x57, 0x58];
 const MEASURE_MS = 12;
 
 interface Calibration {
@@ -45,11 +49,15 @@ export function parseCalibration(block1: Uint8Array, block2: Uint8Array): Calibr
   };
 }
 
-/** Raw 8-byte burst from 0xF7 to compensated values; null when a channel was skipped. */
+/**
+ * Raw burst from 0xF7 to compensated values: 8 bytes (BME280) or 6 (BMP280: no humidity);
+ * null when a channel was skipped.
+ */
 export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | null {
   const adcP = (raw[0] << 12) | (raw[1] << 4) | (raw[2] >> 4);
   const adcT = (raw[3] << 12) | (raw[4] << 4) | (raw[5] >> 4);
-  const adcH = (raw[6] << 8) | raw[7];
+  const withHumidity = raw.length >= 8;
+  const adcH = withHumidity ? (raw[6] << 8) | raw[7] : 0;
   if (adcT === 0x80000 || adcP === 0x80000 || adcH === 0x8000) return null;
   const t = cal.t;
   const p = cal.p;
@@ -73,6 +81,7 @@ export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | nu
     var2 = (pressure * p[7]) / 32768;
     pressure = pressure + (var1 + var2 + p[6]) / 16;
   }
+  if (!withHumidity) return { temperature: temperature, pressure: pressure / 100 };
 
   let humidity = tFine - 76800;
   humidity =
@@ -84,9 +93,10 @@ export function compensate(raw: Uint8Array, cal: Calibration): SensorValues | nu
   return { temperature: temperature, pressure: pressure / 100, humidity: humidity };
 }
 
-/** A BME280 at `address`; a closure, not a class (shorter in the image). */
-export function bme280Sensor(context: SensorContext, address: number): Sensor {
+/** A BME280 or BMP280 (`model`) at `address`; a closure, not a class (shorter in the image). */
+export function bme280Sensor(context: SensorContext, address: number, model: string): Sensor {
   const bus = context.bus;
+  const humid = model === "bme280";
   const where = " at 0x" + address.toString(16);
   let calibration: Calibration | null = null;
   const readRegisters = (register: number, length: number): Uint8Array => {
@@ -96,50 +106,51 @@ export function bme280Sensor(context: SensorContext, address: number): Sensor {
     return data;
   };
   return {
-    model: "bme280",
+    model: model,
     sample: (done: SampleCallback) => {
       try {
         if (calibration === null) {
           const id = readRegisters(0xd0, 1)[0];
-          if (id !== CHIP_ID) {
-            done("bme280: chip id 0x" + id.toString(16) + where + " is not a BME280 (0x60)", null);
+          if (humid ? id !== BME280_ID : BMP280_IDS.indexOf(id) < 0) {
+            done(model + ": chip id 0x" + id.toString(16) + where + " is not a " + (humid ? "BME280 (0x60)" : "BMP280 (0x58)"), null);
             return;
           }
-          calibration = parseCalibration(readRegisters(0x88, 26), readRegisters(0xe1, 7));
+          calibration = parseCalibration(readRegisters(0x88, 26), humid ? readRegisters(0xe1, 7) : new Uint8Array(7));
         }
-        bus.write(address, new Uint8Array([0xf2, 0x01]));
+        // ctrl_hum (BME280 only) takes effect at the next ctrl_meas write.
+        if (humid) bus.write(address, new Uint8Array([0xf2, 0x01]));
         bus.write(address, new Uint8Array([0xf4, 0x25]));
       } catch (e) {
-        done("bme280: no ACK" + where + " (" + errorText(e) + ")", null);
+        done(model + ": no ACK" + where + " (" + errorText(e) + ")", null);
         return;
       }
       context.setTimeout(() => {
         let raw: Uint8Array;
         try {
-          raw = readRegisters(0xf7, 8);
+          raw = readRegisters(0xf7, humid ? 8 : 6);
         } catch (e) {
-          done("bme280: read failed" + where + " (" + errorText(e) + ")", null);
+          done(model + ": read failed" + where + " (" + errorText(e) + ")", null);
           return;
         }
         const values = calibration === null ? null : compensate(raw, calibration);
         if (values === null) {
-          done("bme280: measurement skipped (all channels must be enabled)", null);
+          done(model + ": measurement skipped (all channels must be enabled)", null);
           return;
         }
         if (!inRange(values.temperature, -40, 85) || !inRange(values.pressure, 300, 1100)) {
           // A glitch may also have corrupted the calibration: read it again next time.
           calibration = null;
-          done("bme280: implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
+          done(model + ": implausible reading (" + roundTo(values.temperature, 2) + " C, " + roundTo(values.pressure, 1) + " hPa)", null);
           return;
         }
-        done(null, {
-          temperature: roundTo(values.temperature, 2),
-          humidity: roundTo(values.humidity, 2),
-          pressure: roundTo(values.pressure, 2),
-        });
+        values.temperature = roundTo(values.temperature, 2);
+        values.pressure = roundTo(values.pressure, 2);
+        if (humid) values.humidity = roundTo(values.humidity, 2);
+        done(null, values);
       }, MEASURE_MS);
     },
   };
 }
 
-export const createBme280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address);
+export const createBme280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bme280");
+export const createBmp280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bmp280");

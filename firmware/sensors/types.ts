@@ -4,6 +4,12 @@ import type { I2CBus, Platform, TimerHandle } from "../platform/types";
 /** Named numeric values, e.g. { temperature: 21.4, humidity: 40.2 }. */
 export type SensorValues = { [name: string]: number };
 
+/**
+ * One reading of a board's sensors, as telemetry: their values under their keys, and
+ * `sensor_error` (why the others gave none) when one failed.
+ */
+export type Reading = { [key: string]: number | string | boolean };
+
 /** `error` is a short reason ("sht3x: no ACK at 0x44"); `values` is null then. */
 export type SampleCallback = (error: string | null, values: SensorValues | null) => void;
 
@@ -19,15 +25,15 @@ export interface SensorContext {
 }
 
 /**
- * Makes the board's sensor. The build links only the factory of the board's model, so
- * an image carries one driver, not all of them.
+ * Makes one of the board's sensors. The build links only the factories of the board's
+ * models, so an image carries the drivers it uses, not all of them.
  */
 export type SensorFactory = (platform: Platform, sensor: SensorConfig, random: () => number) => Sensor;
 
 /** The bus and timer an I2C driver needs, from the platform and the board's pins. */
 export function i2cContext(platform: Platform, sensor: SensorConfig): SensorContext {
   return {
-    bus: platform.i2c({ sda: sensor.sda, scl: sensor.scl, bitrate: sensor.bitrate }),
+    bus: platform.i2c({ sda: sensor.sda!, scl: sensor.scl!, bitrate: sensor.bitrate! }),
     setTimeout: platform.setTimeout,
   };
 }

@@ -8,7 +8,6 @@
 
 import type { DeviceContext } from "../app/device";
 import { remoteConfig } from "../app/remote-config";
-import type { SensorValues } from "../sensors/types";
 import { telemetryJson } from "./telemetry";
 import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
 import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
@@ -67,7 +66,7 @@ export function attributesFeature(context: DeviceContext): void {
     const every = settings.statusIntervalMs;
     // Re-read each time: a new period takes effect after the current one.
     platform.setTimeout(sendStatus, every > 0 ? every : 60000);
-    if (every > 0) context.queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, deviceStatus(context) as SensorValues, null));
+    if (every > 0) context.queue.add(telemetryJson(platform.clockIsSet() ? platform.now() : null, deviceStatus(context)));
   };
   platform.setTimeout(sendStatus, settings.statusIntervalMs > 0 ? settings.statusIntervalMs : 60000);
 }

@@ -4,7 +4,7 @@
 // go out with their times corrected; if ThingsBoard gives no time, without ts.
 
 import type { DeviceContext } from "../app/device";
-import type { SensorValues } from "../sensors/types";
+import type { Reading } from "../sensors/types";
 import { CLOCK_SET_AFTER_MS } from "../platform/types";
 import { clientRpc } from "./client-rpc";
 import { field } from "./json";
@@ -14,18 +14,18 @@ export function clockFeature(context: DeviceContext): void {
   const rpc = clientRpc(context);
   const queueReading = context.queueReading;
   const clockSet = context.clockSet;
-  let held: [number, SensorValues | null, string | null][] | null = platform.clockIsSet() ? null : [];
+  let held: [number, Reading][] | null = platform.clockIsSet() ? null : [];
   // shift: how far the clock jumped; null: it will not be set, send without ts.
   const release = (shift: number | null) => {
     const waiting = held;
     held = null;
     if (waiting === null) return;
-    for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1], waiting[i][2]);
+    for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1]);
     context.log("I", "clock", waiting.length + " reading(s) sent " + (shift === null ? "without ts" : "with corrected ts"));
   };
-  context.queueReading = (t, values, error) => {
-    if (held !== null && held.length < context.config.queueCapacity) held.push([t, values, error]);
-    else queueReading(t, values, error);
+  context.queueReading = (t, reading) => {
+    if (held !== null && held.length < context.config.queueCapacity) held.push([t, reading]);
+    else queueReading(t, reading);
   };
   context.clockSet = (shift) => {
     clockSet(shift);

@@ -96,7 +96,7 @@ export function rpcFeature(context: DeviceContext): void {
     else if (method === "setConfig") {
       const problems = remote.update(params, null, false, true);
       reply(problems ? { error: problems, config: context.settings } : { config: context.settings });
-    } else if (method === "readNow") context.sampleNow((error, values) => reply(error !== null ? { error: error } : values));
+    } else if (method === "readNow") context.sampleNow((reading) => reply(reading || { error: "every sensor is switched off" }));
     else if (method === "reboot") {
       context.log("W", "rpc", "rebooting on request");
       // Readings waiting in RAM go to flash first, so they survive the restart.

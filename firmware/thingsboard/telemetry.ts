@@ -1,15 +1,15 @@
 // ThingsBoard device telemetry (v1/devices/me/telemetry) payloads.
 
-import type { SensorValues } from "../sensors/types";
+import type { Reading } from "../sensors/types";
 
 
 /**
  * One reading as ThingsBoard JSON: {"ts":ms,"values":{...}} when the clock is set, else
  * the bare values (the server stamps its own time). A sensor failure is reported as
- * {"sensor_error": reason} instead of a made-up value.
+ * "sensor_error": reason instead of a made-up value, beside what the other sensors read.
  */
-export function telemetryJson(ts: number | null, values: SensorValues | null, sensorError: string | null): string {
-  const body = sensorError !== null ? JSON.stringify({ sensor_error: sensorError }) : JSON.stringify(values);
+export function telemetryJson(ts: number | null, reading: Reading): string {
+  const body = JSON.stringify(reading);
   if (ts === null) return body;
   return "{\"ts\":" + ts + ",\"values\":" + body + "}";
 }

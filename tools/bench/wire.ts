@@ -17,7 +17,7 @@ export const V2_TOPIC = "v2/t";
 
 /** A typical reading: an SHT3x's two values with two decimals at most, and a ts. */
 export function reading(index: number): string {
-  return telemetryJson(1764300000000 + index * 60000, { temperature: (2153 + (index % 7) * 10) / 100, humidity: (441 + (index % 5) * 10) / 10 }, null);
+  return telemetryJson(1764300000000 + index * 60000, { temperature: (2153 + (index % 7) * 10) / 100, humidity: (441 + (index % 5) * 10) / 10 });
 }
 
 export interface PlainWire {

@@ -16,7 +16,7 @@ import type { RollupLog } from "rollup";
 import { minify } from "terser";
 import ts from "typescript";
 import type { DeviceConfig } from "../../firmware/config.ts";
-import type { Board, Runtime } from "./boards.ts";
+import type { Board, Runtime, SensorModel } from "./boards.ts";
 import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
 import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
@@ -36,11 +36,23 @@ export interface SizeReport {
   gzip: number;
 }
 
-/** Driver module and factory per sensor model: only the board's driver is linked. */
-const SENSOR_FACTORIES: Record<Board["sensor"]["model"], [string, string]> = {
+/** Driver module and factory per sensor model: only the board's drivers are linked. */
+const SENSOR_FACTORIES: Record<SensorModel, [string, string]> = {
   sht3x: ["sht3x.ts", "createSht3x"],
+  sht4x: ["sht4x.ts", "createSht4x"],
   bme280: ["bme280.ts", "createBme280"],
+  bmp280: ["bme280.ts", "createBmp280"],
+  ds18b20: ["ds18b20.ts", "createDs18b20"],
+  ntc: ["ntc.ts", "createNtc"],
+  internal: ["internal.ts", "createInternal"],
   simulated: ["simulated.ts", "createSimulated"],
+};
+
+/** Platform members only some sensors need: [member, Espruino export, Moddable export (file moddable-io.ts)]. */
+const SENSOR_PLATFORM: Partial<Record<SensorModel, [string, string, string | null]>> = {
+  ds18b20: ["oneWire", "espruinoOneWire", "moddableOneWire"],
+  ntc: ["analogRead", "espruinoAnalogRead", "moddableAnalogRead"],
+  internal: ["chipTemperature", "espruinoChipTemperature", null],
 };
 
 /**
@@ -53,6 +65,7 @@ function configSource(config: DeviceConfig, features: string[]): string {
   // Only what the image reads: the boot loader has the confirmation time.
   delete (rest as { otaConfirmMs?: number }).otaConfirmMs;
   if (!features.includes("ota")) delete (rest as { otaChunkBytes?: number }).otaChunkBytes;
+  if (!features.includes("sleep")) delete (rest as { awakeMaxMs?: number }).awakeMaxMs;
   return JSON.stringify(rest).replace(/}$/, ",caDerBase64:" + (typeof caDerBase64 === "string" && caDerBase64 !== "" ? "() => " + JSON.stringify(caDerBase64) : '""') + "}");
 }
 
@@ -64,25 +77,38 @@ export function runtimeFeatures(board: Board, runtime: Runtime): string[] {
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
-  const [sensorFile, sensorFactory] = SENSOR_FACTORIES[board.sensor.model];
+  const models = [...new Set(board.sensors.map((sensor) => sensor.model))];
+  // Platform members for the board's OneWire, ADC or chip sensors, from the runtime's adapter.
+  const sensorPlatform = models.flatMap((model) => {
+    const entry = SENSOR_PLATFORM[model];
+    if (!entry) return [];
+    const name = runtime === "espruino" ? entry[1] : entry[2];
+    if (name === null) throw new ConfigError(board.file + ": " + model + " is not available on " + runtime);
+    return [[entry[0], name]];
+  });
+  const sensorPlatformFile = runtime === "espruino" ? platformFile : "moddable-io.ts";
   const featureNames = runtimeFeatures(board, runtime);
   const features = featureNames.map((name) => FEATURES[name]);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
-  // Flash files for updates only where the ota feature is (Espruino).
+  // Flash files for updates only where the ota feature is (Espruino); deep sleep only where the sleep feature is.
   const files = featureNames.includes("ota") ? ["espruinoFileWrite", "espruinoFileDigest"] : [];
+  if (featureNames.includes("sleep")) files.push("espruinoDeepSleep");
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
     `import { ${[platformObject, ...(facts ? [facts] : []), ...files].join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
     `const platform = ${platformObject};`,
     `platform.hasWifi = ${board.wifi};`,
     ...(facts ? [`platform.facts = ${facts};`] : []),
-    ...(files.length ? [`platform.fileWrite = espruinoFileWrite;`, `platform.fileDigest = espruinoFileDigest;`] : []),
-    `import { ${sensorFactory} } from ${JSON.stringify(join(ROOT, "firmware/sensors", sensorFile))};`,
+    ...(featureNames.includes("ota") ? [`platform.fileWrite = espruinoFileWrite;`, `platform.fileDigest = espruinoFileDigest;`] : []),
+    ...(featureNames.includes("sleep") ? [`platform.deepSleep = espruinoDeepSleep;`] : []),
+    ...(sensorPlatform.length ? [`import { ${sensorPlatform.map(([, name]) => name).join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", sensorPlatformFile))};`] : []),
+    ...sensorPlatform.map(([member, name]) => `platform.${member} = ${name};`),
+    ...models.map((model) => `import { ${SENSOR_FACTORIES[model][1]} } from ${JSON.stringify(join(ROOT, "firmware/sensors", SENSOR_FACTORIES[model][0]))};`),
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
     `import { errorText } from ${JSON.stringify(join(ROOT, "firmware/util/log.ts"))};`,
     `try {`,
-    `  main(platform, ${configSource(config, featureNames)}, ${sensorFactory}, [${features.map(([, name]) => name).join(", ")}]);`,
+    `  main(platform, ${configSource(config, featureNames)}, [${board.sensors.map((sensor) => SENSOR_FACTORIES[sensor.model][1]).join(", ")}], [${features.map(([, name]) => name).join(", ")}]);`,
     `} catch (e) {`,
     `  platform.log("[E][boot] start-up failed: " + errorText(e));`,
     // An update that cannot start goes back to the boot loader, which rolls it back.
@@ -158,6 +184,7 @@ export async function bundleSource(
 }
 
 export interface BuildOptions {
+  /** Board names under boards/, or paths to board files (ending .json); [] for every board. */
   boards: string[];
   outDir: string;
   settings: DeviceSettings;
@@ -181,7 +208,7 @@ export function writeSecretFile(file: string, text: string): void {
 }
 
 export async function buildImages(options: BuildOptions): Promise<SizeReport[]> {
-  const boards = options.boards.length === 0 ? loadBoards(join(ROOT, "boards")) : options.boards.map((b) => loadBoard(join(ROOT, "boards", b + ".json")));
+  const boards = options.boards.length === 0 ? loadBoards(join(ROOT, "boards")) : options.boards.map((b) => loadBoard(b.endsWith(".json") ? resolve(b) : join(ROOT, "boards", b + ".json")));
   const caPath = resolve(ROOT, options.settings.ca);
   const ca = loadCa(caPath, options.settings.ca);
   const reports: SizeReport[] = [];

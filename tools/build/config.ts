@@ -149,6 +149,8 @@ export const FIRMWARE_DEFAULTS = {
   watchdogMs: 1800000,
   /** OTA: bytes asked for per chunk (capped at maxPayloadBytes). */
   otaChunkBytes: 2048,
+  /** Sleep (battery boards): a wake lasts at most this long, delivered or not. */
+  awakeMaxMs: 60000,
   /** OTA: a new image that gets no message acknowledged within this long is rolled back (the boot loader's, not in DeviceConfig). */
   otaConfirmMs: 300000,
 };
@@ -186,7 +188,7 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     wifiPassword: settings.wifiPassword,
     telemetryIntervalMs: settings.telemetryIntervalMs,
     uploadIntervalMs: settings.uploadIntervalMs,
-    sensor: { ...board.sensor },
+    sensors: board.sensors.map((sensor) => ({ ...sensor })),
     debug,
     ...FIRMWARE_DEFAULTS,
     rateLimits: settings.rateLimits,

@@ -1,5 +1,5 @@
 // manifest.json for the Moddable build of a board. Hardware (esp32) gets Wi-Fi, SNTP,
-// TLS and ECMA-419 I2C; the desktop simulator (lin/mac/win) has no Wi-Fi, SNTP or I2C
+// TLS, ECMA-419 I2C and Analog, and OneWire where a board has DS18B20 probes; the desktop simulator (lin/mac/win) has no Wi-Fi, SNTP or I2C
 // modules, so the modules the bundle imports are mapped to stubs that say so.
 
 import type { Board } from "./boards.ts";
@@ -14,17 +14,20 @@ export const MODDABLE_HOST_STUBS: Record<string, string> = {
   "host-wifi": unavailable("Wi-Fi"),
   "host-sntp": unavailable("SNTP"),
   "host-i2c": unavailable("I2C"),
+  "host-analog": unavailable("the ADC"),
   "host-time": "// The desktop simulator uses the host clock, which is already set.\nexport default { set() {} };\n",
 };
 
 export function moddableManifest(board: Board, settings: DeviceSettings): object {
-  const hostModules = { wifi: "./host-wifi", sntp: "./host-sntp", "embedded:io/i2c": "./host-i2c", time: "./host-time" };
+  const hostModules = { wifi: "./host-wifi", sntp: "./host-sntp", "embedded:io/i2c": "./host-i2c", "embedded:io/analog": "./host-analog", time: "./host-time" };
   return {
     include: [
       "$(MODDABLE)/examples/manifest_base.json",
       "$(MODDABLE)/examples/manifest_net.json",
       "$(MODDABLE)/modules/crypt/tls.json",
       "$(MODDABLE)/modules/files/preference/manifest.json",
+      // Moddable's OneWire (RMT on the ESP32, a stand-in in the desktop simulator) for DS18B20 probes.
+      ...(board.sensors.some((sensor) => sensor.model === "ds18b20") ? ["$(MODDABLE)/modules/drivers/onewire/manifest.json"] : []),
     ],
     modules: { "*": ["./main"] },
     resources: settings.tls ? { "*": ["./ca-root"] } : {},

@@ -1,5 +1,5 @@
-// Flashes an Espruino image to a board over serial with the `espruino` npm CLI and
-// saves it to flash, optionally with a per-device tb-config.json (token, host...); then
+// Flashes an Espruino image to a board over serial with the `espruino` npm CLI (showing
+// the upload's progress) and saves it to flash, optionally with a per-device tb-config.json (token, host...); then
 // restarts the board and waits for its boot line, so a saved image that does not start
 // is noticed here. A port that cannot be opened is named with the ports found.
 //
@@ -64,7 +64,8 @@ if (deviceConfig) {
 }
 args.push(image);
 console.log("flash: uploading " + image + " (" + (statSync(image).size / 1024).toFixed(1) + " KB) to " + values.port);
-const result = spawnSync(join(ROOT, "node_modules/.bin/espruino"), args, { stdio: "inherit" });
+// The espruino CLI itself, with a progress line every 10 % (espruino-upload.ts).
+const result = spawnSync(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "tools/device/espruino-upload.ts"), ...args], { stdio: "inherit" });
 if (result.status !== 0) process.exit(result.status ?? 1);
 // Espruino's telnet console drops a client that comes right after another left (port.ts).
 await new Promise((r) => setTimeout(r, 1000));

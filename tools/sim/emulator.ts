@@ -178,7 +178,8 @@ export class ThingsBoardEmulator {
     this.servers.push(plain);
     if (this.options.tls) {
       const secure = createTlsServer(
-        { key: readFileSync(this.options.tls.serverKey), cert: readFileSync(this.options.tls.serverCert) },
+        // The chain, leaf then CA, as servers send it: Moddable checks the leaf's names only when a certificate follows it.
+        { key: readFileSync(this.options.tls.serverKey), cert: Buffer.concat([readFileSync(this.options.tls.serverCert), readFileSync(this.options.tls.caCert)]) },
         (socket) => this.accept(socket)
       );
       this.tlsPort = await listenOn(secure, this.options.tlsPort ?? 0);

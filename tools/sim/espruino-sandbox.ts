@@ -16,7 +16,7 @@ import vm from "node:vm";
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { removalScript } from "../check/espruino-builtins.ts";
-import type { VirtualI2CDevice } from "./virtual-i2c.ts";
+import type { VirtualI2CDevice, VirtualOneWireBus } from "./virtual-sensors.ts";
 
 export interface SandboxOptions {
   imagePath: string;
@@ -29,10 +29,27 @@ export interface SandboxOptions {
   chipId?: string;
   /** Chips on the virtual I2C1 bus by 7-bit address; an address with none NACKs. */
   i2cDevices?: Record<number, VirtualI2CDevice>;
+  /** OneWire buses by GPIO (new OneWire(pin)); a pin with none has nothing on it. */
+  oneWireBuses?: Record<number, VirtualOneWireBus>;
+  /** What analogRead(pin) gives (0..1); an unwired pin floats near 0. */
+  analogPins?: Record<number, () => number>;
+  /** E.getTemperature() (ESP32: degrees Fahrenheit); absent: NaN, as on a chip without one. */
+  chipTemperature?: () => number;
   /** Every write to a socket, for tests that check the bytes on the wire. */
   onSocketWrite?: (socketId: number, bytes: Buffer) => void;
   /** Boot with the clock near 1970, as a board without SNTP does (setTime() sets it). */
   clockUnset?: boolean;
+  /**
+   * ESP32.deepSleep(us) sleeps this many times faster than real time (default 1); the
+   * device's clock still moves by the whole sleep, as the ESP32's RTC does.
+   */
+  sleepSpeedup?: number;
+}
+
+/** One wake of a deep-sleeping image: how long it was awake, then how long it asked to sleep. */
+export interface SleepCycle {
+  awakeMs: number;
+  sleepMs: number;
 }
 
 export interface RunningSandbox {
@@ -41,6 +58,8 @@ export interface RunningSandbox {
   /** How often the image rebooted (E.reboot(), or reboot() here: a power cycle). */
   reboots(): number;
   reboot(): void;
+  /** Every ESP32.deepSleep() so far. */
+  sleeps: SleepCycle[];
   /** Runs a line typed on the console (a command such as tbForgetToken()). */
   typeLine(code: string): void;
   stop(): void;
@@ -113,6 +132,10 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   let clockOffsetMs = options.clockUnset ? 1000 - Date.now() : 0;
   const deviceNow = () => Date.now() + clockOffsetMs;
   let boots = 0;
+  /** When the running image started (host time), for the awake time of a deep-sleep cycle. */
+  let bootedAt = Date.now();
+  let wakeTimer: NodeJS.Timeout | null = null;
+  const sleeps: SleepCycle[] = [];
   /** The running image's global scope, for typed console commands. */
   let current: vm.Context | null = null;
   const teardown = () => {
@@ -124,6 +147,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   /** Starts a fresh interpreter; `run`: and runs the saved code (a power-on), else stays empty (reset()). */
   const boot = (run = true) => {
     const thisBoot = ++boots;
+    bootedAt = Date.now();
     /** Runs image code from the host's event loop the way Espruino does: errors are printed, not fatal. */
     const guarded = (fn: unknown, ...args: unknown[]) => {
       // Callbacks of an image that has since rebooted are dead, as on a board.
@@ -140,6 +164,13 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     vm.runInContext(removalScript(), context);
     const ContextUint8Array = vm.runInContext("Uint8Array", context) as Uint8ArrayConstructor;
     const ContextArrayBuffer = vm.runInContext("ArrayBuffer", context) as ArrayBufferConstructor;
+    // Arrays made in the device's realm, so the image's instanceof and Array.isArray hold.
+    const ContextArray = vm.runInContext("Array", context) as ArrayConstructor;
+    const toContextArray = <T,>(items: T[]): T[] => {
+      const array = new ContextArray() as T[];
+      for (const item of items) array.push(item);
+      return array;
+    };
 
     const toBinaryString = (data: unknown): string => {
       if (typeof data === "string") return data;
@@ -368,6 +399,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         on: () => undefined,
         hwRand: () => 0,
         // Unsigned, as Espruino 2v29 returns it.
+        getTemperature: () => (options.chipTemperature ? options.chipTemperature() : NaN),
         CRC32: (data: unknown) => crc32(Buffer.from(toBinaryString(data), "latin1")) >>> 0,
       },
       process: {
@@ -382,6 +414,57 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         },
         version: "2v29-sandbox",
       memory: () => ({ free: 0, usage: 0, total: 0, blocksize: 14 }),
+      },
+      OneWire: class {
+        private readonly bus: VirtualOneWireBus | undefined;
+        constructor(pin: number) {
+          this.bus = options.oneWireBuses?.[pin];
+        }
+        reset() {
+          return this.bus ? this.bus.reset() : false;
+        }
+        search() {
+          // Espruino returns a new array of ROM strings, empty when nothing answers.
+          return toContextArray(this.bus ? this.bus.search() : []);
+        }
+        select(rom: string) {
+          if (typeof rom !== "string" || rom.length !== 16) throw new Error("Invalid OneWire device address " + JSON.stringify(rom));
+          this.bus?.select(rom);
+        }
+        skip() {
+          this.bus?.write([0xcc]);
+        }
+        write(data: number | number[]) {
+          this.bus?.write(typeof data === "number" ? data : Array.from(data));
+        }
+        read(count?: number) {
+          // No bus: the pulled-up line reads all ones.
+          const bytes = this.bus ? this.bus.read(count ?? 1) : new Array(count ?? 1).fill(0xff);
+          return count === undefined ? bytes[0] : toContextArray(bytes);
+        }
+      },
+      analogRead: (pin: number) => {
+        const read = options.analogPins?.[pin];
+        return read ? Math.min(1, Math.max(0, read())) : 0.01;
+      },
+      ESP32: {
+        // Deep sleep: the chip stops (RAM lost), then boots again; Storage stays.
+        deepSleep: (us: number) => {
+          const sleepMs = Number(us) / 1000;
+          const awakeMs = Date.now() - bootedAt;
+          sleeps.push({ awakeMs, sleepMs });
+          serial("[sandbox] deep sleep " + (sleepMs / 1000).toFixed(1) + " s after " + (awakeMs / 1000).toFixed(1) + " s awake (cycle " + sleeps.length + ")\n");
+          teardown();
+          // What the image still runs after this call, and its callbacks, are dead, as on the chip.
+          boots++;
+          const waitMs = sleepMs / (options.sleepSpeedup ?? 1);
+          wakeTimer = setTimeout(() => {
+            wakeTimer = null;
+            if (stopped) return;
+            clockOffsetMs += sleepMs - waitMs;
+            boot();
+          }, waitMs);
+        },
       },
       I2C1: {
         setup: () => undefined,
@@ -426,6 +509,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   return {
     uncaught,
     reboots: () => rebootCount,
+    sleeps,
     reboot,
     typeLine: (code: string) => {
       // What typing a line on the serial console does: run it, print the result or the error.
@@ -438,6 +522,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     },
     stop: () => {
       stopped = true;
+      if (wakeTimer !== null) clearTimeout(wakeTimer);
       teardown();
     },
   };

@@ -9,3 +9,7 @@ export const SIM_DIR = process.env.TBFW_SIM_DIR || join(ROOT, ".sim");
 export const EMULATOR_STATE = join(SIM_DIR, "tb", "state.json");
 /** The running emulator's control port, for npm run tb. */
 export const CONTROL_FILE = join(SIM_DIR, "tb", "control.json");
+
+/** The device npm start and npm run moddable -- sim run against the emulator, and its token. */
+export const SIM_DEVICE = "sim-device";
+export const SIM_TOKEN = "sim-device-token";

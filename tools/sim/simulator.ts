@@ -4,7 +4,7 @@
 // the emulator received; `npm run tb` drives the device from a second terminal. No
 // internet needed.
 //
-//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc] [--no-sensor] [--messages N] [--interval MS] [--plain] [--repl PORT]
+//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc|...] [--no-sensor] [--messages N] [--interval MS] [--plain] [--repl PORT] [--sleep-speedup N]
 //   tsx tools/sim/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 //
 // State (the emulator's devices and attributes, the device's flash) lives under .sim/,
@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadBoard } from "../build/boards.ts";
 import { ThingsBoardEmulator } from "./emulator.ts";
 import { startControl } from "./control.ts";
-import { CONTROL_FILE, EMULATOR_STATE, SIM_DIR } from "./paths.ts";
+import { CONTROL_FILE, EMULATOR_STATE, SIM_DEVICE, SIM_DIR, SIM_TOKEN } from "./paths.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
@@ -24,10 +24,8 @@ import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
 import { startRepl } from "./repl.ts";
 import type { Repl } from "./repl.ts";
-import { virtualSensor } from "./virtual-i2c.ts";
+import { virtualSensors } from "./virtual-sensors.ts";
 
-export const SIM_TOKEN = "sim-device-token";
-export const SIM_DEVICE = "sim-device";
 const SIM_PROVISION_KEY = "sim-provision-key";
 const SIM_PROVISION_SECRET = "sim-provision-secret";
 
@@ -60,6 +58,7 @@ async function main(): Promise<void> {
       provision: { type: "boolean", default: false },
       "forget-token": { type: "boolean", default: false },
       repl: { type: "string" },
+      "sleep-speedup": { type: "string", default: "1" },
     },
   });
   const remote = values.host !== undefined;
@@ -68,6 +67,8 @@ async function main(): Promise<void> {
   if (!Number.isInteger(messages) || messages < 0) throw new ConfigError("--messages must be a whole number");
   if (!Number.isInteger(interval) || interval < 1000) throw new ConfigError("--interval must be at least 1000 ms");
   if (remote && !values.token) throw new ConfigError("--host needs --token <device access token>");
+  const sleepSpeedup = Number(values["sleep-speedup"]);
+  if (!(sleepSpeedup >= 1 && sleepSpeedup <= 1000)) throw new ConfigError("--sleep-speedup must be from 1 to 1000 (how much faster than real time a deep sleep passes)");
   const replPort = values.repl === undefined ? null : Number(values.repl);
   if (replPort !== null && !(Number.isInteger(replPort) && replPort >= 0 && replPort <= 65535)) throw new ConfigError("--repl needs a TCP port, e.g. --repl 2323");
 
@@ -127,21 +128,21 @@ async function main(): Promise<void> {
   const outDir = join(ROOT, "dist");
   await buildImages({ boards: [board.name], outDir, settings, version: packageVersion(), quiet: true, debug: true });
   const imagePath = join(outDir, "espruino", board.name + ".js");
-  // The board's real driver talks to a simulated chip on the virtual I2C bus.
   const storageDir = join(SIM_DIR, "storage", board.name);
   if (values["forget-token"]) forgetStoredToken(storageDir);
   // npm start flashes the image it just built: code saved by an earlier run's REPL upload goes.
   rmSync(join(storageDir, ".bootcde"), { force: true });
   let repl: Repl | null = null;
-  const chip = values["no-sensor"] ? null : virtualSensor(board.sensor.model);
-  const i2cDevices = chip ? { [board.sensor.address]: chip } : {};
+  // The board's real drivers talk to simulated chips on virtual buses (none with --no-sensor).
+  const chips = virtualSensors(values["no-sensor"] ? [] : board.sensors);
   console.log("simulator: running " + imagePath + " (Ctrl-C to stop)");
   let delivered = 0;
   const sandbox = runEspruinoImage({
     imagePath,
     // Like a board's flash: kept between runs, one per board.
     storageDir,
-    i2cDevices,
+    ...chips,
+    sleepSpeedup,
     onSerialText: (text) => repl?.write(text),
     onSerial: (line) => {
       console.log("device  | " + line);
