@@ -10,6 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { progressReporter } from "../tools/device/espruino-upload.ts";
 import { ROOT } from "../tools/build/build.ts";
 import { DEFAULT_SETTINGS } from "../tools/build/config.ts";
 import { incomplete } from "../tools/sim/repl.ts";
@@ -91,6 +92,10 @@ test("npm run flash -- --port tcp://...: the espruino CLI uploads a new image to
   assert.equal(flash.status, 0, flash.stdout + flash.stderr);
   assert.match(flash.stdout, /^flash: uploading .*sim\.js \(\d+\.\d KB\) to tcp:\/\/127\.0\.0\.1:\d+$/m);
   assert.match(flash.stdout, /Upload Complete/);
+  // Progress while uploading, from the CLI's own status callbacks.
+  assert.match(flash.stdout, /^flash: upload 0% \(0\.0 of \d+\.\d KB\)$/m);
+  assert.match(flash.stdout, /^flash: upload 50% \([\d.]+ of \d+\.\d KB\)$/m);
+  assert.match(flash.stdout, /^flash: upload 100% \(([\d.]+) of \1 KB\)$/m);
   // Restarted by the script after the upload, which saw the new image's boot line.
   assert.match(flash.stdout, /^flash: saved and booted: \[I\]\[boot\] tb-firmware 7\.7\.7 on sim \(espruino\)/m);
   // The CLI asked the device what it runs: 1 KB Storage writes, not one E.setBootCode string, and no module looked up online.
@@ -127,6 +132,24 @@ test("npm run console -- --port tcp://...: typed lines run on the device's REPL,
   } finally {
     consoleProcess.kill("SIGTERM");
   }
+});
+
+test("upload progress: every 10 %, 100 % when the CLI has sent all, nothing for its own short commands", () => {
+  const lines: string[] = [];
+  const status = progressReporter((line) => lines.push(line));
+  status.setStatus("Sending...", 100);
+  status.incrementProgress(50);
+  status.setStatus("Sent");
+  status.setStatus("Minifying");
+  status.setStatus("Sending...", 10240);
+  for (let i = 0; i < 9; i++) status.incrementProgress(1000);
+  status.setStatus("Sent");
+  assert.deepEqual(lines, [
+    "flash: upload 0% (0.0 of 10.0 KB)",
+    // 2000 of 10240 is 19 %: the 10 % line, and so on.
+    ...[10, 20, 30, 40, 50, 60, 70, 80].map((p, i) => "flash: upload " + p + "% (" + (((i + 2) * 1000) / 1024).toFixed(1) + " of 10.0 KB)"),
+    "flash: upload 100% (10.0 of 10.0 KB)",
+  ]);
 });
 
 test("npm run flash and npm run console name a port that cannot be opened, with the serial ports found", () => {

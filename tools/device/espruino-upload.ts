@@ -12,29 +12,41 @@ interface EspruinoStatus {
   incrementProgress(amount: number): void;
 }
 
-/** Progress lines for uploads of `total` characters: "flash: upload 40% (12.3 of 30.6 KB)", every `stepPercent`. */
+/** Uploads shorter than this (the CLI's own commands) get no progress lines. */
+const MIN_REPORTED = 1024;
+
+/**
+ * Progress lines for uploads of `total` characters: "flash: upload 40% (12.3 of 30.6 KB)",
+ * every `stepPercent`, and 100% when the CLI says it has sent everything. The CLI's other
+ * status texts ("Minifying", which changes nothing here) are not shown.
+ */
 export function progressReporter(print: (line: string) => void, stepPercent = 10): EspruinoStatus {
   let total = 0;
   let sent = 0;
-  let shown = 0;
+  let shown = -1;
   const kb = (n: number) => (n / 1024).toFixed(1);
+  const show = (percent: number) => {
+    shown = percent;
+    print("flash: upload " + percent + "% (" + kb(sent) + " of " + kb(total) + " KB)");
+  };
   return {
     setStatus: (text, length) => {
-      if (length !== undefined && length > 0) {
-        total = length;
+      if (length !== undefined) {
+        total = length >= MIN_REPORTED ? length : 0;
         sent = 0;
-        shown = 0;
-        print("flash: upload 0% (0.0 of " + kb(total) + " KB)");
-      } else if (text !== "Sent" && text !== "") print(text);
+        shown = -1;
+        if (total > 0) show(0);
+      } else if (text === "Sent" && total > 0) {
+        sent = total;
+        if (shown < 100) show(100);
+        total = 0;
+      }
     },
     incrementProgress: (amount) => {
       if (total === 0) return;
       sent = Math.min(total, sent + amount);
       const percent = Math.floor((sent * 100) / total);
-      if (percent >= shown + stepPercent || (sent === total && shown < 100)) {
-        shown = sent === total ? 100 : percent - (percent % stepPercent);
-        print("flash: upload " + shown + "% (" + kb(sent) + " of " + kb(total) + " KB)");
-      }
+      if (percent >= shown + stepPercent) show(percent - (percent % stepPercent));
     },
   };
 }
@@ -47,7 +59,8 @@ if (process.argv[1] && process.argv[1].endsWith("espruino-upload.ts")) {
   tools.init = (callback) =>
     init(() => {
       const espruino = (globalThis as unknown as { Espruino: { Core: { Status: EspruinoStatus } } }).Espruino;
-      Object.assign(espruino.Core.Status, progressReporter((line) => console.log(line)), { hasProgress: () => true });
+      // Not console.log: the CLI silences it without --verbose.
+      Object.assign(espruino.Core.Status, progressReporter((line) => process.stdout.write(line + "\n")), { hasProgress: () => true });
       callback();
     });
   process.argv = [process.argv[0], cli, ...process.argv.slice(2)];
