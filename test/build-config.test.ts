@@ -46,6 +46,21 @@ test("the committed boards validate", () => {
   ]);
 });
 
+test("every board has a page (docs/boards/<name>.md) with its wiring: each sensor's pins, build and flash commands, and its console", () => {
+  for (const board of loadBoards(join(ROOT, "boards"))) {
+    const file = join(ROOT, "docs", "boards", board.name + ".md");
+    assert.ok(existsSync(file), board.name + " has no page: add " + file);
+    const page = readFileSync(file, "utf8");
+    assert.ok(page.includes("boards/" + board.name + ".json"), board.name + ": the page links its board file");
+    for (const sensor of board.sensors) {
+      assert.ok(page.includes("`" + sensor.model + "`"), board.name + ": the page names " + sensor.model);
+      for (const pin of [sensor.sda, sensor.scl, sensor.pin]) if (pin !== undefined) assert.ok(page.includes("GPIO" + pin), board.name + ": the page wires GPIO" + pin);
+    }
+    if (board.name !== "sim") assert.match(page, new RegExp("--board " + board.name + "\\b"), board.name + ": build or flash command");
+    assert.match(page, /## Console, from boot to the first PUBACK\n[\s\S]*\[I\]\[boot\] tb-firmware/);
+  }
+});
+
 test("board errors name the file and the key", () => {
   assert.equal(boardError((b) => (b.sensor.sda = 34)), 'boards/test-board.json: "sensor.sda": bad pin 34: GPIO34 is input-only and cannot drive I2C');
   assert.equal(boardError((b) => (b.sensor.scl = 7)), 'boards/test-board.json: "sensor.scl": bad pin 7: GPIO7 is wired to the SPI flash');
