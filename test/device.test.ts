@@ -203,15 +203,16 @@ test("upload interval apart from sampling: 6 readings taken every 10 s leave as 
   device.stop();
 });
 
+/** An I2C bus with nothing on it: every write is NACKed, as Espruino's I2C1 reports it. */
+const NACKING_BUS = {
+  write: () => {
+    throw new Error("I2C Error: no ACK");
+  },
+  read: () => new Uint8Array(0),
+};
+
 test("a sensor that fails is reported as sensor_error and the device keeps sampling", () => {
-  const platform = fakePlatform({
-    bus: {
-      write: () => {
-        throw new Error("I2C Error: no ACK");
-      },
-      read: () => new Uint8Array(0),
-    },
-  });
+  const platform = fakePlatform({ bus: NACKING_BUS });
   const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], [rpcFeature]);
   platform.clock.advance(10000);
   assert.equal(device.queue.size(), 2);
@@ -226,14 +227,7 @@ test("a sensor that fails is reported as sensor_error and the device keeps sampl
 
 test("several sensors: one reading with prefixed keys, a failing one beside the others' values, each switched on and off by its own setting", () => {
   // The simulated sensor, and an SHT3x (prefixed "out_") whose bus never ACKs.
-  const platform = fakePlatform({
-    bus: {
-      write: () => {
-        throw new Error("I2C Error: no ACK");
-      },
-      read: () => new Uint8Array(0),
-    },
-  });
+  const platform = fakePlatform({ bus: NACKING_BUS });
   const sensors: SensorConfig[] = [{ model: "simulated" }, { model: "sht3x", prefix: "out_", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }];
   const device = startDevice(platform, { ...CONFIG, sensors, maxInflight: 20 }, [createSimulated, createSht3x], [rpcFeature]);
   assert.deepEqual(device.context.settings, { ...device.context.defaults, simulatedEnabled: true, out_sht3xEnabled: true });

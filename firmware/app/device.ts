@@ -149,7 +149,12 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   const random = seededRandom(hashString(chipId));
   // A driver that cannot start fails the start-up, which the entry logs.
   const sensors: Sensor[] = [];
-  for (let i = 0; i < createSensors.length; i++) sensors.push(createSensors[i](platform, config.sensors[i], random));
+  // Each sensor's setting name, made once rather than at every sample.
+  const switches: string[] = [];
+  for (let i = 0; i < createSensors.length; i++) {
+    sensors.push(createSensors[i](platform, config.sensors[i], random));
+    switches.push(sensorSwitch(config.sensors[i]));
+  }
   config.clientId = clientIdFromChip(chipId);
   const session = new MqttSession(
     platform,
@@ -219,7 +224,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
         if (values !== null) for (const key in values) reading[prefix + key] = values[key];
         if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
       }
-      while (++index < sensors.length && settings[sensorSwitch(config.sensors[index])] === false);
+      while (++index < sensors.length && settings[switches[index]] === false);
       if (index >= sensors.length) done(reading);
       else {
         try {

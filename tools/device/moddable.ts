@@ -20,10 +20,9 @@ import { ConfigError, MODDABLE_PLATFORMS, loadBoard } from "../build/boards.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import { DEFAULT_SETTINGS, resolveSettings } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
-import { ThingsBoardEmulator } from "../sim/emulator.ts";
 import { startControl } from "../sim/control.ts";
-import { CONTROL_FILE, EMULATOR_STATE, SIM_DEVICE, SIM_DIR, SIM_TOKEN } from "../sim/paths.ts";
-import { ensureTlsFiles } from "../sim/dev-ca.ts";
+import { startLocalEmulator } from "../sim/local-emulator.ts";
+import { CONTROL_FILE, SIM_TOKEN } from "../sim/paths.ts";
 
 const HOST_PLATFORM: Record<string, string> = { linux: "lin", darwin: "mac", win32: "win" };
 
@@ -150,22 +149,11 @@ async function main(): Promise<number> {
   const display = process.platform !== "linux" || !!process.env.DISPLAY;
   if (!display && !hasCommand("xvfb-run")) throw new ConfigError("no display and no xvfb-run: sudo apt-get install xvfb (or run with DISPLAY set)");
   if (!existsSync(tools.mcsim)) throw new ConfigError("mcsim is not built (" + tools.mcsim + ").\n" + INSTALL_MODDABLE);
-  const tls = ensureTlsFiles(join(SIM_DIR, "tls"));
-  let received = 0;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
-  const emulator = new ThingsBoardEmulator({
-    stateFile: EMULATOR_STATE,
-    tls,
-    devices: [{ name: SIM_DEVICE, token: SIM_TOKEN }],
-    onEvent: (line) => console.log("tb      | " + line),
-    onTelemetry: (_device, payload) => {
-      received++;
-      console.log("tb      | telemetry #" + received + ": " + payload);
-      if (messages > 0 && received >= messages) finish(0);
-    },
+  const { emulator, tls } = await startLocalEmulator((received) => {
+    if (messages > 0 && received >= messages) finish(0);
   });
-  await emulator.listen();
   // No firmware updates on Moddable: npm run tb -- ota says so instead of building one.
   const control = await startControl(emulator, CONTROL_FILE);
   const settings: DeviceSettings = {

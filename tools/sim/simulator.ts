@@ -16,11 +16,11 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadBoard } from "../build/boards.ts";
 import { ThingsBoardEmulator } from "./emulator.ts";
 import { startControl } from "./control.ts";
-import { CONTROL_FILE, EMULATOR_STATE, SIM_DEVICE, SIM_DIR, SIM_TOKEN } from "./paths.ts";
+import { CONTROL_FILE, SIM_DIR, SIM_TOKEN } from "./paths.ts";
+import { startLocalEmulator } from "./local-emulator.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
-import { ensureTlsFiles } from "./dev-ca.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
 import { startRepl } from "./repl.ts";
 import type { Repl } from "./repl.ts";
@@ -74,7 +74,6 @@ async function main(): Promise<void> {
 
   let emulator: ThingsBoardEmulator | null = null;
   let control: { close(): Promise<void> } | null = null;
-  let received = 0;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
   const settings: DeviceSettings = { ...DEFAULT_SETTINGS, telemetryIntervalMs: interval, tls: !values.plain };
@@ -86,38 +85,29 @@ async function main(): Promise<void> {
     if (values.ca) settings.ca = values.ca;
     console.log("simulator: device -> " + settings.host + ":" + settings.port + (settings.tls ? " (tls, CA " + settings.ca + ")" : " (plain)"));
   } else {
-    const tls = ensureTlsFiles(join(SIM_DIR, "tls"));
-    emulator = new ThingsBoardEmulator({
-      stateFile: EMULATOR_STATE,
-      tls,
-      devices: [{ name: SIM_DEVICE, token: SIM_TOKEN }],
-      onEvent: (line) => console.log("tb      | " + line),
-      onTelemetry: (_device, payload) => {
-        received++;
-        console.log("tb      | telemetry #" + received + ": " + payload);
-        if (messages > 0 && received >= messages) finish(0);
-      },
+    const { emulator: running, tls } = await startLocalEmulator((received) => {
+      if (messages > 0 && received >= messages) finish(0);
     });
-    await emulator.listen();
+    emulator = running;
     // npm run tb -- ota --version V: this board's image at version V, built with these settings.
-    control = await startControl(emulator, CONTROL_FILE, async (version) => {
+    control = await startControl(running, CONTROL_FILE, async (version) => {
       const outDir = join(SIM_DIR, "ota", version);
       await buildImages({ boards: [values.board], outDir, settings, version, quiet: true, debug: true });
       return join(outDir, "espruino", values.board + ".js");
     });
     settings.host = "127.0.0.1";
-    settings.port = settings.tls ? emulator.tlsPort! : emulator.plainPort;
+    settings.port = settings.tls ? running.tlsPort! : running.plainPort;
     settings.token = SIM_TOKEN;
     if (values.provision) {
       // One image, many devices: no token, a provisioning key the emulator accepts.
       settings.token = "";
       settings.provisionKey = SIM_PROVISION_KEY;
       settings.provisionSecret = SIM_PROVISION_SECRET;
-      emulator.addProvisionKey(SIM_PROVISION_KEY, SIM_PROVISION_SECRET);
+      running.addProvisionKey(SIM_PROVISION_KEY, SIM_PROVISION_SECRET);
       console.log("simulator: the device provisions itself with key " + SIM_PROVISION_KEY);
     }
     settings.ca = tls.caCert;
-    console.log("simulator: ThingsBoard emulator on 127.0.0.1:" + emulator.plainPort + " (plain) and :" + emulator.tlsPort + " (tls, CA " + tls.caCert + ")");
+    console.log("simulator: ThingsBoard emulator on 127.0.0.1:" + running.plainPort + " (plain) and :" + running.tlsPort + " (tls, CA " + tls.caCert + ")");
     console.log("simulator: drive the device from another terminal: npm run tb -- rpc getStatus | attr set samplingIntervalMs 5000 | telemetry --last 5");
   }
 
