@@ -257,6 +257,33 @@ test("several sensors: one reading with prefixed keys, a failing one beside the 
   device.stop();
 });
 
+test("a reading asked for while a pass over the sensors runs (readNow during a conversion) shares that pass: no sensor is asked twice at once", () => {
+  const writes: number[] = [];
+  const platform = fakePlatform({
+    bus: {
+      write: (address) => {
+        writes.push(address);
+      },
+      // 25 C, 50 %RH with their CRCs (the SHT3x datasheet's CRC-8).
+      read: () => new Uint8Array([0x66, 0x66, 0x93, 0x80, 0x00, 0xa2]),
+    },
+  });
+  const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], []);
+  // The boot sample is converting now (16 ms); two more askers join it.
+  const got: unknown[] = [];
+  device.context.sampleNow((reading) => got.push(reading));
+  device.context.sampleNow((reading) => got.push(reading));
+  platform.clock.advance(20);
+  assert.deepEqual(writes, [0x44], "one measurement started");
+  assert.deepEqual(got, [{ temperature: 25, humidity: 50 }, { temperature: 25, humidity: 50 }]);
+  // The next ask starts a pass of its own.
+  device.context.sampleNow((reading) => got.push(reading));
+  platform.clock.advance(20);
+  assert.equal(writes.length, 2);
+  assert.equal(got.length, 3);
+  device.stop();
+});
+
 function publishPacket(topic: string, payload: string, packetId: number): number[] {
   const t = Buffer.from(topic);
   const p = Buffer.from(payload);

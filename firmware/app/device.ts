@@ -214,27 +214,36 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     context.queueReading(platform.now(), reading);
     if (++readingsSinceUpload >= readingsPerUpload) upload();
   };
+  // One pass over the sensors at a time, by one long-lived function (no closure per sample:
+  // on Espruino each costs JsVars); whoever asks while a pass runs gets that pass's reading,
+  // so a sensor is never asked twice at once (readNow during a DS18B20 conversion).
+  const waiting: ((reading: Reading | null) => void)[] = [];
+  let reading: Reading | null = null;
+  let index = -1;
+  const nextSensor = (error: string | null, values: SensorValues | null) => {
+    if (index >= 0) {
+      if (reading === null) reading = {};
+      const prefix = config.sensors[index].prefix || "";
+      if (values !== null) for (const key in values) reading[prefix + key] = values[key];
+      if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
+    }
+    while (++index < sensors.length && settings[switches[index]] === false);
+    if (index < sensors.length) {
+      try {
+        sensors[index].sample(nextSensor);
+      } catch (e) {
+        nextSensor(sensors[index].model + ": " + errorText(e), null);
+      }
+      return;
+    }
+    const done = waiting.splice(0, waiting.length);
+    const result = reading;
+    reading = null;
+    index = -1;
+    for (let i = 0; i < done.length; i++) done[i](result);
+  };
   const sampleNow = (done: (reading: Reading | null) => void) => {
-    let reading: Reading | null = null;
-    let index = -1;
-    const next = (error: string | null, values: SensorValues | null) => {
-      if (index >= 0) {
-        if (reading === null) reading = {};
-        const prefix = config.sensors[index].prefix || "";
-        if (values !== null) for (const key in values) reading[prefix + key] = values[key];
-        if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
-      }
-      while (++index < sensors.length && settings[switches[index]] === false);
-      if (index >= sensors.length) done(reading);
-      else {
-        try {
-          sensors[index].sample(next);
-        } catch (e) {
-          next(sensors[index].model + ": " + errorText(e), null);
-        }
-      }
-    };
-    next(null, null);
+    if (waiting.push(done) === 1) nextSensor(null, null);
   };
   const takeSample = () => {
     sampledInterval = settings.samplingIntervalMs;
