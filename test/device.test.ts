@@ -275,7 +275,7 @@ test("a reading asked for while a pass over the sensors runs (readNow during a c
   device.context.sampleNow((reading) => got.push(reading));
   platform.clock.advance(20);
   assert.deepEqual(writes, [0x44], "one measurement started");
-  assert.deepEqual(got, [{ temperature: 25, humidity: 50 }, { temperature: 25, humidity: 50 }]);
+  assert.deepEqual(got.slice(), [{ temperature: 25, humidity: 50 }, { temperature: 25, humidity: 50 }]);
   // The next ask starts a pass of its own.
   device.context.sampleNow((reading) => got.push(reading));
   platform.clock.advance(20);
