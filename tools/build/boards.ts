@@ -65,18 +65,18 @@ const CHIP_NAMES: Record<Chip, string> = { esp32: "ESP32", esp32c3: "ESP32-C3", 
 export const MODDABLE_PLATFORMS: Record<Chip, string> = { esp32: "esp32", esp32c3: "esp32/esp32c3", esp32s3: "esp32/esp32s3" };
 
 /**
- * Why a GPIO of `chip` cannot drive a bus (I2C, OneWire: an open-drain output), or null.
+ * Why a GPIO of `chip` cannot drive `bus` (I2C, OneWire: an open-drain output), or null.
  * From Espressif's datasheets: pins that do not exist, the SPI flash (and octal PSRAM on
  * S3 modules), input-only pins (ESP32 34-39), the USB (C3 18-19, S3 19-20) and UART0 console pins.
  */
-export function gpioOutputProblem(chip: Chip, pin: number): string | null {
+export function gpioOutputProblem(chip: Chip, pin: number, bus: string): string | null {
   const name = CHIP_NAMES[chip];
   const [max, gaps, ranges] = chip === "esp32" ? [39, [20, 24, 28, 29, 30, 31], "0-39"] : chip === "esp32c3" ? [21, [], "0-21"] : [48, [22, 23, 24, 25], "0-21 and 26-48"];
   if (!Number.isInteger(pin) || pin < 0 || pin > max) return name + " has GPIO " + ranges;
   if (gaps.includes(pin)) return "GPIO" + pin + " does not exist on the " + name;
   if (chip === "esp32") {
     if (pin >= 6 && pin <= 11) return "GPIO" + pin + " is wired to the SPI flash";
-    if (pin >= 34) return "GPIO" + pin + " is input-only and cannot drive it";
+    if (pin >= 34) return "GPIO" + pin + " is input-only and cannot drive " + bus;
     if (pin === 1 || pin === 3) return "GPIO" + pin + " is the serial console (UART0)";
   } else if (chip === "esp32c3") {
     if (pin >= 12 && pin <= 17) return "GPIO" + pin + " is wired to the SPI flash";
@@ -93,8 +93,7 @@ export function gpioOutputProblem(chip: Chip, pin: number): string | null {
 
 /** Why an ESP32 GPIO cannot carry I2C, or null when it can. */
 export function esp32I2cPinProblem(pin: number): string | null {
-  const problem = gpioOutputProblem("esp32", pin);
-  return problem === null ? null : problem.replace("cannot drive it", "cannot drive I2C");
+  return gpioOutputProblem("esp32", pin, "I2C");
 }
 
 /** Why a GPIO cannot be read by the ADC while Wi-Fi runs, or null: only ADC1 can (ESP32 GPIO32-39, C3 GPIO0-4, S3 GPIO1-10). */
@@ -157,8 +156,8 @@ function parseSensor(raw: unknown, file: string, path: string, runtimes: Runtime
     for (const pinKey of ["sda", "scl"] as const) {
       const pin = field(obj, pinKey, file, path + "." + pinKey);
       if (typeof pin !== "number") fail(file, path + "." + pinKey, "must be a GPIO number");
-      const problem = gpioOutputProblem(chip, pin);
-      if (problem !== null) fail(file, path + "." + pinKey, "bad pin " + pin + ": " + problem.replace("cannot drive it", "cannot drive I2C"));
+      const problem = gpioOutputProblem(chip, pin, "I2C");
+      if (problem !== null) fail(file, path + "." + pinKey, "bad pin " + pin + ": " + problem);
       sensor[pinKey] = pin;
     }
     if (sensor.sda === sensor.scl) fail(file, path + ".scl", "SDA and SCL must be different pins");
@@ -167,7 +166,7 @@ function parseSensor(raw: unknown, file: string, path: string, runtimes: Runtime
   if (kind.pin) {
     const pin = field(obj, "pin", file, path + ".pin");
     if (typeof pin !== "number") fail(file, path + ".pin", "must be a GPIO number");
-    const problem = kind.pin === "adc" ? adcPinProblem(chip, pin) : gpioOutputProblem(chip, pin)?.replace("cannot drive it", "cannot drive OneWire") ?? null;
+    const problem = kind.pin === "adc" ? adcPinProblem(chip, pin) : gpioOutputProblem(chip, pin, "OneWire");
     if (problem !== null) fail(file, path + ".pin", "bad pin " + pin + ": " + problem);
     sensor.pin = pin;
   }
