@@ -22,6 +22,8 @@ import { createHash } from "node:crypto";
 export const BOOT_FILE = "tb-boot.json";
 export const IMAGE_SLOTS = ["tb-fw-a.js", "tb-fw-b.js"];
 export const MAX_TRIAL_BOOTS = 3;
+/** How every image with the loader begins: what tells an update package from other files. */
+export const LOADER_START = "if(typeof tbImage==\"string\"||";
 
 /**
  * The loader's source for an image with build id `buildId`.
@@ -60,7 +62,7 @@ export function withBootLoader(image, confirmMs) {
   const buildId = createHash("sha256").update(image).digest("hex").slice(0, 12);
   const boot = JSON.stringify(BOOT_FILE);
   return (
-    "if(typeof tbImage==\"string\"||!(global.tbImage=(" + bootLoaderSource(buildId, confirmMs) + ")(require(\"Storage\")))){" +
+    LOADER_START + "!(global.tbImage=(" + bootLoaderSource(buildId, confirmMs) + ")(require(\"Storage\")))){" +
     image.trimEnd() +
     "}else try{eval(require(\"Storage\").read(tbImage))}catch(e){(function(S){var R=S.readJSON(" + boot + ",1)||{};" +
     "R.fail=\"image in \"+tbImage+\" failed to start (\"+e+\"); rolled back\";if(R.try===tbImage)R.try=\"\";else R.ok=\"\";" +

@@ -2,7 +2,7 @@
 //
 //   npm run moddable -- build [--board esp32-devkitc] [--platform esp32] [--debug]
 //   npm run moddable -- flash [--board esp32-devkitc] [--platform esp32] [--port /dev/ttyUSB0] [--debug]
-//   npm run moddable -- sim   [--board sim] [--plain] [--interval MS] [--messages N] [--timeout S]
+//   npm run moddable -- sim   [--board sim] [--plain] [--interval MS] [--messages N] [--timeout S] [--dashboard-port N | --no-dashboard]
 //   (--out DIR: where the apps are made, dist/ by default)
 //
 // build and flash make the board's app (dist/moddable/<board>/, settings as for npm run
@@ -22,6 +22,7 @@ import { DEFAULT_SETTINGS, resolveSettings } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { startControl } from "../sim/control.ts";
 import { startLocalEmulator } from "../sim/local-emulator.ts";
+import { startLocalDashboard } from "../sim/dashboard.ts";
 import { CONTROL_FILE, SIM_TOKEN } from "../sim/paths.ts";
 
 const HOST_PLATFORM: Record<string, string> = { linux: "lin", darwin: "mac", win32: "win" };
@@ -114,6 +115,8 @@ async function main(): Promise<number> {
       messages: { type: "string" },
       timeout: { type: "string", default: "0" },
       out: { type: "string", default: join(ROOT, "dist") },
+      "dashboard-port": { type: "string" },
+      "no-dashboard": { type: "boolean", default: false },
     },
   });
   const command = positionals[0];
@@ -156,6 +159,7 @@ async function main(): Promise<number> {
   });
   // No firmware updates on Moddable: npm run tb -- ota says so instead of building one.
   const control = await startControl(emulator, CONTROL_FILE);
+  const dashboard = await startLocalDashboard(values["dashboard-port"], values["no-dashboard"], { emulator, imageDirs: [] });
   const settings: DeviceSettings = {
     ...DEFAULT_SETTINGS,
     host: "127.0.0.1",
@@ -172,6 +176,7 @@ async function main(): Promise<number> {
   const outDir = join(appDir, "mc-" + platform);
   mkdirSync(outDir, { recursive: true });
   const stop = async (code: number) => {
+    await dashboard?.close();
     await control.close();
     await emulator.close();
     return code;
@@ -197,7 +202,11 @@ async function main(): Promise<number> {
   const onOutput = (chunk: Buffer) => {
     const lines = (pending + chunk.toString()).split("\n");
     pending = lines.pop() ?? "";
-    for (const line of lines) if (line.trim() !== "") console.log("device  | " + line);
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      console.log("device  | " + line);
+      dashboard?.consoleLine(line);
+    }
   };
   simulator.stdout.on("data", onOutput);
   simulator.stderr.on("data", onOutput);

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Attributes, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
 import { MAX_IMAGE_BYTES } from "../../firmware/thingsboard/ota.ts";
+import { LOADER_START } from "../build/boot-loader.mjs";
 
 /** How long `attr set` waits for the device's answer (its client attributes). */
 const ANSWER_WAIT_MS = 5000;
@@ -49,7 +50,7 @@ export async function startControl(emulator: ThingsBoardEmulator, portFile: stri
         reply(400, { error: "request body is not JSON" });
         return;
       }
-      handle(emulator, parsed, buildPackage).then(
+      handleControl(emulator, parsed, buildPackage).then(
         (value) => reply(200, value),
         (e: Error) => reply(400, { error: e.message })
       );
@@ -81,7 +82,7 @@ function pickDevice(emulator: ThingsBoardEmulator, name: string | undefined): st
   throw new Error("several devices (" + devices.map((d) => d.name + (d.online ? " (online)" : "")).join(", ") + "): name one with --device");
 }
 
-async function handle(emulator: ThingsBoardEmulator, request: ControlRequest, buildPackage?: PackageBuilder): Promise<unknown> {
+export async function handleControl(emulator: ThingsBoardEmulator, request: ControlRequest, buildPackage?: PackageBuilder): Promise<unknown> {
   switch (request.command) {
     case "devices":
       return emulator.listDevices();
@@ -142,11 +143,7 @@ async function handle(emulator: ThingsBoardEmulator, request: ControlRequest, bu
       } catch (e) {
         throw new Error("cannot read " + file + ": " + (e as Error).message);
       }
-      const problem = packageProblem(data);
-      if (problem) throw new Error(file + ": " + problem + "; nothing was assigned");
-      const attributes = emulator.assignFirmware(name, data, request.title, request.version, request.algorithm ?? "SHA256");
-      const online = emulator.listDevices().find((d) => d.name === name)?.online ?? false;
-      return { device: name, online, file, attributes };
+      return { file, ...assignPackage(emulator, name, data, file, request.title, request.version, request.algorithm ?? "SHA256") };
     }
     default:
       throw new Error("unknown command " + JSON.stringify((request as { command: unknown }).command));
@@ -161,10 +158,20 @@ function hasKey(body: JsonValue, key: string): boolean {
   return body !== null && typeof body === "object" && !Array.isArray(body) && key in (body as Attributes);
 }
 
-/** Why `data` cannot be an Espruino image for an update ("" when it can): a built image is JavaScript text. */
+/** Checks a package (`label` names it in errors) and assigns it to a device: what npm run tb -- ota and the dashboard do. */
+export function assignPackage(emulator: ThingsBoardEmulator, device: string, data: Buffer, label: string, title: string, version: string, algorithm: string): { device: string; online: boolean; attributes: Attributes } {
+  const problem = packageProblem(data);
+  if (problem) throw new Error(label + ": " + problem + "; nothing was assigned");
+  const attributes = emulator.assignFirmware(device, data, title, version, algorithm);
+  const online = emulator.listDevices().find((d) => d.name === device)?.online ?? false;
+  return { device, online, attributes };
+}
+
+/** Why `data` cannot be an Espruino image for an update ("" when it can): a built image is JavaScript text that starts with the boot loader. */
 export function packageProblem(data: Buffer): string {
   if (data.length === 0) return "the file is empty";
   if (data.length > MAX_IMAGE_BYTES) return "the file is " + data.length + " B; an update is at most " + MAX_IMAGE_BYTES + " B";
   if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js)";
+  if (!data.subarray(0, LOADER_START.length).equals(Buffer.from(LOADER_START))) return "the file is not an Espruino image of this firmware with the ota feature (dist/espruino/<board>.js starts with its boot loader)";
   return "";
 }

@@ -137,6 +137,15 @@ interface PendingRpc {
   timer: NodeJS.Timeout;
 }
 
+/** What changed in the emulator, as the dashboard follows it (tools/sim/dashboard.ts). */
+export type EmulatorChange =
+  | { kind: "session"; device: string; online: boolean; clientId: string | null }
+  | { kind: "seen"; device: string; at: number }
+  | { kind: "telemetry"; device: string; points: TelemetryPoint[] }
+  | { kind: "client"; device: string; values: Attributes }
+  | { kind: "shared"; device: string; values: Attributes; deleted: string[] }
+  | { kind: "log"; line: string };
+
 type Waiter = { device: string; predicate: (topic: string, body: JsonValue) => boolean; resolve: (body: JsonValue) => void; timer: NodeJS.Timeout };
 
 export class ThingsBoardEmulator {
@@ -157,6 +166,9 @@ export class ThingsBoardEmulator {
   /** Test faults, once per chunk: answered with a byte flipped; not answered; the session closed instead of an answer. */
   readonly firmwareFaults = { corrupt: new Set<number>(), drop: new Set<number>(), disconnect: new Set<number>() };
   private saveTimer: NodeJS.Timeout | null = null;
+  private readonly watchers = new Set<(change: EmulatorChange) => void>();
+  /** When each device last sent anything (ms), kept in memory only. */
+  private readonly lastSeen = new Map<string, number>();
 
   constructor(options: EmulatorOptions) {
     this.options = options;
@@ -205,6 +217,7 @@ export class ThingsBoardEmulator {
     const device: DeviceRecord = { name, token, client: {}, shared: {}, telemetry: [], claim: null };
     this.devices.set(name, device);
     this.save();
+    this.changed({ kind: "session", device: name, online: false, clientId: null });
     return device;
   }
 
@@ -213,7 +226,7 @@ export class ThingsBoardEmulator {
     this.save();
   }
 
-  listDevices(): { name: string; online: boolean; clientId: string | null; lastTelemetry: number | null }[] {
+  listDevices(): { name: string; online: boolean; clientId: string | null; lastTelemetry: number | null; lastSeen: number | null }[] {
     return [...this.devices.values()].map((d) => {
       const session = this.sessionOf(d.name);
       return {
@@ -221,6 +234,7 @@ export class ThingsBoardEmulator {
         online: session !== null,
         clientId: session ? session.clientId : null,
         lastTelemetry: d.telemetry.length ? d.telemetry[d.telemetry.length - 1].ts : null,
+        lastSeen: this.lastSeen.get(d.name) ?? null,
       };
     });
   }
@@ -236,6 +250,7 @@ export class ThingsBoardEmulator {
     const device = this.device(name);
     Object.assign(device.shared, values);
     this.save();
+    this.changed({ kind: "shared", device: name, values, deleted: [] });
     this.pushAttributes(device, values);
   }
 
@@ -243,6 +258,7 @@ export class ThingsBoardEmulator {
     const device = this.device(name);
     for (const key of keys) delete device.shared[key];
     this.save();
+    this.changed({ kind: "shared", device: name, values: {}, deleted: keys });
     this.pushAttributes(device, { deleted: keys });
   }
 
@@ -312,7 +328,29 @@ export class ThingsBoardEmulator {
     return true;
   }
 
+  /** Calls `listener` with every change from now on; returns what stops it. */
+  watch(listener: (change: EmulatorChange) => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
   // ---- the MQTT side ----
+
+  private changed(change: EmulatorChange): void {
+    for (const watcher of this.watchers) watcher(change);
+  }
+
+  private sessionChanged(name: string): void {
+    const session = this.sessionOf(name);
+    this.changed({ kind: "session", device: name, online: session !== null, clientId: session ? session.clientId : null });
+  }
+
+  /** Notes that a device sent something; told to watchers at most once a second. */
+  private seen(name: string, now: number): void {
+    const before = this.lastSeen.get(name) ?? 0;
+    this.lastSeen.set(name, now);
+    if (now - before >= 1000) this.changed({ kind: "seen", device: name, at: now });
+  }
 
   private rpcTimeout(): number {
     return this.options.rpcTimeoutMs ?? 10000;
@@ -320,6 +358,7 @@ export class ThingsBoardEmulator {
 
   private event(line: string): void {
     this.options.onEvent?.(line);
+    this.changed({ kind: "log", line });
   }
 
   private sessionOf(name: string): Session | null {
@@ -367,6 +406,7 @@ export class ThingsBoardEmulator {
         if (session.device) this.event(session.device.name + " disconnected");
       }
       this.sessions.delete(session);
+      if (session.device) this.sessionChanged(session.device.name);
       // A persistent RPC not acknowledged by the device goes again on its next session.
       for (const rpc of this.pendingRpc) if (session.device && rpc.device === session.device.name && !rpc.delivered) rpc.sent = false;
     });
@@ -382,11 +422,13 @@ export class ThingsBoardEmulator {
     session.closed = true;
     this.event((session.device ? session.device.name : session.provisioning ? "provisioning session" : "connection") + " closed: " + why);
     session.socket.destroy();
+    if (session.device) this.sessionChanged(session.device.name);
   }
 
   private onPacket(session: Session, packet: Packet): void {
     if (packet.cmd === "connect") return this.onConnect(session, packet);
     if (!session.device && !session.provisioning) return this.closeSession(session, packet.cmd + " before CONNECT");
+    if (session.device) this.seen(session.device.name, Date.now());
     switch (packet.cmd) {
       case "subscribe":
         return this.onSubscribe(session, packet);
@@ -427,6 +469,8 @@ export class ThingsBoardEmulator {
     session.device = device;
     this.send(session, { cmd: "connack", returnCode: 0, sessionPresent: false });
     this.event(device.name + " connected (client id " + packet.clientId + ")");
+    this.seen(device.name, Date.now());
+    this.sessionChanged(device.name);
   }
 
   private onSubscribe(session: Session, packet: ISubscribePacket): void {
@@ -488,11 +532,13 @@ export class ThingsBoardEmulator {
       device.telemetry.push(...points);
       if (device.telemetry.length > TELEMETRY_KEPT) device.telemetry.splice(0, device.telemetry.length - TELEMETRY_KEPT);
       this.options.onTelemetry?.(device.name, text);
+      this.changed({ kind: "telemetry", device: device.name, points });
     } else if (v("v1/devices/me/attributes", "v2/a")) {
       body = json();
       if (!isObject(body)) throw new Error("attributes must be a JSON object");
       Object.assign(device.client, body);
       this.event(device.name + " client attributes: " + text);
+      this.changed({ kind: "client", device: device.name, values: body });
     } else if ((requestId = prefix("v1/devices/me/attributes/request/", "v2/a/req/")) !== null) {
       body = json();
       const request = isObject(body) ? body : {};

@@ -4,7 +4,7 @@
 // the emulator received; `npm run tb` drives the device from a second terminal. No
 // internet needed.
 //
-//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc|...] [--no-sensor] [--messages N] [--interval MS] [--plain] [--repl PORT] [--sleep-speedup N]
+//   tsx tools/sim/simulator.ts [--board sim|esp32-devkitc|...] [--no-sensor] [--messages N] [--interval MS] [--plain] [--repl PORT] [--sleep-speedup N] [--dashboard-port N | --no-dashboard]
 //   tsx tools/sim/simulator.ts --host H --port P --token T [--ca PEM] [--plain] [--messages N]
 //
 // State (the emulator's devices and attributes, the device's flash) lives under .sim/,
@@ -23,6 +23,8 @@ import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { runEspruinoImage } from "./espruino-sandbox.ts";
 import { startRepl } from "./repl.ts";
+import { startLocalDashboard } from "./dashboard.ts";
+import type { Dashboard } from "./dashboard.ts";
 import type { Repl } from "./repl.ts";
 import { virtualSensors } from "./virtual-sensors.ts";
 
@@ -59,6 +61,8 @@ async function main(): Promise<void> {
       "forget-token": { type: "boolean", default: false },
       repl: { type: "string" },
       "sleep-speedup": { type: "string", default: "1" },
+      "dashboard-port": { type: "string" },
+      "no-dashboard": { type: "boolean", default: false },
     },
   });
   const remote = values.host !== undefined;
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
 
   let emulator: ThingsBoardEmulator | null = null;
   let control: { close(): Promise<void> } | null = null;
+  let dashboard: Dashboard | null = null;
   let finish: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (finish = resolve));
   const settings: DeviceSettings = { ...DEFAULT_SETTINGS, telemetryIntervalMs: interval, tls: !values.plain };
@@ -89,12 +94,14 @@ async function main(): Promise<void> {
       if (messages > 0 && received >= messages) finish(0);
     });
     emulator = running;
-    // npm run tb -- ota --version V: this board's image at version V, built with these settings.
-    control = await startControl(running, CONTROL_FILE, async (version) => {
+    // npm run tb -- ota --version V (and the dashboard): this board's image at version V, built with these settings.
+    const buildPackage = async (version: string) => {
       const outDir = join(SIM_DIR, "ota", version);
       await buildImages({ boards: [values.board], outDir, settings, version, quiet: true, debug: true });
       return join(outDir, "espruino", values.board + ".js");
-    });
+    };
+    control = await startControl(running, CONTROL_FILE, buildPackage);
+    dashboard = await startLocalDashboard(values["dashboard-port"], values["no-dashboard"], { emulator: running, imageDirs: [join(ROOT, "dist"), join(SIM_DIR, "ota")], buildPackage });
     settings.host = "127.0.0.1";
     settings.port = settings.tls ? running.tlsPort! : running.plainPort;
     settings.token = SIM_TOKEN;
@@ -136,6 +143,7 @@ async function main(): Promise<void> {
     onSerialText: (text) => repl?.write(text),
     onSerial: (line) => {
       console.log("device  | " + line);
+      dashboard?.consoleLine(line);
       const match = /^\[D\]\[queue\] delivered (\d+) reading/.exec(line);
       if (remote && match) {
         delivered += Number(match[1]);
@@ -158,6 +166,7 @@ async function main(): Promise<void> {
   sandbox.stop();
   if (repl) await repl.close();
   if (control) await control.close();
+  if (dashboard) await dashboard.close();
   if (emulator) await emulator.close();
   if (sandbox.uncaught.length > 0) {
     console.error("simulator: " + sandbox.uncaught.length + " uncaught error(s) in the image");
