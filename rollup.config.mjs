@@ -44,7 +44,7 @@ export const INTERNAL_PROPERTIES = [
   // Socket handlers, session events
   "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
-  "getState", "isConnected", "inflightCount", "canPublish", "setPace", "lastRetryDelayMs", "subscribe", "publish",
+  "getState", "isConnected", "inflightCount", "canPublish", "setPace", "lastRetryDelayMs", "subscribe", "publish", "squeeze",
   // TelemetryQueue, SpillStore
   "setLimits", "flush", "spilledBatches", "deliveredCount", "droppedCount", "pump", "batches", "lostCount", "take",
   // Sensors, SensorConfig

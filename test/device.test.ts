@@ -127,6 +127,43 @@ test("store and forward: readings taken offline are replayed in batches with the
   device.stop();
 });
 
+test("after a close that looks like a rate limit the replay goes on in half-size batches, one message at a time, and back to full batches after a stable 30 s", () => {
+  const platform = fakePlatform();
+  const config = { ...CONFIG, queueCapacity: 50, batchSize: 8, maxInflight: 4, responseTimeoutMs: 60000, keepAliveS: 600, backoffMaxMs: 15000 };
+  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  for (let i = 0; i < 39; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.size(), 40);
+  const ack = (socket: FakeSocket, id: number) => socket.receive([0x40, 2, id >> 8, id & 0xff]);
+  const sizes = (socket: FakeSocket) => publishes(socket).map((p) => (p.payload as unknown[]).length);
+  let socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  assert.deepEqual(sizes(socket), [8, 8, 8], "three full batches in flight (one slot stays free)");
+  // ThingsBoard closes the session without a PUBACK: a rate limit was hit.
+  socket.drop("closed by the server");
+  platform.clock.advance(device.session.lastRetryDelayMs());
+  socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const resent = publishes(socket);
+  assert.deepEqual(resent.map((p) => [(p.payload as unknown[]).length, p.dup]), [[8, true], [8, true], [8, true]], "what was in flight goes again as it was");
+  for (const p of resent) ack(socket, p.id);
+  // The rest: batches of 4, one in flight at a time.
+  for (let i = 0; i < 2; i++) {
+    const sent = publishes(socket);
+    assert.equal(sent.length, 4 + i);
+    assert.equal((sent[sent.length - 1].payload as unknown[]).length, 4);
+    ack(socket, sent[sent.length - 1].id);
+  }
+  assert.equal(publishes(socket).length, 6, "a batch of 4 in flight, and no second one beside it");
+  // 40 s later (the connection stable for 30 s): full batches and a full window again.
+  platform.clock.advance(40000);
+  const later = sizes(socket);
+  assert.equal(later[6], 8, "the next message carries a full batch of 8: " + later.join(","));
+  assert.equal(device.session.squeeze, 0);
+  device.stop();
+});
+
 test("a full queue drops the oldest waiting reading and says so", () => {
   const platform = fakePlatform();
   const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, [createSimulated], [rpcFeature]);

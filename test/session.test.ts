@@ -229,6 +229,55 @@ test("a connection that stays up resets the backoff", () => {
   assert.equal(session.lastRetryDelayMs(), 1500);
 });
 
+test("rate-limit aware: a close by the server while a message written on the link has no PUBACK halves the in-flight window, backs off, and the window grows back a step per keep-alive period once stable for 30 s", () => {
+  const { platform, session } = setup({ maxInflight: 8, backoffMaxMs: 15000, keepAliveS: 20 });
+  const payload = new Uint8Array([0x7b, 0x7d]);
+  /** How many messages the queue may hand over before canPublish says no. */
+  const room = () => {
+    let n = 0;
+    while (session.canPublish() && n < 20) {
+      session.publish("v1/devices/me/telemetry", payload, 1, null);
+      n++;
+    }
+    return n;
+  };
+  let socket = connect(platform, session);
+  assert.equal(room(), 7, "one slot of 8 stays free for RPC replies and attributes");
+  // Acknowledge them all: a close with nothing unacknowledged is a plain network failure.
+  for (const p of socket.written.filter((b) => b[0] === 0x32)) socket.receive([0x40, 2, packetIdOf(p) >> 8, packetIdOf(p) & 0xff]);
+  socket.drop("connection reset");
+  assert.equal(session.squeeze, 0);
+  // Each close right after an unacknowledged publish: one more halving, up to 4 (then a window of 1).
+  const windows: number[] = [];
+  for (let close = 0; close < 5; close++) {
+    platform.clock.advance(session.lastRetryDelayMs());
+    socket = connect(platform, session);
+    for (const p of socket.written.filter((b) => b[0] === 0x32 || b[0] === 0x3a)) socket.receive([0x40, 2, packetIdOf(p) >> 8, packetIdOf(p) & 0xff]);
+    windows.push(room());
+    socket.drop("closed by the server");
+    assert.ok(session.lastRetryDelayMs() >= 1000, "backs off, never a hot loop");
+  }
+  assert.deepEqual(windows, [7, 3, 1, 1, 1]);
+  assert.equal(session.squeeze, 4);
+  assert.equal(platform.logs.filter((l) => l.includes("no PUBACK before the close: rate limit? slowing down")).length, 4);
+  // Stable again: a step back after 30 s, then one every keep-alive period (20 s here).
+  platform.clock.advance(session.lastRetryDelayMs());
+  socket = connect(platform, session);
+  for (const p of socket.written.filter((b) => b[0] === 0x32 || b[0] === 0x3a)) socket.receive([0x40, 2, packetIdOf(p) >> 8, packetIdOf(p) & 0xff]);
+  const grown: number[] = [];
+  for (const ms of [29000, 1000, 19000, 1000, 20000, 20000]) {
+    platform.clock.advance(ms);
+    socket.receive([0xd0, 0]); // PINGRESP to the keep-alive's PINGREQ
+    grown.push(session.squeeze);
+  }
+  assert.deepEqual(grown, [4, 3, 3, 2, 1, 0]);
+  assert.equal(room(), 7);
+  // A link that dies silently (our own timeout: no PINGRESP) is not a rate limit.
+  platform.clock.advance(45000);
+  assert.equal(socket.closed, true);
+  assert.equal(session.squeeze, 0);
+});
+
 test("a malformed packet closes the connection with a logged reason and does not throw", () => {
   const { platform, session } = setup();
   const socket = connect(platform, session);

@@ -268,6 +268,48 @@ test("after an outage the backlog is replayed under small getSessionLimits (5 me
   }
 });
 
+test("a server stricter than the device knows (no getSessionLimits answer, 60 data points per 5 s): rate-limit closes shrink the batches, and every reading of the backlog arrives once", async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const taken = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve(taken));
+    });
+  });
+  const events: string[] = [];
+  const emulator = new ThingsBoardEmulator({
+    devices: [{ name: DEVICE, token: TOKEN }],
+    plainPort: port,
+    answerSessionLimits: false,
+    limits: { rateLimits: { telemetryDataPoints: "60:5" } },
+    onEvent: (line) => events.push(line),
+  });
+  const device = runDevice(image, { port });
+  running.push({ emulator, device });
+  try {
+    // A backlog of some 40 readings (2 data points each) while the server is down.
+    await device.waitFor(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down");
+    await new Promise((r) => setTimeout(r, 30000));
+    await emulator.listen();
+    await device.waitFor(() => events.some((e) => e.includes("rate limit telemetryDataPoints")), 30000, "a rate-limit close");
+    await device.waitFor(() => device.serial.some((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)) && device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length >= 2, 90000, "the backlog delivered");
+    assert.ok(device.serial.some((l) => l === "[W][mqtt] no PUBACK before the close: rate limit? slowing down"), device.serial.join("\n"));
+    // After the first close (the rejected message sent again with DUP), no new message carries more than half a batch (5 readings).
+    const telemetry = device.sent.filter((p) => p.cmd === "publish" && (p.topic === "v2/t" || p.topic === "v1/devices/me/telemetry"));
+    const sizes = telemetry.map((p) => (p.cmd === "publish" ? JSON.parse(p.payload.toString()) : null)).map((b) => (Array.isArray(b) ? b.length : 1));
+    const firstResend = telemetry.findIndex((p) => p.cmd === "publish" && p.dup);
+    assert.ok(firstResend > 0 && sizes.slice(0, firstResend).includes(10), "full batches first: " + sizes.join(","));
+    const after = telemetry.slice(firstResend).filter((p) => p.cmd === "publish" && !p.dup).map((p) => sizes[telemetry.indexOf(p)]);
+    assert.ok(after.length > 0 && after.every((n) => n <= 5), "then at most 5 readings a message: " + sizes.join(","));
+    // Every reading once, one a second, none missing (the rejected message was not stored and went again).
+    const stamps = emulator.device(DEVICE).telemetry.map((p) => p.ts);
+    assert.ok(stamps.length >= 40, stamps.length + " readings");
+    for (let i = 1; i < stamps.length; i++) assert.ok(stamps[i] - stamps[i - 1] > 500 && stamps[i] - stamps[i - 1] < 1500, "one reading a second, none lost or twice: " + stamps.map((t) => t - stamps[0]).join(","));
+  } finally {
+    device.stop();
+    await emulator.close();
+  }
+});
+
 test("the emulator behaves like ThingsBoard's MQTT transport: CONNACK 5, SUBACK 0x80 for other filters, no PUBACK and a close past maxPayloadSize", async () => {
   const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], limits: { maxPayloadSize: 100 } });
   await emulator.listen();

@@ -102,7 +102,7 @@ export class TelemetryQueue {
     // Offline, every full batch (batchSize readings, or fewer when the payload or data point
     // limits end it) goes to flash at once: a restart then loses at most the readings of one
     // unfinished batch. Online the queue drains and flash is not written.
-    if (!this._session.isConnected() && (waiting.length >= this._batchSize || this._batchLength() < waiting.length)) this._spillOldest("offline");
+    if (!this._session.isConnected() && (waiting.length >= this._batchSize || this._batchLength(this._batchSize) < waiting.length)) this._spillOldest("offline");
     this.pump();
   }
 
@@ -128,20 +128,20 @@ export class TelemetryQueue {
   /** Moves the oldest batch not on the wire to flash; false if there is none or it could not. */
   private _spillOldest(why: string): boolean {
     const spill = this._spill;
-    const count = this._batchLength();
+    const count = this._batchLength(this._batchSize);
     if (spill === null || count === 0 || !spill.push(this._waiting.slice(0, count))) return false;
     this._takeFront(count);
     this._log("I", "queue", why + ": moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
     return true;
   }
 
-  /** How many of the oldest waiting readings one message may carry (at least one, if any wait). */
-  private _batchLength(): number {
+  /** How many of the oldest waiting readings one message may carry, at most `max` (at least one, if any wait). */
+  private _batchLength(max: number): number {
     const waiting = this._waiting;
     let chars = 2;
     let points = 0;
     let count = 0;
-    for (; count < waiting.length && count < this._batchSize; count++) {
+    for (; count < waiting.length && count < max; count++) {
       // Data points: one per "key": pair, less ts and values themselves. Strings with ": inside count too: errs on the safe side.
       const json = waiting[count];
       let pairs = json.indexOf("{\"ts\"") === 0 ? -2 : 0;
@@ -170,7 +170,8 @@ export class TelemetryQueue {
     }
     for (;;) {
       if (!session.canPublish()) return;
-      const count = this._batchLength();
+      // Smaller batches while the session suspects a rate limit (MqttSession.squeeze).
+      const count = this._batchLength(this._batchSize >> session.squeeze || 1);
       if (count === 0) {
         // All handed over: what comes next waits for the next upload.
         if (this._holdBetweenUploads) this._released = false;

@@ -67,6 +67,12 @@ const STABLE_AFTER_MS = 30000;
  * so the device is back soon after the link or the server is.
  */
 const REFUSED_BACKOFF_FACTOR = 20;
+/** At most this many halvings of the batch and the in-flight window after suspected rate-limit closes. */
+const MAX_SQUEEZE = 4;
+/** How _close was called: the network or our own timers; the server refused; the server closed the link. */
+const NETWORK = 0;
+const REFUSED = 1;
+const CLOSED_BY_SERVER = 2;
 /** ThingsBoard's default maxPayloadSize plus room for the header and topic. */
 const MAX_PACKET_BYTES = 65536 + 1024;
 
@@ -123,6 +129,13 @@ export class MqttSession {
   /** What the dead-link timer waits for ("no PUBACK"...), for its log line. */
   private _waitingFor = "";
   private _progress = 0;
+  /**
+   * How many times the batch, the in-flight window and the publish pace are halved: up by one when the server
+   * closes the link while a message written on it has no PUBACK (how ThingsBoard rejects a
+   * message over a rate limit), down by one once the connection has been stable for
+   * STABLE_AFTER_MS and then every keep-alive period. The telemetry queue reads it for its batch size.
+   */
+  squeeze = 0;
 
   constructor(platform: Platform, options: SessionOptions, events: SessionEvents, log: Logger, random: () => number) {
     this._platform = platform;
@@ -150,7 +163,7 @@ export class MqttSession {
    * maxInflight stays free for RPC replies and attributes.
    */
   canPublish(): boolean {
-    const max = this._options.maxInflight;
+    const max = this._options.maxInflight >> this.squeeze;
     return this._state !== "stopped" && this._inflight.length < (max > 1 ? max - 1 : 1);
   }
 
@@ -192,7 +205,7 @@ export class MqttSession {
         // The link is going away anyway.
       }
     }
-    this._close("stopped", false);
+    this._close("stopped", NETWORK);
   }
 
   /** Adds a subscription kept across reconnects; sent now when connected. */
@@ -248,12 +261,12 @@ export class MqttSession {
           if (current === session._generation) session._onData(bytes);
         },
         onClose: (reason) => {
-          if (current === session._generation) session._close(reason, false);
+          if (current === session._generation) session._close(reason, CLOSED_BY_SERVER);
         },
       });
     } catch (e) {
       this._socket = null;
-      this._close("cannot open socket: " + errorText(e), false);
+      this._close("cannot open socket: " + errorText(e), NETWORK);
       return;
     }
     // Covers DNS, TCP and TLS set-up as well as the CONNACK.
@@ -282,7 +295,7 @@ export class MqttSession {
           if (this._state !== "connecting") throw new Error("second CONNACK");
           if (packet.code !== 0) {
             const reason = (CONNACK_REASONS[packet.code] || "unknown code").split("|");
-            this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), true);
+            this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), REFUSED);
             return;
           }
           this._connected();
@@ -319,7 +332,7 @@ export class MqttSession {
         }
       }
     } catch (e) {
-      this._close("malformed packet from server: " + errorText(e), true);
+      this._close("malformed packet from server: " + errorText(e), REFUSED);
     }
   }
 
@@ -355,12 +368,14 @@ export class MqttSession {
     for (let i = 0; i < inflight.length && this._state === "connected" && this._timers[PACE_TIMER] === null; i++) {
       const message = inflight[i];
       if (message[WRITTEN_ON] === this._generation) continue;
-      const rate = this._rate;
+      // Slower too while a rate limit is suspected: half the pace and burst per halving.
+      const rate = this._rate / (1 << this.squeeze);
       if (rate > 0) {
         const now = this._platform.now();
+        const burst = this._burst >> this.squeeze || 1;
         // The wall clock set back: count no time rather than stall.
         let tokens = this._tokens + (now > this._tokensAt ? (now - this._tokensAt) * rate : 0);
-        if (tokens > this._burst) tokens = this._burst;
+        if (tokens > burst) tokens = burst;
         this._tokensAt = now;
         this._tokens = tokens;
         if (tokens < 1) {
@@ -391,7 +406,7 @@ export class MqttSession {
     try {
       socket.write(bytes);
     } catch (e) {
-      this._close("write failed: " + errorText(e), false);
+      this._close("write failed: " + errorText(e), NETWORK);
       return false;
     }
     if (this._state === "connected") this._arm(null);
@@ -428,11 +443,17 @@ export class MqttSession {
       this._pingOutstanding = true;
       if (this._send(encodeEmpty(PINGREQ))) this._arm("no PINGRESP");
     } else if (which === RESPONSE_TIMER) {
-      this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), false);
+      this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), NETWORK);
     } else if (which === RECONNECT_TIMER) {
       if (this._state === "waiting") this._openConnection();
     } else if (which === STABLE_TIMER) {
       this._attempt = 0;
+      // Stable again: after a suspected rate limit, one step back per keep-alive period.
+      if (this.squeeze > 0) {
+        this.squeeze--;
+        this._startTimer(STABLE_TIMER, this._options.keepAliveS * 1000);
+        this._sendWaiting();
+      }
     } else this._sendWaiting();
   }
 
@@ -444,12 +465,23 @@ export class MqttSession {
 
   /**
    * Ends the connection for `reason` (the first reason given wins) and schedules the
-   * next attempt, unless stopped. `refused`: logged as an error (the server said no).
+   * next attempt, unless stopped. `how`: NETWORK, REFUSED (logged as an error: the server
+   * said no) or CLOSED_BY_SERVER.
    */
-  private _close(reason: string, refused: boolean): void {
+  private _close(reason: string, how: number): void {
     if (this._closeReason === null) this._closeReason = reason;
     reason = this._closeReason;
-    if (refused) this._refused = true;
+    if (how === REFUSED) this._refused = true;
+    // The server closed the link with a message written on it and not acknowledged: how
+    // ThingsBoard rejects a message over a rate limit. Fewer readings per message and fewer
+    // in flight until the connection has been stable again.
+    const inflight = this._inflight;
+    let unacknowledged = false;
+    for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] === this._generation) unacknowledged = true;
+    if (how === CLOSED_BY_SERVER && this._state === "connected" && unacknowledged && this.squeeze < MAX_SQUEEZE) {
+      this.squeeze++;
+      this._log("W", "mqtt", "no PUBACK before the close: rate limit? slowing down");
+    }
     // Detach first: bumping the generation silences the old socket's callbacks.
     const socket = this._socket;
     this._socket = null;

@@ -53,7 +53,9 @@ export interface EmulatorOptions {
   devices?: { name: string; token: string }[];
   /** Provisioning keys: a device that presents one with its secret gets an access token. */
   provisionKeys?: { key: string; secret: string }[];
-  limits?: Partial<SessionLimits> & { rateLimits?: Partial<SessionLimits["rateLimits"]> };
+  limits?: Partial<Omit<SessionLimits, "rateLimits">> & { rateLimits?: Partial<SessionLimits["rateLimits"]> };
+  /** false: getSessionLimits gets no answer (a server without it), so the device paces by its configured defaults. */
+  answerSessionLimits?: boolean;
   /** Server-side RPC timeout (ThingsBoard's default is 10 s). */
   rpcTimeoutMs?: number;
   /** A provisioning session is closed this long after its answer (ThingsBoard: 60 s). */
@@ -562,7 +564,8 @@ export class ThingsBoardEmulator {
       } else this.event(device.name + " answered RPC " + requestId + ", which is not pending (timed out?)");
     } else if ((requestId = prefix("v1/devices/me/rpc/request/", "v2/r/req/")) !== null) {
       body = json();
-      this.publishTo(session, (version === 2 ? "v2/r/res/" : "v1/devices/me/rpc/response/") + requestId, this.clientRpc(device, body));
+      const answer = this.clientRpc(device, body);
+      if (answer !== undefined) this.publishTo(session, (version === 2 ? "v2/r/res/" : "v1/devices/me/rpc/response/") + requestId, answer);
     } else if (topic === "v1/devices/me/claim") {
       body = text === "" ? {} : json();
       const claim = isObject(body) ? body : {};
@@ -612,12 +615,12 @@ export class ThingsBoardEmulator {
     raw("v2/fw/response/" + requestId + "/chunk/" + n, payload);
   }
 
-  private clientRpc(device: DeviceRecord, body: JsonValue): JsonValue {
+  private clientRpc(device: DeviceRecord, body: JsonValue): JsonValue | undefined {
     const method = isObject(body) ? body.method : undefined;
     this.event(device.name + " client-side RPC " + String(method));
     // ThingsBoard answers these from its rule chain; these are the answers our rule chain gives.
     if (method === "getCurrentTime") return { time: Date.now() };
-    if (method === "getSessionLimits") return this.limits as unknown as JsonValue;
+    if (method === "getSessionLimits") return this.options.answerSessionLimits === false ? undefined : (this.limits as unknown as JsonValue);
     return { error: "unknown method: " + String(method) };
   }
 
