@@ -511,6 +511,30 @@ test("a full flash queue drops its oldest batch and counts the readings", () => 
   device.stop();
 });
 
+test("a damaged flash batch is skipped and each reading it held is counted as lost, not the batch as one", () => {
+  const platform = fakePlatform();
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 10, batchSize: 3, spillBatches: 5 }, [createSimulated], [rpcFeature]);
+  // Nine readings offline: three batches of three in flash, none in RAM yet.
+  for (let i = 0; i < 8; i++) platform.clock.advance(10000);
+  assert.equal(device.queue.spilledBatches(), 3);
+  // The middle batch cut short (power lost mid-write), the first one gone.
+  platform.storage["tbq-1"] = platform.storage["tbq-1"].slice(0, -12);
+  delete platform.storage["tbq-0"];
+  const socket = platform.sockets[platform.sockets.length - 1];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  for (let i = 0; i < 6; i++) {
+    const sent = publishes(socket);
+    if (sent.length === 0) break;
+    const last = sent[sent.length - 1];
+    socket.receive([0x40, 2, last.id >> 8, last.id & 0xff]);
+  }
+  assert.equal(device.queue.droppedCount(), 4, "3 readings of the damaged batch, 1 for the missing file (its count is unknown)");
+  assert.equal(device.queue.deliveredCount(), 3, "the intact batch");
+  assert.ok(platform.logs.some((l) => l.startsWith("[E][queue] flash batch tbq-1 unreadable (")));
+  device.stop();
+});
+
 test("the publish pace keeps every window of ThingsBoard's rate limits, for messages and data points", () => {
   for (const [messages, points] of [["20:1,600:60", ""], ["5:1,100:60", "40:1,1000:60"], ["200:1,6000:60,100:1,3000:60", "500:1,15000:60"], ["1:1", "3:1"]]) {
     const [rate, burst, perMessage] = paceFor(messages, points);

@@ -79,8 +79,9 @@ export class SpillStore {
     while (this._first < this._next) {
       const key = BATCH_PREFIX + this._first;
       let readings: unknown = null;
+      let text: string | null = null;
       try {
-        const text = this._store.storageRead(key);
+        text = this._store.storageRead(key);
         readings = text === null ? null : JSON.parse(text);
         this._store.storageRemove(key);
       } catch (e) {
@@ -94,7 +95,9 @@ export class SpillStore {
       }
       this._saveIndex();
       if (Array.isArray(readings)) return readings as string[];
-      this._lost++;
+      // A batch is a JSON array of reading strings: their inner quotes are escaped, so '","'
+      // only separates readings, and counts them in a damaged file too (a missing one: 1).
+      this._lost += text ? text.split("\",\"").length : 1;
     }
     return null;
   }
