@@ -547,6 +547,27 @@ test("the publish pace keeps every window of ThingsBoard's rate limits, for mess
   assert.deepEqual(limitWindows("20:1,600:60"), [[20, 1], [600, 60]]);
 });
 
+test("attribute messages that are not JSON are logged and change nothing (a garbled answer does not reset the settings)", () => {
+  const platform = fakePlatform();
+  platform.storage["tb-shared.json"] = '{"batchSize":2}';
+  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [attributesFeature]);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  const request = sentPublishes(socket).find((p) => p.topic.startsWith("v1/devices/me/attributes/request/"))!;
+  const id = request.topic.split("/").pop();
+  const subscribe = socket.written.find((p) => p[0] === 0x82)!;
+  socket.receive([0x90, 4, subscribe[2], subscribe[3], 1, 1]);
+  for (const sent of sentPublishes(socket)) socket.receive([0x40, 2, sent.id >> 8, sent.id & 0xff]);
+  const before = platform.logs.length;
+  socket.receive(publishPacket("v1/devices/me/attributes/response/" + id, '{"shared":{"batchSi', 5));
+  socket.receive(publishPacket("v1/devices/me/attributes", "batchSize=7", 6));
+  assert.equal(platform.logs.filter((l) => l === "[W][config] attributes not JSON: ignored").length, 2, platform.logs.join("\n"));
+  assert.ok(!platform.logs.slice(before).some((l) => l.startsWith("[I][config] now")), "nothing changed");
+  assert.equal(platform.storage["tb-shared.json"], '{"batchSize":2}');
+  assert.equal(socket.closed, false, "the session goes on");
+});
+
 test("attribute request: only the answer with the latest id is taken; no answer is logged after the response timeout", () => {
   const platform = fakePlatform();
   startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [attributesFeature]);

@@ -278,6 +278,18 @@ test("rate-limit aware: a close by the server while a message written on the lin
   assert.equal(session.squeeze, 0);
 });
 
+test("a packet over the largest the session takes is refused with a logged reason, and the session connects again", () => {
+  const { platform, session } = setup();
+  const socket = connect(platform, session);
+  // A PUBLISH announcing 100,000 bytes: refused from its header, before the bytes arrive.
+  assert.doesNotThrow(() => socket.receive([0x30, 0xa0, 0x8d, 0x06]));
+  assert.equal(socket.closed, true);
+  assert.ok(platform.logs.some((l) => /^\[E\]\[mqtt\] malformed packet from server: packet of 100004 B over the 66560 B limit; retrying in /.test(l)), platform.logs.join("\n"));
+  const sockets = platform.sockets.length;
+  platform.clock.advance(session.lastRetryDelayMs());
+  assert.equal(platform.sockets.length, sockets + 1, "a new connection");
+});
+
 test("a malformed packet closes the connection with a logged reason and does not throw", () => {
   const { platform, session } = setup();
   const socket = connect(platform, session);

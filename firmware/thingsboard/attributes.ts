@@ -50,6 +50,7 @@ export function attributesFeature(context: DeviceContext): void {
   context.onMessage.push((topic, payload) => {
     if (topic !== ATTRIBUTES_TOPIC) return false;
     const update = parsePayload(payload);
+    if (update === undefined) context.log("W", "config", "attributes not JSON: ignored");
     const deleted = field(update, "deleted");
     report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
     return true;
@@ -58,6 +59,8 @@ export function attributesFeature(context: DeviceContext): void {
     // Only the answer to the latest request: an older one may predate a change.
     if (id !== pending) return;
     pending = "";
+    // Garbage is no answer: taken as one, it would reset every setting to the board's.
+    if (answer === undefined) return context.log("W", "config", "attributes not JSON: ignored");
     const shared = field(answer, "shared");
     report(remote.update(shared === undefined ? {} : shared, null, true, false));
   });
