@@ -262,8 +262,8 @@ test("f: RAM and flash full during a 30 s outage: the oldest readings dropped, a
   }
 });
 
-test("restart while offline (a power cut): flash batches come back after the reboot; at most one unfinished batch is lost", async () => {
-  const { proxy, chip, device } = await streaming(image, false);
+for (const tls of [false, true]) test("restart while offline (a power cut)" + (tls ? ", over TLS" : "") + ": flash batches come back after the reboot; at most one unfinished batch is lost", async () => {
+  const { proxy, chip, device } = await streaming(image, tls);
   try {
     const beforeOutage = received.size;
     await proxy.refuse();
