@@ -53,6 +53,10 @@ if (!existsSync(image)) {
 }
 // LOAD_STORAGE_FILE=0: no load() from the CLI; this script restarts the board below and watches it boot.
 const args = ["-p", values.port, "-b", values.baud, "--config", "SAVE_ON_SEND=1", "--config", "LOAD_STORAGE_FILE=0", "--no-ble"];
+// A telnet console reports itself as one that needs no throttling, so the CLI sends at full
+// speed; the Espruino Linux build then lost characters mid-upload (seen: a statement whose
+// first bytes were gone). Throttled as over serial: slower, but whole.
+if (values.port.startsWith("tcp://")) args.push("--config", "SERIAL_THROTTLE_SEND=1");
 const deviceConfig = values["device-config"];
 if (deviceConfig) {
   if (!existsSync(deviceConfig)) {
