@@ -6,8 +6,6 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +15,7 @@ import { checkSource } from "../tools/check/check-espruino.ts";
 import { ThingsBoardEmulator } from "../tools/sim/emulator.ts";
 import type { EmulatorOptions, JsonValue } from "../tools/sim/emulator.ts";
 import { buildTestImages, runDevice } from "./helpers/device-run.ts";
+import { freePort } from "./helpers/mosquitto.ts";
 import type { DeviceRun } from "./helpers/device-run.ts";
 
 const TOKEN = "api-test-token";
@@ -230,27 +229,25 @@ test("no SNTP: the clock is set from getCurrentTime, and readings taken before c
   }
 });
 
-test("after an outage the backlog is replayed under small getSessionLimits (5 messages/s, 1 KB payload) without a rate-limit close", async () => {
-  // Broker down first: take a port, let the device run against nothing for a while.
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const taken = (probe.address() as AddressInfo).port;
-      probe.close(() => resolve(taken));
-    });
-  });
+/**
+ * The device runs with the server down for `outageMs` (a backlog builds up), then the
+ * emulator starts on the port it has been trying.
+ */
+async function afterOutage(options: Partial<EmulatorOptions>, outageMs: number) {
+  const port = await freePort();
   const events: string[] = [];
-  const emulator = new ThingsBoardEmulator({
-    devices: [{ name: DEVICE, token: TOKEN }],
-    plainPort: port,
-    limits: { maxPayloadSize: 1024, rateLimits: { messages: "5:1,100:60", telemetryMessages: "5:1,100:60", telemetryDataPoints: "40:1,1000:60" } },
-    onEvent: (line) => events.push(line),
-  });
+  const emulator = new ThingsBoardEmulator({ devices: [{ name: DEVICE, token: TOKEN }], plainPort: port, onEvent: (line) => events.push(line), ...options });
   const device = runDevice(image, { port });
   running.push({ emulator, device });
+  await device.waitFor(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down");
+  await new Promise((r) => setTimeout(r, outageMs));
+  await emulator.listen();
+  return { emulator, device, events };
+}
+
+test("after an outage the backlog is replayed under small getSessionLimits (5 messages/s, 1 KB payload) without a rate-limit close", async () => {
+  const { emulator, device, events } = await afterOutage({ limits: { maxPayloadSize: 1024, rateLimits: { messages: "5:1,100:60", telemetryMessages: "5:1,100:60", telemetryDataPoints: "40:1,1000:60" } } }, 12000);
   try {
-    await device.waitFor(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down");
-    await new Promise((r) => setTimeout(r, 12000));
-    await emulator.listen();
     await device.waitFor(() => device.serial.some((l) => l.startsWith("[I][limits] payload <= 1024 B")), 30000, "the session limits");
     await device.waitFor(() => emulator.device(DEVICE).telemetry.length >= 12 && (device.serial.filter((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)).length > 0), 40000, "the backlog");
     assert.deepEqual(events.filter((e) => e.includes("rate limit") || e.includes("maxPayloadSize")), [], "no rate-limit or payload close");
@@ -269,27 +266,9 @@ test("after an outage the backlog is replayed under small getSessionLimits (5 me
 });
 
 test("a server stricter than the device knows (no getSessionLimits answer, 60 data points per 5 s): rate-limit closes shrink the batches, and every reading of the backlog arrives once", async () => {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const taken = (probe.address() as AddressInfo).port;
-      probe.close(() => resolve(taken));
-    });
-  });
-  const events: string[] = [];
-  const emulator = new ThingsBoardEmulator({
-    devices: [{ name: DEVICE, token: TOKEN }],
-    plainPort: port,
-    answerSessionLimits: false,
-    limits: { rateLimits: { telemetryDataPoints: "60:5" } },
-    onEvent: (line) => events.push(line),
-  });
-  const device = runDevice(image, { port });
-  running.push({ emulator, device });
+  // A backlog of some 40 readings (2 data points each) while the server is down.
+  const { emulator, device, events } = await afterOutage({ answerSessionLimits: false, limits: { rateLimits: { telemetryDataPoints: "60:5" } } }, 30000);
   try {
-    // A backlog of some 40 readings (2 data points each) while the server is down.
-    await device.waitFor(() => device.serial.filter((l) => l.includes("connection failed")).length >= 1, 10000, "the device to find the server down");
-    await new Promise((r) => setTimeout(r, 30000));
-    await emulator.listen();
     await device.waitFor(() => events.some((e) => e.includes("rate limit telemetryDataPoints")), 30000, "a rate-limit close");
     await device.waitFor(() => device.serial.some((l) => /delivered \d+ reading\(s\), 0 waiting/.test(l)) && device.serial.filter((l) => l.startsWith("[I][mqtt] connected")).length >= 2, 90000, "the backlog delivered");
     assert.ok(device.serial.some((l) => l === "[W][mqtt] no PUBACK before the close: rate limit? slowing down"), device.serial.join("\n"));
