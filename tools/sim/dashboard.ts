@@ -14,17 +14,16 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, relative } from "node:path";
 import ts from "typescript";
 import type { EmulatorChange, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
 import { assignPackage, handleControl } from "./control.ts";
 import type { PackageBuilder } from "./control.ts";
 import { MAX_IMAGE_BYTES } from "../../firmware/thingsboard/ota.ts";
 import { ConfigError } from "../build/boards.ts";
+import { ROOT } from "../build/build.ts";
 
-const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), "dashboard-page");
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const PAGE_DIR = join(ROOT, "tools", "sim", "dashboard-page");
 /** Console and emulator log lines kept for a page that connects later. */
 const LINES_KEPT = 500;
 /** A page whose unread events pass this is dropped; it reconnects with a fresh snapshot. */
