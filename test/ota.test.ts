@@ -210,6 +210,14 @@ for (const step of ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATE
     await device.waitFor(() => bootRecord(device!).ok === "tb-fw-a.js", 60000, "1.1.0 confirmed after the cut");
     assert.equal(emulator.device(DEVICE).client.current_fw_version, "1.1.0");
     assert.ok(!states(emulator).some((s) => s.startsWith("FAILED")), states(emulator).join(", "));
+    // Cut mid-download, the device goes on where it stopped (the chunk asked for as the
+    // power went is asked for again), not from chunk 0.
+    const chunks = emulator.chunkRequests.get(DEVICE)!.map((r) => Number(r.split("/")[1]));
+    if (step === "DOWNLOADING") {
+      assert.ok(device.serial.some((l) => /\[I\]\[ota\] tb-firmware 1\.1\.0, \d+ B, to tb-fw-a\.js from chunk [1-9]\d*$/.test(l)), device.serial.join("\n"));
+      assert.equal(chunks.filter((c) => c === 0).length, 1, "chunk 0 once: " + chunks.join(","));
+      for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i] >= chunks[i - 1], "never back: " + chunks.join(","));
+    }
     device.sandbox.reboot();
     await device.waitFor(() => device!.serial.filter((l) => l.includes("[I][boot] tb-firmware 1.1.0")).length >= 2, 10000, "1.1.0 after one more power cycle");
   });

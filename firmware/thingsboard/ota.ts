@@ -4,7 +4,8 @@
 // - Download: chunk n asked for on v2/fw/request/{id}/chunk/{n} (the chunk size as
 //   text, QoS 1, paced like telemetry), answered raw on v2/fw/response/{id}/chunk/{n}; one chunk at a time, each
 //   written to a flash file at once (never more than one chunk in RAM), asked for again
-//   with backoff when it does not come; a reconnect resumes at the first missing chunk.
+//   with backoff when it does not come; a reconnect, and a restart, resume at the first
+//   missing chunk (the boot record keeps the next chunk).
 // - Verify: the checksum (SHA256, SHA384, SHA512 or CRC32) of the file as it lies in
 //   flash, by the runtime's own hash, so what boots is what was checked.
 // - Switch: the boot record (BOOT_FILE) names the new image as the one to try; the boot
@@ -50,6 +51,8 @@ interface BootRecord {
   failed?: string;
   /** The same for the update on trial. */
   key?: string;
+  /** A download under way: its key, file, chunk size and next chunk, so a restart goes on from there. */
+  dl?: [string, string, number, number] | null;
 }
 
 /** The update in progress: title, version, size, checksum, algorithm. */
@@ -194,12 +197,18 @@ class FirmwareUpdater {
     // The slot the running image is not in; the chunk size fixed for the whole download.
     this._file = IMAGE_SLOTS[this._running === IMAGE_SLOTS[0] ? 1 : 0];
     this._chunkBytes = Math.min(context.config.otaChunkBytes, context.limits[2]);
-    this._next = 0;
-    this._reported = 0;
+    // Cut by a restart: the same package into the same file in the same chunks goes on
+    // where it stopped (written parts of a flash file cannot be written again).
+    const cut = this._record.dl;
+    const from = cut && cut[0] === key && cut[1] === this._file && cut[2] === this._chunkBytes ? cut[3] : 0;
+    this._next = from;
+    this._reported = Math.floor((from * this._chunkBytes * 100) / (size as number));
     this._requestId++;
-    context.log("I", "ota", title + " " + version + ", " + size + " B, to " + this._file);
-    this._report("DOWNLOADING", { fw_progress: 0 }, null);
-    this._request();
+    context.log("I", "ota", title + " " + version + ", " + size + " B, to " + this._file + (from > 0 ? " from chunk " + from : ""));
+    this._report("DOWNLOADING", { fw_progress: this._reported }, null);
+    // Every chunk was in before the cut: only the check is left.
+    if (from * this._chunkBytes >= (size as number)) this._downloaded();
+    else this._request();
   }
 
   /**
@@ -243,6 +252,10 @@ class FirmwareUpdater {
     }
     this._next++;
     this._tries = 0;
+    // Saved after the write: a cut between the two asks for a chunk already written, which
+    // fails the write and starts the download again; never a hole in the image.
+    this._record.dl = [this._key, this._file, this._chunkBytes, this._next];
+    this._saveRecord();
     const done = offset + expected;
     const percent = Math.floor((done * 100) / size);
     if (done >= size) this._downloaded();
@@ -261,6 +274,7 @@ class FirmwareUpdater {
     if (this._timer !== null) platform.clearTimeout(this._timer);
     this._timer = null;
     this._next = -1;
+    this._record.dl = null;
     this._report("DOWNLOADED", { fw_progress: 100 }, null);
     // What boots is what is checked: the file as it lies in flash.
     const actual = platform.fileDigest!(this._file, target[4]);
@@ -300,10 +314,10 @@ class FirmwareUpdater {
     const context = this._context;
     this._stop();
     this._report("FAILED", { fw_error: reason }, null);
-    if (target !== null && final) {
-      this._record.failed = this._key;
-      this._saveRecord();
-    }
+    // The file goes (below), so nothing to resume.
+    this._record.dl = null;
+    if (target !== null && final) this._record.failed = this._key;
+    this._saveRecord();
     if (this._file !== "") {
       try {
         context.platform.storageRemove(this._file);
