@@ -17,6 +17,9 @@ export const ENTRY_ID = "\0tb-entry";
 /** Modules the Moddable runtime provides; the bundle imports them. */
 export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c", "embedded:io/analog", "onewire"];
 
+/** Moddable's own ECMA-419 sensor drivers, imported by the entries of boards that have those sensors. */
+export const MODDABLE_SENSOR_DRIVER = /^embedded:sensor\//;
+
 /**
  * Property names that start with "_" are private to the image and are mangled to one or
  * two letters (tools/check/check-names.ts enforces the convention on the firmware's source).
@@ -110,7 +113,7 @@ function bootLoaderPlugin(confirmMs) {
 export function imageOptions(o) {
   return {
     input: ENTRY_ID,
-    external: o.runtime === "moddable" ? MODDABLE_EXTERNALS : [],
+    external: o.runtime === "moddable" ? (id) => MODDABLE_EXTERNALS.includes(id) || MODDABLE_SENSOR_DRIVER.test(id) : [],
     plugins: [
       {
         name: "tb-entry",

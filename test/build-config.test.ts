@@ -235,6 +235,18 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   assert.ok(multiManifest.include.includes("$(MODDABLE)/modules/drivers/onewire/manifest.json"));
   assert.equal(multiManifest.platforms.lin.modules["embedded:io/analog"], "./host-analog");
   assert.ok(!manifest.include.includes("$(MODDABLE)/modules/drivers/onewire/manifest.json"));
+  // Moddable's own ECMA-419 drivers where it has one (SHT3x, BMP280, NTC), with their manifests; this project's for the others.
+  const devkitcModdable = readFileSync(join(out, "moddable/esp32-devkitc/main.js"), "utf8");
+  assert.match(devkitcModdable, /from ['"]embedded:sensor\/Humidity-Temperature\/SHT3x['"]/);
+  assert.doesNotMatch(devkitcModdable, /sensirionCrc/, "this project's SHT3x driver is not linked into the Moddable image");
+  assert.ok(manifest.include.includes("$(MODDABLE)/modules/drivers/sensors/sht3x/manifest.json"));
+  for (const driver of ["Barometer-Temperature/BMP280", "Temperature/NTC_Thermistor"]) assert.ok(multiModdable.includes("'embedded:sensor/" + driver + "'"), driver);
+  assert.match(multiModdable, /sensirionCrc/, "SHT4x: no Moddable driver, this project's");
+  assert.doesNotMatch(multiModdable, /moddableAnalogRead|embedded:sensor\/Humidity-Temperature/);
+  for (const m of ["bmp280/manifest.json", "ntcThermistor/manifest.json"]) assert.ok(multiManifest.include.includes("$(MODDABLE)/modules/drivers/sensors/" + m), m);
+  assert.ok(!multiManifest.include.includes("$(MODDABLE)/modules/drivers/sensors/sht3x/manifest.json"));
+  assert.doesNotMatch(moddableMain, /embedded:sensor/);
+  assert.doesNotMatch(multi, /embedded:sensor/);
   // The images and the manifests hold the token and the Wi-Fi password: owner only.
   for (const file of ["espruino/esp32-devkitc.js", "espruino/sim.js", "moddable/esp32-devkitc/main.js", "moddable/esp32-devkitc/manifest.json"]) {
     assert.equal(statSync(join(out, file)).mode & 0o777, 0o600, file);

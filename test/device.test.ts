@@ -294,6 +294,39 @@ test("several sensors: one reading with prefixed keys, a failing one beside the 
   device.stop();
 });
 
+test("sensors that answer within sample() (errors, Moddable's synchronous drivers) are taken in a loop, not nested: the stack stays flat", () => {
+  const platform = fakePlatform();
+  let depth = 0;
+  let deepest = 0;
+  const count = 40;
+  // Half answer at once with a value, half throw: every one inside its own sample() call.
+  const factories = Array.from({ length: count }, (_, i) => () => ({
+    model: "sync",
+    sample: (done: (error: string | null, values: { [key: string]: number } | null) => void) => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      try {
+        if (i % 2) throw new Error("bus stuck");
+        done(null, { value: i });
+      } finally {
+        depth--;
+      }
+    },
+  }));
+  const sensors: SensorConfig[] = Array.from({ length: count }, (_, i) => ({ model: "simulated", prefix: "s" + i + "_" }));
+  const device = startDevice(platform, { ...CONFIG, sensors }, factories, [rpcFeature]);
+  let reading: Record<string, unknown> | null = null;
+  device.context.sampleNow((r) => (reading = r));
+  assert.ok(reading, "answered at once");
+  const got = reading as unknown as Record<string, unknown>;
+  assert.equal(deepest, 1, "one sample() call at a time");
+  assert.equal(got.s0_value, 0);
+  assert.equal(got.s38_value, 38);
+  assert.equal(String(got.sensor_error).split("; ").length, count / 2);
+  assert.match(String(got.sensor_error), /^sync: bus stuck; sync: bus stuck/);
+  device.stop();
+});
+
 test("a reading asked for while a pass over the sensors runs (readNow during a conversion) shares that pass: no sensor is asked twice at once", () => {
   const writes: number[] = [];
   const platform = fakePlatform({

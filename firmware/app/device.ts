@@ -220,6 +220,11 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   const waiting: ((reading: Reading | null) => void)[] = [];
   let reading: Reading | null = null;
   let index = -1;
+  // A sensor may answer within its sample() call (an error, or Moddable's synchronous
+  // drivers): the loop takes that answer instead of nesting one call per sensor, so the
+  // stack stays flat however many sensors fail at once (XS's stack is small).
+  let inSample = false;
+  let answered = false;
   const nextSensor = (error: string | null, values: SensorValues | null) => {
     if (index >= 0) {
       if (reading === null) reading = {};
@@ -227,14 +232,24 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
       if (values !== null) for (const key in values) reading[prefix + key] = values[key];
       if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
     }
-    while (++index < sensors.length && settings[switches[index]] === false);
-    if (index < sensors.length) {
+    if (inSample) {
+      answered = true;
+      return;
+    }
+    for (;;) {
+      while (++index < sensors.length && settings[switches[index]] === false);
+      if (index >= sensors.length) break;
+      answered = false;
+      inSample = true;
       try {
         sensors[index].sample(nextSensor);
       } catch (e) {
-        nextSensor(sensors[index].model + ": " + errorText(e), null);
+        // Still inSample: this only records the error.
+        if (!answered) nextSensor(sensors[index].model + ": " + errorText(e), null);
       }
-      return;
+      inSample = false;
+      // Not answered yet: the sensor calls nextSensor when its conversion is done.
+      if (!answered) return;
     }
     const done = waiting.splice(0, waiting.length);
     const result = reading;

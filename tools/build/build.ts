@@ -22,7 +22,7 @@ import { loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts";
 import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
-import { moddableManifest, MODDABLE_HOST_STUBS } from "./moddable-manifest.ts";
+import { moddableManifest, MODDABLE_HOST_STUBS, MODDABLE_SENSOR_DRIVERS } from "./moddable-manifest.ts";
 import { imageOptions, MODDABLE_TERSER } from "../../rollup.config.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -78,10 +78,22 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
   const models = [...new Set(board.sensors.map((sensor) => sensor.model))];
+  // Moddable's own drivers where it has one: the factory is made in the entry from the driver and IO classes.
+  const moddableDrivers = runtime === "moddable" ? models.filter((model) => MODDABLE_SENSOR_DRIVERS[model]) : [];
+  const factoryName = (model: SensorModel) => (moddableDrivers.includes(model) ? model + "Factory" : SENSOR_FACTORIES[model][1]);
+  const ioClasses = [...new Set(moddableDrivers.map((model) => MODDABLE_SENSOR_DRIVERS[model]![2]))];
+  const driverImports = moddableDrivers.length === 0 ? [] : [
+    ...ioClasses.map((io, i) => `import Io${i} from ${JSON.stringify(io)};`),
+    `import { ${moddableDrivers.map((model) => MODDABLE_SENSOR_DRIVERS[model]![3]).join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform/moddable-sensors.ts"))};`,
+    ...moddableDrivers.map((model, i) => {
+      const [driver, , io, adapter] = MODDABLE_SENSOR_DRIVERS[model]!;
+      return `import Driver${i} from ${JSON.stringify(driver)};\nconst ${factoryName(model)} = ${adapter}(Driver${i}, Io${ioClasses.indexOf(io)});`;
+    }),
+  ];
   // Platform members for the board's OneWire, ADC or chip sensors, from the runtime's adapter.
   const sensorPlatform = models.flatMap((model) => {
     const entry = SENSOR_PLATFORM[model];
-    if (!entry) return [];
+    if (!entry || moddableDrivers.includes(model)) return [];
     const name = runtime === "espruino" ? entry[1] : entry[2];
     if (name === null) throw new ConfigError(board.file + ": " + model + " is not available on " + runtime);
     return [[entry[0], name]];
@@ -104,11 +116,12 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
     ...(featureNames.includes("sleep") ? [`platform.deepSleep = espruinoDeepSleep;`] : []),
     ...(sensorPlatform.length ? [`import { ${sensorPlatform.map(([, name]) => name).join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", sensorPlatformFile))};`] : []),
     ...sensorPlatform.map(([member, name]) => `platform.${member} = ${name};`),
-    ...models.map((model) => `import { ${SENSOR_FACTORIES[model][1]} } from ${JSON.stringify(join(ROOT, "firmware/sensors", SENSOR_FACTORIES[model][0]))};`),
+    ...models.filter((model) => !moddableDrivers.includes(model)).map((model) => `import { ${SENSOR_FACTORIES[model][1]} } from ${JSON.stringify(join(ROOT, "firmware/sensors", SENSOR_FACTORIES[model][0]))};`),
+    ...driverImports,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
     `import { errorText } from ${JSON.stringify(join(ROOT, "firmware/util/log.ts"))};`,
     `try {`,
-    `  main(platform, ${configSource(config, featureNames)}, [${board.sensors.map((sensor) => SENSOR_FACTORIES[sensor.model][1]).join(", ")}], [${features.map(([, name]) => name).join(", ")}]);`,
+    `  main(platform, ${configSource(config, featureNames)}, [${board.sensors.map((sensor) => factoryName(sensor.model)).join(", ")}], [${features.map(([, name]) => name).join(", ")}]);`,
     `} catch (e) {`,
     `  platform.log("[E][boot] start-up failed: " + errorText(e));`,
     // An update that cannot start goes back to the boot loader, which rolls it back.

@@ -2,7 +2,7 @@
 // TLS, ECMA-419 I2C and Analog, and OneWire where a board has DS18B20 probes; the desktop simulator (lin/mac/win) has no Wi-Fi, SNTP or I2C
 // modules, so the modules the bundle imports are mapped to stubs that say so.
 
-import type { Board } from "./boards.ts";
+import type { Board, SensorModel } from "./boards.ts";
 import type { DeviceSettings } from "./config.ts";
 
 const unavailable = (what: string) =>
@@ -18,6 +18,16 @@ export const MODDABLE_HOST_STUBS: Record<string, string> = {
   "host-time": "// The desktop simulator uses the host clock, which is already set.\nexport default { set() {} };\n",
 };
 
+/**
+ * Models Moddable has an ECMA-419 driver for: the Moddable image uses it (firmware/platform/moddable-sensors.ts)
+ * instead of this project's: [driver module, its manifest, IO module, adapter].
+ */
+export const MODDABLE_SENSOR_DRIVERS: Partial<Record<SensorModel, [string, string, string, string]>> = {
+  sht3x: ["embedded:sensor/Humidity-Temperature/SHT3x", "$(MODDABLE)/modules/drivers/sensors/sht3x/manifest.json", "embedded:io/i2c", "moddableSht3x"],
+  bmp280: ["embedded:sensor/Barometer-Temperature/BMP280", "$(MODDABLE)/modules/drivers/sensors/bmp280/manifest.json", "embedded:io/i2c", "moddableBmp280"],
+  ntc: ["embedded:sensor/Temperature/NTC_Thermistor", "$(MODDABLE)/modules/drivers/sensors/ntcThermistor/manifest.json", "embedded:io/analog", "moddableNtc"],
+};
+
 export function moddableManifest(board: Board, settings: DeviceSettings): object {
   const hostModules = { wifi: "./host-wifi", sntp: "./host-sntp", "embedded:io/i2c": "./host-i2c", "embedded:io/analog": "./host-analog", time: "./host-time" };
   return {
@@ -28,6 +38,8 @@ export function moddableManifest(board: Board, settings: DeviceSettings): object
       "$(MODDABLE)/modules/files/preference/manifest.json",
       // Moddable's OneWire (RMT on the ESP32, a stand-in in the desktop simulator) for DS18B20 probes.
       ...(board.sensors.some((sensor) => sensor.model === "ds18b20") ? ["$(MODDABLE)/modules/drivers/onewire/manifest.json"] : []),
+      // Moddable's ECMA-419 drivers for the board's sensors that have one (SHT3x, BMP280, NTC).
+      ...[...new Set(board.sensors.map((sensor) => sensor.model))].flatMap((model) => (MODDABLE_SENSOR_DRIVERS[model] ? [MODDABLE_SENSOR_DRIVERS[model]![1]] : [])),
     ],
     modules: { "*": ["./main"] },
     resources: settings.tls ? { "*": ["./ca-root"] } : {},

@@ -1,0 +1,109 @@
+// Moddable's own ECMA-419 sensor drivers (SHT3x, BMP280, NTC thermistor) behind this
+// firmware's Sensor interface. The generated entry imports the driver class and the IO
+// class ("embedded:sensor/...", "embedded:io/i2c" or "embedded:io/analog") and passes
+// them in, so an image links only its board's drivers. Models Moddable has no ECMA-419
+// driver for (SHT4x, BME280, DS18B20) use this project's drivers on both runtimes.
+
+import type { SensorConfig } from "../config";
+import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "../sensors/types";
+import { inRange, roundTo } from "../sensors/types";
+import { errorText } from "../util/log";
+
+/** The ECMA-419 sensor class pattern: options.sensor opens the bus; sample() answers at once. */
+export interface Ecma419Sensor {
+  sample(): unknown;
+  configure(options: object): void;
+  close(): void;
+}
+export type Ecma419SensorClass = new (options: { sensor: object }) => Ecma419Sensor;
+
+/** What one sample holds, by the ECMA-419 sensor class names (absent: the driver dropped it, e.g. a bad CRC). */
+type Ecma419Sample = {
+  thermometer?: { temperature?: number };
+  hygrometer?: { humidity?: number };
+  barometer?: { pressure?: number };
+  temperature?: number;
+};
+
+/**
+ * A Sensor around an ECMA-419 driver, opened on first use and again after a failure (the
+ * part may have been reconnected): `values` turns a sample into values or why it is not one.
+ */
+export function ecma419Sensor(model: string, where: string, open: () => Ecma419Sensor, values: (sample: Ecma419Sample) => SensorValues | string): Sensor {
+  let driver: Ecma419Sensor | null = null;
+  return {
+    model: model,
+    sample: (done: SampleCallback) => {
+      let result: SensorValues | string;
+      const opening = driver === null;
+      try {
+        if (driver === null) driver = open();
+        result = values(driver.sample() as Ecma419Sample);
+      } catch (e) {
+        try {
+          if (driver !== null) driver.close();
+        } catch (e) {
+          // Closing a failed bus may fail too; it is dropped either way.
+        }
+        driver = null;
+        done(model + (opening ? ": no answer" : ": read failed") + where + " (" + errorText(e) + ")", null);
+        return;
+      }
+      if (typeof result === "string") done(model + ": " + result + where, null);
+      else done(null, result);
+    },
+  };
+}
+
+function i2cOptions(io: unknown, sensor: SensorConfig): { sensor: object } {
+  return { sensor: { io: io, data: sensor.sda, clock: sensor.scl, hz: sensor.bitrate, address: sensor.address } };
+}
+
+function where(sensor: SensorConfig): string {
+  return " at 0x" + sensor.address!.toString(16);
+}
+
+/** Moddable's SHT3x (embedded:sensor/Humidity-Temperature/SHT3x): it leaves out a value whose CRC fails. */
+export function moddableSht3x(Driver: Ecma419SensorClass, I2C: unknown): SensorFactory {
+  return (_platform, sensor) =>
+    ecma419Sensor("sht3x", where(sensor), () => new Driver(i2cOptions(I2C, sensor)), (sample) => {
+      const temperature = sample.thermometer && sample.thermometer.temperature;
+      const humidity = sample.hygrometer && sample.hygrometer.humidity;
+      if (typeof temperature !== "number" || typeof humidity !== "number") return "bad CRC";
+      // -45 C and 130 C are the all-zeros and all-ones words: a stuck bus or chip.
+      if (!inRange(temperature, -40, 125)) return "implausible reading (" + roundTo(temperature, 2) + " C)";
+      return { temperature: roundTo(temperature, 2), humidity: roundTo(Math.min(100, Math.max(0, humidity)), 2) };
+    });
+}
+
+/** Moddable's BMP280 (embedded:sensor/Barometer-Temperature/BMP280): normal mode, pressure in Pa. */
+export function moddableBmp280(Driver: Ecma419SensorClass, I2C: unknown): SensorFactory {
+  return (_platform, sensor) =>
+    ecma419Sensor("bmp280", where(sensor), () => new Driver(i2cOptions(I2C, sensor)), (sample) => {
+      const temperature = Number(sample.thermometer && sample.thermometer.temperature);
+      const pressure = Number(sample.barometer && sample.barometer.pressure) / 100;
+      if (!inRange(temperature, -40, 85) || !inRange(pressure, 300, 1100)) return "implausible reading (" + roundTo(temperature, 2) + " C, " + roundTo(pressure, 1) + " hPa)";
+      return { temperature: roundTo(temperature, 2), pressure: roundTo(pressure, 2) };
+    });
+}
+
+/** Moddable's NTC thermistor (embedded:sensor/Temperature/NTC_Thermistor): the divider from the board file, 8 ADC readings averaged. */
+export function moddableNtc(Driver: Ecma419SensorClass, Analog: unknown): SensorFactory {
+  return (_platform, sensor) =>
+    ecma419Sensor(
+      "ntc",
+      " on GPIO" + sensor.pin,
+      () => {
+        const driver = new Driver({ sensor: { io: Analog, pin: sensor.pin } });
+        // pullup: the fixed resistor goes to 3V3 and the thermistor to GND (the board file's toGround).
+        driver.configure({ series_resistance: sensor.seriesOhms, thermistor_resistance: sensor.ohms, beta: sensor.beta, pullup: sensor.toGround !== false, averaging: 8 });
+        return driver;
+      },
+      (sample) => {
+        const celsius = sample.temperature;
+        // An open or shorted thermistor (the ADC at a rail) computes to far outside this range, or to NaN.
+        if (typeof celsius !== "number" || !inRange(celsius, -40, 125)) return "implausible reading (" + (typeof celsius === "number" ? roundTo(celsius, 1) : celsius) + " C): thermistor open or shorted?";
+        return { temperature: roundTo(celsius, 2) };
+      }
+    );
+}
