@@ -40,6 +40,13 @@ export interface SessionEvents {
 }
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
+/** The state inside the session, as numbers (shorter in the image than the names); getState() names it. */
+const IDLE = 0;
+const CONNECTING = 1;
+const CONNECTED = 2;
+const WAITING = 3;
+const STOPPED = 4;
+const STATE_NAMES: SessionState[] = ["idle", "connecting", "connected", "waiting", "stopped"];
 
 /**
  * A QoS 1 message handed over and not yet acknowledged, as an array (no property names
@@ -101,7 +108,7 @@ export class MqttSession {
   private readonly _log: Logger;
   private readonly _random: () => number;
   private readonly _decoder = new PacketDecoder(MAX_PACKET_BYTES);
-  private _state: SessionState = "idle";
+  private _state = IDLE;
   private _socket: Socket | null = null;
   /** Bumped per connection so callbacks from an old socket are ignored; 0 is "never written". */
   private _generation = 1;
@@ -146,11 +153,11 @@ export class MqttSession {
   }
 
   getState(): SessionState {
-    return this._state;
+    return STATE_NAMES[this._state];
   }
 
   isConnected(): boolean {
-    return this._state === "connected";
+    return this._state === CONNECTED;
   }
 
   /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
@@ -164,7 +171,7 @@ export class MqttSession {
    */
   canPublish(): boolean {
     const max = this._options.maxInflight >> this.squeeze;
-    return this._state !== "stopped" && this._inflight.length < (max > 1 ? max - 1 : 1);
+    return this._state !== STOPPED && this._inflight.length < (max > 1 ? max - 1 : 1);
   }
 
   /**
@@ -189,15 +196,15 @@ export class MqttSession {
   }
 
   start(): void {
-    if (this._state !== "idle" && this._state !== "stopped") return;
-    this._state = "idle";
+    if (this._state !== IDLE && this._state !== STOPPED) return;
+    this._state = IDLE;
     this._openConnection();
   }
 
   /** Sends DISCONNECT and stops reconnecting; unacknowledged messages stay queued. */
   stop(): void {
     const socket = this._socket;
-    this._state = "stopped";
+    this._state = STOPPED;
     if (socket !== null) {
       try {
         socket.write(encodeEmpty(DISCONNECT));
@@ -213,7 +220,7 @@ export class MqttSession {
     if (this._filters.indexOf(filter) >= 0) return;
     this._filters.push(filter);
     this._filterQos.push(qos);
-    if (this._state === "connected") this._sendSubscribe([filter], [qos]);
+    if (this._state === CONNECTED) this._sendSubscribe([filter], [qos]);
   }
 
   /**
@@ -222,8 +229,8 @@ export class MqttSession {
    * QoS 0: sent only when connected; returns whether it was written.
    */
   publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
-    if (qos === 0) return this._state === "connected" && this._send(encodePublish(topic, payload, 0, 0, false));
-    if (this._state === "stopped" || this._inflight.length >= this._options.maxInflight) return false;
+    if (qos === 0) return this._state === CONNECTED && this._send(encodePublish(topic, payload, 0, 0, false));
+    if (this._state === STOPPED || this._inflight.length >= this._options.maxInflight) return false;
     this._inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
     this._sendWaiting();
     return true;
@@ -245,7 +252,7 @@ export class MqttSession {
     const session = this;
     const current = ++this._generation;
     const options = this._options;
-    this._state = "connecting";
+    this._state = CONNECTING;
     this._closeReason = null;
     this._refused = false;
     this._pingOutstanding = false;
@@ -292,14 +299,14 @@ export class MqttSession {
         this._clearTimer(RESPONSE_TIMER);
         const type = packet.type;
         if (type === CONNACK) {
-          if (this._state !== "connecting") throw new Error("second CONNACK");
+          if (this._state !== CONNECTING) throw new Error("second CONNACK");
           if (packet.code !== 0) {
             const reason = (CONNACK_REASONS[packet.code] || "unknown code").split("|");
             this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), REFUSED);
             return;
           }
           this._connected();
-        } else if (this._state !== "connected") {
+        } else if (this._state !== CONNECTED) {
           throw new Error("packet type " + type + " before CONNACK");
         } else if (type === PUBACK) {
           let found = false;
@@ -324,7 +331,7 @@ export class MqttSession {
           this._pingOutstanding = false;
         }
         // UNSUBACK needs nothing: this client never unsubscribes.
-        if (this._state === "connected") {
+        if (this._state === CONNECTED) {
           // Still waiting for an answer: keep the dead-link timer running.
           let waitingFor = this._pingOutstanding ? "no PINGRESP" : this._subscribeOutstanding ? "no SUBACK" : null;
           for (let i = 0; i < inflight.length && waitingFor === null; i++) if (inflight[i][WRITTEN_ON] > 0) waitingFor = "no PUBACK";
@@ -338,7 +345,7 @@ export class MqttSession {
 
   private _connected(): void {
     const inflight = this._inflight;
-    this._state = "connected";
+    this._state = CONNECTED;
     this._progress++;
     // A new connection starts with the three messages a connect sends (session limits request,
     // client attributes, attribute request) and no more: the session limits are not known yet.
@@ -352,7 +359,7 @@ export class MqttSession {
     for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
     if (resent > 0) this._log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
     this._sendWaiting();
-    if (this._state !== "connected") return;
+    if (this._state !== CONNECTED) return;
     this._arm(null);
     this._call(this._events.onConnected, "connect");
   }
@@ -365,7 +372,7 @@ export class MqttSession {
   /** Writes, in order and at the pace set, the messages not yet written on this connection. */
   private _sendWaiting(): void {
     const inflight = this._inflight;
-    for (let i = 0; i < inflight.length && this._state === "connected" && this._timers[PACE_TIMER] === null; i++) {
+    for (let i = 0; i < inflight.length && this._state === CONNECTED && this._timers[PACE_TIMER] === null; i++) {
       const message = inflight[i];
       if (message[WRITTEN_ON] === this._generation) continue;
       // Slower too while a rate limit is suspected: half the pace and burst per halving.
@@ -409,7 +416,7 @@ export class MqttSession {
       this._close("write failed: " + errorText(e), NETWORK);
       return false;
     }
-    if (this._state === "connected") this._arm(null);
+    if (this._state === CONNECTED) this._arm(null);
     return true;
   }
 
@@ -439,13 +446,13 @@ export class MqttSession {
 
   private _onTimer(which: number): void {
     if (which === PING_TIMER) {
-      if (this._state !== "connected") return;
+      if (this._state !== CONNECTED) return;
       this._pingOutstanding = true;
       if (this._send(encodeEmpty(PINGREQ))) this._arm("no PINGRESP");
     } else if (which === RESPONSE_TIMER) {
       this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), NETWORK);
     } else if (which === RECONNECT_TIMER) {
-      if (this._state === "waiting") this._openConnection();
+      if (this._state === WAITING) this._openConnection();
     } else if (which === STABLE_TIMER) {
       this._attempt = 0;
       // Stable again: after a suspected rate limit, one step back per keep-alive period.
@@ -478,7 +485,7 @@ export class MqttSession {
     const inflight = this._inflight;
     let unacknowledged = false;
     for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] === this._generation) unacknowledged = true;
-    if (how === CLOSED_BY_SERVER && this._state === "connected" && unacknowledged && this.squeeze < MAX_SQUEEZE) {
+    if (how === CLOSED_BY_SERVER && this._state === CONNECTED && unacknowledged && this.squeeze < MAX_SQUEEZE) {
       this.squeeze++;
       this._log("W", "mqtt", "no PUBACK before the close: rate limit? slowing down");
     }
@@ -494,12 +501,12 @@ export class MqttSession {
       }
     }
     for (let i = 0; i < this._timers.length; i++) this._clearTimer(i);
-    const wasConnected = this._state === "connected";
-    if (this._state === "stopped") {
+    const wasConnected = this._state === CONNECTED;
+    if (this._state === STOPPED) {
       this._log("I", "mqtt", "disconnected");
       return;
     }
-    this._state = "waiting";
+    this._state = WAITING;
     const options = this._options;
     const delay = backoffDelay(this._attempt++, options.backoffMinMs, options.backoffMaxMs * (this._refused ? REFUSED_BACKOFF_FACTOR : 1), this._random);
     this._retryDelayMs = delay;
