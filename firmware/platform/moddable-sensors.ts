@@ -87,6 +87,19 @@ export function moddableBmp280(Driver: Ecma419SensorClass, I2C: unknown): Sensor
     });
 }
 
+/**
+ * configure() of Moddable's NTC_Thermistor, by its own names. Typed here because `beta` is
+ * also a board setting the Espruino build mangles; Moddable images ship unmangled, so the
+ * driver gets these names as written.
+ */
+interface NtcDriverSettings {
+  series_resistance?: number;
+  thermistor_resistance?: number;
+  beta?: number;
+  pullup: boolean;
+  averaging: number;
+}
+
 /** Moddable's NTC thermistor (embedded:sensor/Temperature/NTC_Thermistor): the divider from the board file, 8 ADC readings averaged. */
 export function moddableNtc(Driver: Ecma419SensorClass, Analog: unknown): SensorFactory {
   return (_platform, sensor) =>
@@ -96,7 +109,8 @@ export function moddableNtc(Driver: Ecma419SensorClass, Analog: unknown): Sensor
       () => {
         const driver = new Driver({ sensor: { io: Analog, pin: sensor.pin } });
         // pullup: the fixed resistor goes to 3V3 and the thermistor to GND (the board file's toGround).
-        driver.configure({ series_resistance: sensor.seriesOhms, thermistor_resistance: sensor.ohms, beta: sensor.beta, pullup: sensor.toGround !== false, averaging: 8 });
+        const settings: NtcDriverSettings = { series_resistance: sensor.seriesOhms, thermistor_resistance: sensor.ohms, beta: sensor.beta, pullup: sensor.toGround !== false, averaging: 8 };
+        driver.configure(settings);
         return driver;
       },
       (sample) => {
