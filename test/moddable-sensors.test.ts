@@ -20,14 +20,19 @@ import { fakePlatform } from "./helpers/fake-platform.ts";
 
 type IoOptions = { data?: number; clock?: number; hz?: number; address?: number; pin?: number };
 
-/** ECMA-419 IO classes over the virtual chips: an I2C open fails when nothing is at the address. */
+/**
+ * ECMA-419 I2C over the virtual chips. Like Moddable's (modules/io/i2c/esp32/_i2c.c), a
+ * second object at an address whose object is not closed is refused ("duplicate address").
+ */
 function i2cClass(devices: Record<number, VirtualI2CDevice>, opened: IoOptions[]) {
+  const open = new Set<number>();
   return class VirtualI2C {
     readonly address: number;
     constructor(options: IoOptions) {
       opened.push({ data: options.data, clock: options.clock, hz: options.hz, address: options.address });
+      if (open.has(options.address!)) throw new RangeError("duplicate address");
       this.address = options.address!;
-      this.device();
+      open.add(this.address);
     }
     /** Whatever is at the address now (a test may unplug it). */
     device(): VirtualI2CDevice {
@@ -41,18 +46,24 @@ function i2cClass(devices: Record<number, VirtualI2CDevice>, opened: IoOptions[]
     read(length: number): ArrayBuffer {
       return this.device().read(length).slice().buffer;
     }
-    close() {}
+    close() {
+      open.delete(this.address);
+    }
   };
 }
 
 type Io = { write(bytes: Uint8Array): void; read(length: number): ArrayBuffer };
 
-/** Like Moddable's SHT3x: a measurement, then each word kept only when its CRC holds. */
+/**
+ * Like Moddable's SHT3x: a soft reset when opened (its IO object left open when that
+ * fails), then per sample a measurement, each word kept only when its CRC holds.
+ */
 function sht3xDriver() {
   return class Sht3x {
-    readonly io: Io;
-    constructor(options: { sensor: { io: new (o: object) => Io } }) {
+    readonly io: Io & { close(): void };
+    constructor(options: { sensor: { io: new (o: object) => Io & { close(): void } } }) {
       this.io = new options.sensor.io({ hz: 1000000, address: 0x44, ...options.sensor });
+      this.io.write(new Uint8Array([0x30, 0xa2]));
     }
     sample() {
       this.io.write(new Uint8Array([0x24, 0x00]));
@@ -63,19 +74,24 @@ function sht3xDriver() {
       return result;
     }
     configure() {}
-    close() {}
+    close() {
+      this.io.close();
+    }
   };
 }
 
 /** Like Moddable's BMP280: chip id 0x58 checked when opened, normal mode, pressure in Pa (its compensation is native; the datasheet's here). */
 function bmp280Driver() {
   return class Bmp280 {
-    readonly io: Io;
+    readonly io: Io & { close(): void };
     readonly calibration: ReturnType<typeof parseCalibration>;
-    constructor(options: { sensor: { io: new (o: object) => Io } }) {
+    constructor(options: { sensor: { io: new (o: object) => Io & { close(): void } } }) {
       const io = (this.io = new options.sensor.io({ hz: 400000, address: 0x76, ...options.sensor }));
       io.write(new Uint8Array([0xd0]));
-      if (new Uint8Array(io.read(1))[0] !== 0x58) throw new Error("unexpected sensor");
+      if (new Uint8Array(io.read(1))[0] !== 0x58) {
+        this.close();
+        throw new Error("unexpected sensor");
+      }
       io.write(new Uint8Array([0x88]));
       this.calibration = parseCalibration(new Uint8Array(io.read(26)), new Uint8Array(7));
       io.write(new Uint8Array([0xf4, 0x27]));
@@ -88,7 +104,9 @@ function bmp280Driver() {
       return { barometer: { pressure: values.pressure * 100 }, thermometer: { temperature: values.temperature } };
     }
     configure() {}
-    close() {}
+    close() {
+      this.io.close();
+    }
   };
 }
 
@@ -153,9 +171,10 @@ test("Moddable SHT3x: a dropped value (bad CRC), no sensor, a failed read and a 
   const opened: IoOptions[] = [];
   const sensor = moddableSht3x(sht3xDriver() as unknown as Ecma419SensorClass, i2cClass(devices, opened))(fakePlatform(), SHT3X, Math.random);
   assert.deepEqual(sample(sensor), { error: "sht3x: no answer at 0x44 (I2C: no ACK)", values: null });
-  // Plugged in: opened again at the next sample.
+  // Plugged in: opened again at the next sample. The driver's IO object from the failed
+  // open was closed by the adapter, or this open would be a "duplicate address".
   devices[0x44] = chip;
-  assert.equal(sample(sensor).error, null);
+  assert.deepEqual(sample(sensor).error, null);
   assert.equal(opened.length, 2);
   chip.corruptCrc = true;
   assert.deepEqual(sample(sensor), { error: "sht3x: bad CRC at 0x44", values: null });

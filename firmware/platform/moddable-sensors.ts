@@ -25,27 +25,44 @@ type Ecma419Sample = {
   temperature?: number;
 };
 
+type Closable = { close(): void };
+type IoClass = new (options: object) => Closable;
+
 /**
  * A Sensor around an ECMA-419 driver, opened on first use and again after a failure (the
- * part may have been reconnected): `values` turns a sample into values or why it is not one.
+ * part may have been reconnected): `open` makes the driver with `io` as its IO class,
+ * `values` turns a sample into values or why it is not one.
  */
-export function ecma419Sensor(model: string, where: string, open: () => Ecma419Sensor, values: (sample: Ecma419Sample) => SensorValues | string): Sensor {
+export function ecma419Sensor(model: string, where: string, Io: unknown, open: (io: unknown) => Ecma419Sensor, values: (sample: Ecma419Sample) => SensorValues | string): Sensor {
   let driver: Ecma419Sensor | null = null;
+  // The IO object the driver opened, kept so that it can be closed when the driver cannot
+  // be: Moddable refuses a second I2C object at an open address ("duplicate address") or
+  // a second Analog on a pin in use, and a driver whose constructor throws (SHT3x: no
+  // answer to its reset) leaves its IO object open until the garbage collector runs.
+  let io: Closable | null = null;
+  const tracked = function (options: object): Closable {
+    io = new (Io as IoClass)(options);
+    return io;
+  };
   return {
     model: model,
     sample: (done: SampleCallback) => {
       let result: SensorValues | string;
       const opening = driver === null;
       try {
-        if (driver === null) driver = open();
+        if (driver === null) driver = open(tracked);
         result = values(driver.sample() as Ecma419Sample);
       } catch (e) {
-        try {
-          if (driver !== null) driver.close();
-        } catch (e) {
-          // Closing a failed bus may fail too; it is dropped either way.
-        }
+        const opened = [driver, io];
         driver = null;
+        io = null;
+        for (let i = 0; i < opened.length; i++) {
+          try {
+            if (opened[i] !== null) opened[i]!.close();
+          } catch (closing) {
+            // Closing a failed or closed bus may fail too; it is dropped either way.
+          }
+        }
         done(model + (opening ? ": no answer" : ": read failed") + where + " (" + errorText(e) + ")", null);
         return;
       }
@@ -66,7 +83,7 @@ function where(sensor: SensorConfig): string {
 /** Moddable's SHT3x (embedded:sensor/Humidity-Temperature/SHT3x): it leaves out a value whose CRC fails. */
 export function moddableSht3x(Driver: Ecma419SensorClass, I2C: unknown): SensorFactory {
   return (_platform, sensor) =>
-    ecma419Sensor("sht3x", where(sensor), () => new Driver(i2cOptions(I2C, sensor)), (sample) => {
+    ecma419Sensor("sht3x", where(sensor), I2C, (io) => new Driver(i2cOptions(io, sensor)), (sample) => {
       const temperature = sample.thermometer && sample.thermometer.temperature;
       const humidity = sample.hygrometer && sample.hygrometer.humidity;
       if (typeof temperature !== "number" || typeof humidity !== "number") return "bad CRC";
@@ -79,7 +96,7 @@ export function moddableSht3x(Driver: Ecma419SensorClass, I2C: unknown): SensorF
 /** Moddable's BMP280 (embedded:sensor/Barometer-Temperature/BMP280): normal mode, pressure in Pa. */
 export function moddableBmp280(Driver: Ecma419SensorClass, I2C: unknown): SensorFactory {
   return (_platform, sensor) =>
-    ecma419Sensor("bmp280", where(sensor), () => new Driver(i2cOptions(I2C, sensor)), (sample) => {
+    ecma419Sensor("bmp280", where(sensor), I2C, (io) => new Driver(i2cOptions(io, sensor)), (sample) => {
       const temperature = Number(sample.thermometer && sample.thermometer.temperature);
       const pressure = Number(sample.barometer && sample.barometer.pressure) / 100;
       if (!inRange(temperature, -40, 85) || !inRange(pressure, 300, 1100)) return "implausible reading (" + roundTo(temperature, 2) + " C, " + roundTo(pressure, 1) + " hPa)";
@@ -106,8 +123,9 @@ export function moddableNtc(Driver: Ecma419SensorClass, Analog: unknown): Sensor
     ecma419Sensor(
       "ntc",
       " on GPIO" + sensor.pin,
-      () => {
-        const driver = new Driver({ sensor: { io: Analog, pin: sensor.pin } });
+      Analog,
+      (io) => {
+        const driver = new Driver({ sensor: { io: io, pin: sensor.pin } });
         // pullup: the fixed resistor goes to 3V3 and the thermistor to GND (the board file's toGround).
         const settings: NtcDriverSettings = { series_resistance: sensor.seriesOhms, thermistor_resistance: sensor.ohms, beta: sensor.beta, pullup: sensor.toGround !== false, averaging: 8 };
         driver.configure(settings);

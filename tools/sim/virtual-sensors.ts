@@ -31,7 +31,9 @@ export class VirtualSensirion implements VirtualI2CDevice {
 
   write(bytes: Uint8Array): void {
     const command = this.model === "sht3x" ? bytes.length === 2 && bytes[0] === 0x24 && bytes[1] === 0x00 : bytes.length === 1 && bytes[0] === 0xfd;
-    if (command) this.measured = true;
+    // Soft reset (SHT3x 0x30A2, datasheet 4.9): a measurement in progress is dropped.
+    if (this.model === "sht3x" && bytes.length === 2 && bytes[0] === 0x30 && bytes[1] === 0xa2) this.measured = false;
+    else if (command) this.measured = true;
     else throw new Error("I2C: " + this.model.toUpperCase() + " NACKed command " + Buffer.from(bytes).toString("hex"));
   }
 
