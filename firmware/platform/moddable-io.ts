@@ -1,8 +1,8 @@
-// Moddable buses only some boards use: OneWire (Moddable's onewire module) and the ADC
-// (ECMA-419 Analog). Apart from moddable.ts so that only images that need them import them.
+// Moddable buses only some boards use: OneWire (Moddable's onewire module). Apart from
+// moddable.ts so that only images that need it import it. The ADC is read by Moddable's
+// NTC driver (moddable-sensors.ts).
 
 import OneWire from "onewire";
-import Analog from "embedded:io/analog";
 import type { OneWireBus } from "./types";
 
 function romHex(buffer: ArrayBuffer): string {
@@ -32,13 +32,4 @@ export function moddableOneWire(pin: number): OneWireBus {
       return typeof data === "number" ? new Uint8Array([data]) : new Uint8Array(data as ArrayBuffer);
     },
   };
-}
-
-const analogPins: { [pin: string]: Analog } = {};
-
-export function moddableAnalogRead(pin: number): number {
-  const key = String(pin);
-  if (!analogPins[key]) analogPins[key] = new Analog({ pin: pin });
-  const adc = analogPins[key];
-  return adc.read() / ((1 << adc.resolution) - 1);
 }

@@ -91,12 +91,3 @@ declare module "onewire" {
     read(count: number): number | ArrayBuffer | Uint8Array;
   }
 }
-
-declare module "embedded:io/analog" {
-  export default class Analog {
-    constructor(options: { pin: number });
-    /** Bits per reading. */
-    readonly resolution: number;
-    read(): number;
-  }
-}

@@ -51,7 +51,8 @@ const SENSOR_FACTORIES: Record<SensorModel, [string, string]> = {
 /** Platform members only some sensors need: [member, Espruino export, Moddable export (file moddable-io.ts)]. */
 const SENSOR_PLATFORM: Partial<Record<SensorModel, [string, string, string | null]>> = {
   ds18b20: ["oneWire", "espruinoOneWire", "moddableOneWire"],
-  ntc: ["analogRead", "espruinoAnalogRead", "moddableAnalogRead"],
+  // Moddable reads the ADC through its own NTC driver (MODDABLE_SENSOR_DRIVERS).
+  ntc: ["analogRead", "espruinoAnalogRead", null],
   internal: ["chipTemperature", "espruinoChipTemperature", null],
 };
 
