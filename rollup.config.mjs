@@ -53,7 +53,7 @@ export const INTERNAL_PROPERTIES = [
   // Sensors, SensorConfig
   "sample", "bus", "sensors", "prefix", "beta", "ohms", "seriesOhms", "toGround",
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides
-  "firmwareVersion", "caDerBase64", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
+  "firmwareVersion", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
   "dataPointLimits", "watchdogMs", "otaChunkBytes", "progressCount", "restartReason", "provisionKey", "provisionSecret",
 ];

@@ -26,9 +26,9 @@ export interface SensorConfig {
 }
 
 /**
- * The session reads its options (host, port, tls, caDerBase64, clientId, token, timing,
- * maxInflight) from this object itself. The token is never logged; the CA is base64 DER
- * ("" where the runtime loads it itself); clientId is set at boot from the chip id.
+ * The session reads its options (host, port, tls, clientId, token, timing, maxInflight)
+ * from this object itself. The token is never logged; the CA is not here but in flash
+ * beside the image (SocketOptions); clientId is set at boot from the chip id.
  */
 export interface DeviceConfig extends SessionOptions {
   firmwareVersion: string;

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, esp32AdcPinProblem, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
 import { loadCa, pemToDer } from "../tools/build/ca.ts";
+import { CA_FILE } from "../firmware/platform/types.ts";
 import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/build/config.ts";
 import { ROOT, buildImages } from "../tools/build/build.ts";
 
@@ -167,13 +168,10 @@ test("a real board without a token fails with instructions; the sim board does n
   const boards = loadBoards(join(ROOT, "boards"));
   const devkit = boards.find((b) => b.name === "esp32-devkitc")!;
   const sim = boards.find((b) => b.name === "sim")!;
-  const ca = loadCa(join(ROOT, "certs/ca-root.pem"));
-  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, wifiSsid: "x" }, ca, "1"), /needs a device access token: set TB_TOKEN=<token>/);
-  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, ca, "1"), /set WIFI_SSID/);
-  const config = deviceConfigFor(sim, "espruino", DEFAULT_SETTINGS, ca, "1");
+  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, wifiSsid: "x" }, "1"), /needs a device access token: set TB_TOKEN=<token>/);
+  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, "1"), /set WIFI_SSID/);
+  const config = deviceConfigFor(sim, "espruino", DEFAULT_SETTINGS, "1");
   assert.equal(config.token, "");
-  assert.equal(Buffer.from(config.caDerBase64 as string, "base64").equals(ca.der), true);
-  assert.equal(deviceConfigFor(sim, "moddable", DEFAULT_SETTINGS, ca, "1").caDerBase64, "", "Moddable reads the CA from a resource");
 });
 
 test("certs/ca-root.pem is ISRG Root X1, converted to DER; a malformed PEM is a build error", () => {
@@ -208,7 +206,15 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   assert.ok(manifest.config.tls.DHE_RSA);
   assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json", "$(MODDABLE)/modules/network/wifi/manifest.json"]);
   assert.equal(manifest.platforms.lin.modules["embedded:io/i2c"], "./host-i2c");
-  assert.ok(readFileSync(join(out, "moddable/esp32-devkitc/ca-root.der")).equals(loadCa(join(ROOT, "certs/ca-root.pem")).der));
+  const caDer = loadCa(join(ROOT, "certs/ca-root.pem")).der;
+  assert.ok(readFileSync(join(out, "moddable/esp32-devkitc/ca-root.der")).equals(caDer));
+  // Espruino: the CA beside the image for Storage, and not in the image (neither as DER nor base64).
+  assert.ok(readFileSync(join(out, "espruino/esp32-devkitc.ca.der")).equals(caDer));
+  for (const board of ["esp32-devkitc", "esp32-devkitc-telemetry", "sim"]) {
+    const image = readFileSync(join(out, "espruino", board + ".js"), "latin1");
+    assert.ok(!image.includes(caDer.toString("base64").slice(0, 64)) && !image.includes(caDer.subarray(0, 64).toString("latin1")), board + ": the CA is not in the image");
+    assert.ok(image.includes(JSON.stringify(CA_FILE)), board + ": the image reads " + CA_FILE);
+  }
   for (const stub of ["host-wifi", "host-sntp", "host-i2c", "host-time"]) assert.ok(existsSync(join(out, "moddable/sim", stub + ".js")));
   const moddableMain = readFileSync(join(out, "moddable/sim/main.js"), "utf8");
   assert.match(moddableMain, /from ['"]securesocket['"]/);

@@ -18,7 +18,6 @@ const CONFIG: DeviceConfig = {
   port: 1883,
   tls: false,
   token: "DEVICE_TOKEN_123",
-  caDerBase64: "",
   clientId: "",
   wifiSsid: "lab",
   wifiPassword: "WIFI_PASSWORD_456",

@@ -110,7 +110,7 @@ test("the session: 100,000 random and mutated packets on a connected session nev
   const events = { messages: 0 };
   const session = new MqttSession(
     platform,
-    { host: "tb.example", port: 1883, tls: false, caDerBase64: "", clientId: "tbfw-fuzz", token: "FUZZ_TOKEN", keepAliveS: 60, responseTimeoutMs: 20000, backoffMinMs: 1000, backoffMaxMs: 2000, maxInflight: 4 },
+    { host: "tb.example", port: 1883, tls: false, clientId: "tbfw-fuzz", token: "FUZZ_TOKEN", keepAliveS: 60, responseTimeoutMs: 20000, backoffMinMs: 1000, backoffMaxMs: 2000, maxInflight: 4 },
     { onConnected: () => undefined, onDisconnected: () => undefined, onMessage: () => events.messages++ },
     createLogger((line) => platform.log(line), { logLevel: "info" }),
     () => 0.5

@@ -10,7 +10,6 @@ const OPTIONS: SessionOptions = {
   host: "tb.example",
   port: 8883,
   tls: true,
-  caDerBase64: "AQID",
   clientId: "tbfw-test",
   token: "SECRET_TOKEN",
   keepAliveS: 60,
@@ -59,8 +58,8 @@ test("connects with the token as username and reports connected", () => {
   const { platform, session, events } = setup();
   session.start();
   const socket = platform.sockets[0];
-  const { host, port, tls, caDerBase64 } = socket.options;
-  assert.deepEqual({ host, port, tls, caDerBase64 }, { host: "tb.example", port: 8883, tls: true, caDerBase64: "AQID" });
+  const { host, port, tls } = socket.options;
+  assert.deepEqual({ host, port, tls }, { host: "tb.example", port: 8883, tls: true });
   socket.open();
   assert.equal(socket.written[0][0], 0x10);
   assert.ok(Buffer.from(socket.written[0]).includes(Buffer.from("SECRET_TOKEN")));

@@ -16,9 +16,8 @@ import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder,
 export interface SessionOptions {
   host: string;
   port: number;
+  /** See SocketOptions: the CA is the runtime's. */
   tls: boolean;
-  /** See SocketOptions. */
-  caDerBase64: string | (() => string);
   clientId: string;
   /** Access token: the CONNECT user name (ThingsBoard ignores the password). */
   token: string;

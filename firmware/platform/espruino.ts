@@ -1,9 +1,10 @@
 // Espruino adapter. Sockets carry binary strings (E.toString / E.toUint8Array convert),
-// TLS takes the CA as DER bytes in a string, and does NOT verify the server certificate
-// (Espruino's mbedtls runs with VERIFY_NONE): the app says so at boot.
+// TLS takes the CA as DER bytes in a string (the Storage file CA_FILE), and does NOT
+// verify the server certificate (Espruino's mbedtls runs with VERIFY_NONE): the app says
+// so at boot.
 
 import type { I2CBus, I2CPins, OneWireBus, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
-import { CLOCK_SET_AFTER_MS } from "./types";
+import { CA_FILE, CLOCK_SET_AFTER_MS } from "./types";
 
 
 function binaryString(bytes: Uint8Array): string {
@@ -53,8 +54,9 @@ export const espruinoPlatform: Platform = {
     let closed = false;
     let lastError = "";
     const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
-    const ca = typeof options.caDerBase64 === "function" ? options.caDerBase64() : options.caDerBase64;
-    if (options.tls && ca !== "") connectOptions.ca = atob(ca);
+    // Without the file the link is as secure as with it on Espruino (no verification either way).
+    const ca = options.tls && require("Storage").read(CA_FILE);
+    if (ca) connectOptions.ca = ca;
     const socket = require(options.tls ? "tls" : "net").connect(connectOptions, () => handlers.onConnect());
     socket.on("data", (data) => handlers.onData(E.toUint8Array(data)));
     socket.on("error", (error) => {

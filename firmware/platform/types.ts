@@ -6,16 +6,20 @@ export type TimerHandle = unknown;
 /** Wall-clock times before this (Sep 2020) mean the clock was never set: both runtimes boot near 1970. */
 export const CLOCK_SET_AFTER_MS = 1600000000000;
 
+/**
+ * Espruino: the root CA as DER, a Storage file that npm run flash writes beside the image.
+ * Kept out of the image, whose size is RAM on Espruino; an update replaces the image, not it.
+ */
+export const CA_FILE = "tb-ca.der";
+
 export interface SocketOptions {
   host: string;
   port: number;
-  tls: boolean;
   /**
-   * Root CA as base64 DER, "" where the runtime loads it itself (Moddable: a resource).
-   * Images pass a function returning it: on Espruino a literal inside a function saved to
-   * flash stays there until called, where a string value costs about 130 JsVars for the run.
+   * The root CA is not in the image: each runtime reads it from flash when a TLS link opens
+   * (Moddable: the ca-root.der resource; Espruino: the Storage file tb-ca.der, CA_FILE).
    */
-  caDerBase64: string | (() => string);
+  tls: boolean;
 }
 
 export interface SocketHandlers {

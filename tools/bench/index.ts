@@ -18,6 +18,7 @@ import { startMosquitto } from "../../test/helpers/mosquitto.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import type { SizeReport } from "../build/build.ts";
 import { loadCa } from "../build/ca.ts";
+import { CA_FILE } from "../../firmware/platform/types.ts";
 import { DEFAULT_SETTINGS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { createTlsFiles } from "../sim/dev-ca.ts";
@@ -111,7 +112,9 @@ try {
     const budgets = JSON.parse(readFileSync(join(ROOT, "budgets.json"), "utf8")) as { imageBytes: Record<string, { limit: number; target: number }> };
     const baseline = await mqttModuleSize(process.env.ESPRUINO_MQTT_MODULE);
     const modules = await moduleSizes();
-    results.size = { images: reports.map(({ file: _file, ...r }) => r), baseline, modules };
+    // The root CA is flashed beside each Espruino image (a Storage file), not inside it.
+    const caFileBytes = loadCa(join(ROOT, DEFAULT_SETTINGS.ca)).der.length;
+    results.size = { images: reports.map(({ file: _file, ...r }) => r), baseline, modules, caFileBytes };
     md.push("### Size (bytes, exact)", "");
     table(
       ["image", "raw", "minified", "gzip", "minified / MQTT module", "budget (limit / target)"],
@@ -120,6 +123,7 @@ try {
         return [r.runtime + "/" + r.board, r.raw, r.minified, r.gzip, ratio(r.minified, baseline.minified), budget ? budget.limit + " / " + budget.target : "none"];
       })
     );
+    md.push("Not in these sizes: the root CA, " + caFileBytes + " B of DER flashed beside each image (Storage `" + CA_FILE + "` on Espruino, a resource on Moddable); the RAM figures below read it from there, the baseline too.", "");
     md.push("Baseline: EspruinoDocs `MQTT` module, " + baseline.raw + " B raw, " + baseline.minified + " B minified (" + baseline.source + ").", "");
     md.push("Per module, minified alone: " + modules.map((m) => "`" + m.module + "` " + m.minified).join(", ") + ".", "");
   });
@@ -136,7 +140,7 @@ try {
         ["espruino/esp32-devkitc-telemetry", WIFI_STAND_IN + readFileSync(images["esp32-devkitc-telemetry"], "utf8")],
       ];
       const mqttModule = process.env.ESPRUINO_MQTT_MODULE;
-      if (mqttModule) codes.push(["baseline: EspruinoDocs MQTT + publish loop", WIFI_STAND_IN + (await baselineImage(mqttModule, "127.0.0.1", broker.tlsPort!, caDer)).code]);
+      if (mqttModule) codes.push(["baseline: EspruinoDocs MQTT + publish loop", WIFI_STAND_IN + (await baselineImage(mqttModule, "127.0.0.1", broker.tlsPort!)).code]);
       // An independent subscriber proves each run really published.
       const subscriber = await countTelemetry(broker.plainPort, "bench-ram");
       const ram: Record<string, Record<RamMode, Figure>> = {};
@@ -146,7 +150,7 @@ try {
         for (const mode of ["ram", "flash"] as RamMode[]) {
           const peaks = await repeat(runs, async () => {
             subscriber.reset();
-            const run = await measureRam(bin, code, mode, ramSeconds);
+            const run = await measureRam(bin, code, caDer, mode, ramSeconds);
             if (subscriber.count() < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + subscriber.count() + " messages:\n" + run.output.slice(-1500));
             return run.peak;
           });

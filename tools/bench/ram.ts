@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { minify } from "terser";
+import { CA_FILE } from "../../firmware/platform/types.ts";
 
 /** Added to every image measured (ours and the baseline alike): tracks and prints the peak. */
 const PEAK_PROBE =
@@ -43,7 +44,7 @@ export interface RamRun {
  * The baseline: EspruinoDocs' MQTT module (minified, cached as Espruino's IDE uploads
  * modules) and a loop publishing the same telemetry at QoS 1 every second over TLS.
  */
-export async function baselineImage(mqttModulePath: string, host: string, port: number, caDer: Buffer): Promise<{ code: string; moduleMinified: number }> {
+export async function baselineImage(mqttModulePath: string, host: string, port: number): Promise<{ code: string; moduleMinified: number }> {
   const module = (await minify(readFileSync(mqttModulePath, "utf8"), { ecma: 5 })).code ?? "";
   const code =
     // A line break after the module: on one line with what follows, 2v29 threw "Uncaught undefined".
@@ -51,28 +52,34 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
     "var mqtt=require(\"MQTT\").create(" + JSON.stringify(host) + ",{port:" + port + ",username:\"bench-token\",client_id:\"bench-baseline\"});" +
     "mqtt.on(\"connected\",function(){setInterval(function(){mqtt.publish(\"v1/devices/me/telemetry\"," +
     "JSON.stringify({ts:Date.now(),values:{temperature:21.5,humidity:40.2}}),{qos:1});},1000);});" +
-    "var sock=require(\"tls\").connect({host:" + JSON.stringify(host) + ",port:" + port + ",ca:atob(" + JSON.stringify(caDer.toString("base64")) + ")},function(){mqtt.connect(sock);});";
+    // The same CA file as the firmware reads (measureRam writes it): neither image carries it.
+    "var sock=require(\"tls\").connect({host:" + JSON.stringify(host) + ",port:" + port + ",ca:require(\"Storage\").read(" + JSON.stringify(CA_FILE) + ")},function(){mqtt.connect(sock);});";
   return { code, moduleMinified: Buffer.byteLength(module) };
 }
 
-/** Runs `code` for `seconds` on the interpreter and returns its peak JsVar usage. */
-export async function measureRam(espruinoBin: string, code: string, mode: RamMode, seconds: number): Promise<RamRun> {
+/**
+ * Runs `code` for `seconds` on the interpreter and returns its peak JsVar usage. The root CA
+ * is written to Storage first (CA_FILE), as npm run flash does.
+ */
+export async function measureRam(espruinoBin: string, code: string, caDer: Buffer, mode: RamMode, seconds: number): Promise<RamRun> {
   const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
   const image = code + "\n" + PEAK_PROBE;
   // BENCH_KEEP_IMAGE=file keeps the code measured, to run it by hand when a run fails.
   if (process.env.BENCH_KEEP_IMAGE) writeFileSync(process.env.BENCH_KEEP_IMAGE, image);
+  // Into the interpreter's flash (espruino.flash in its working folder) before the run.
+  let setup = "require(\"Storage\").write(" + JSON.stringify(CA_FILE) + ",atob(" + JSON.stringify(caDer.toString("base64")) + "));";
   let args: string[];
   if (mode === "ram") {
     writeFileSync(join(dir, "image.js"), image);
     args = [join(dir, "image.js")];
   } else {
-    // Save to the interpreter's flash (espruino.flash in its working folder), then boot
-    // from it in REPL mode, as a board does after `npm run flash`.
-    writeFileSync(join(dir, "save.js"), "require(\"Storage\").write(\".bootcde\"," + JSON.stringify(image) + ");");
-    const saved = spawnSync(espruinoBin, [join(dir, "save.js")], { cwd: dir, timeout: 20000, encoding: "utf8" });
-    if (saved.status !== 0 && saved.signal === null) throw new Error("saving the image to flash failed:\n" + saved.stdout + saved.stderr);
+    // The image saved to flash too, then booted from it in REPL mode, as a board does after `npm run flash`.
+    setup += "require(\"Storage\").write(\".bootcde\"," + JSON.stringify(image) + ");";
     args = [];
   }
+  writeFileSync(join(dir, "setup.js"), setup);
+  const saved = spawnSync(espruinoBin, [join(dir, "setup.js")], { cwd: dir, timeout: 20000, encoding: "utf8" });
+  if (saved.status !== 0 && saved.signal === null) throw new Error("writing to the interpreter's flash failed:\n" + saved.stdout + saved.stderr);
   return new Promise((resolve, reject) => {
     const child = spawn(espruinoBin, args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
     let output = "";

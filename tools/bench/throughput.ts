@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import { ROOT, bundleSource } from "../build/build.ts";
-import { loadCa } from "../build/ca.ts";
+import { caFileFor, loadCa } from "../build/ca.ts";
 import { runUntilLine } from "./boot.ts";
 import { percentile } from "./stats.ts";
 import { V1_TOPIC, reading } from "./wire.ts";
@@ -31,7 +31,6 @@ export interface Target {
 
 function benchEntry(target: Target): string {
   const firmware = (path: string) => JSON.stringify(join(ROOT, "firmware", path));
-  const caDerBase64 = target.tls ? loadCa(target.caFile).der.toString("base64") : "";
   return `
 import { espruinoPlatform } from ${firmware("platform/espruino.ts")};
 import { MqttSession } from ${firmware("mqtt/session.ts")};
@@ -44,7 +43,7 @@ let sent = 0;
 let started = 0;
 const log = createLogger(function (line) { if (line.charAt(1) !== "I") console.log(line); }, { logLevel: "info" });
 const session = new MqttSession(platform, {
-  host: "127.0.0.1", port: ${target.port}, tls: ${target.tls}, caDerBase64: ${JSON.stringify(caDerBase64)},
+  host: "127.0.0.1", port: ${target.port}, tls: ${target.tls},
   clientId: "bench-device", token: "bench", keepAliveS: 60, responseTimeoutMs: 20000,
   backoffMinMs: 1000, backoffMaxMs: 1000, maxInflight: ${WINDOW + 1}, // one slot stays free for RPC replies: WINDOW for telemetry
 }, { onConnected: function () { started = getTime(); pump(); }, onDisconnected: function () {}, onMessage: function () {} }, log, function () { return 0.5; });
@@ -70,6 +69,8 @@ export async function buildDeviceBench(target: Target): Promise<string> {
   const { image } = await bundleSource("espruino", benchEntry(target));
   const file = join(mkdtempSync(join(tmpdir(), "tbfw-tput-")), "bench.js");
   writeFileSync(file, image);
+  // The root CA beside the image, as npm run build writes it: the sandbox puts it in Storage.
+  if (target.tls) writeFileSync(caFileFor(file), loadCa(target.caFile).der);
   return file;
 }
 

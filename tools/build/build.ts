@@ -1,5 +1,6 @@
 // Builds one image per board and runtime:
 //   dist/espruino/<board>.js   one minified, self-contained script for Espruino
+//   dist/espruino/<board>.ca.der  its root CA, for Storage (the image reads it from there)
 //   dist/moddable/<board>/     manifest.json, main.js (ES module), ca-root.der
 // plus a size report (raw, minified, gzip bytes) printed and written as JSON.
 //
@@ -18,7 +19,7 @@ import ts from "typescript";
 import type { DeviceConfig } from "../../firmware/config.ts";
 import type { Board, Runtime, SensorModel } from "./boards.ts";
 import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
-import { loadCa } from "./ca.ts";
+import { caFileFor, loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts";
 import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
@@ -56,18 +57,14 @@ const SENSOR_PLATFORM: Partial<Record<SensorModel, [string, string, string | nul
   internal: ["chipTemperature", "espruinoChipTemperature", null],
 };
 
-/**
- * The configuration as a source literal. The CA is returned by a function: on Espruino a
- * string inside a function's code saved to flash stays in flash until a connection asks
- * for it, where a string value would cost about 130 JsVars for the whole run.
- */
+/** The configuration as a source literal. */
 function configSource(config: DeviceConfig, features: string[]): string {
-  const { caDerBase64, ...rest } = config;
+  const rest = { ...config };
   // Only what the image reads: the boot loader has the confirmation time.
   delete (rest as { otaConfirmMs?: number }).otaConfirmMs;
   if (!features.includes("ota")) delete (rest as { otaChunkBytes?: number }).otaChunkBytes;
   if (!features.includes("sleep")) delete (rest as { awakeMaxMs?: number }).awakeMaxMs;
-  return JSON.stringify(rest).replace(/}$/, ",caDerBase64:" + (typeof caDerBase64 === "string" && caDerBase64 !== "" ? "() => " + JSON.stringify(caDerBase64) : '""') + "}");
+  return JSON.stringify(rest);
 }
 
 /** The board's features this runtime has: updates (ota) need Espruino's Storage files and its boot loader. */
@@ -233,12 +230,13 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
     for (const runtime of board.runtimes) {
       let config: DeviceConfig;
       try {
-        config = { ...deviceConfigFor(board, runtime, options.settings, ca, options.version, options.debug === true), ...options.firmware };
+        config = { ...deviceConfigFor(board, runtime, options.settings, options.version, options.debug === true), ...options.firmware };
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         if (!problems.includes(e.message)) problems.push(e.message);
         // Never leave an older image around to be flashed by mistake.
         rmSync(join(options.outDir, "espruino", board.name + ".js"), { force: true });
+        rmSync(join(options.outDir, "espruino", board.name + ".ca.der"), { force: true });
         rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
         continue;
       }
@@ -250,6 +248,8 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         const file = join(options.outDir, "espruino", board.name + ".js");
         mkdirSync(dirname(file), { recursive: true });
         writeSecretFile(file, minified + "\n");
+        // Not in the image: npm run flash writes it to Storage (CA_FILE), where the image reads it.
+        writeFileSync(caFileFor(file), ca.der);
         if (updates) otaPackages.push(writeOtaPackage(file, Buffer.from(minified + "\n"), options.version));
         reports.push({ board: board.name, runtime, file, raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       } else {
@@ -326,10 +326,14 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   const board = loadBoard(join(ROOT, "boards", boardName + ".json"));
   if (!board.runtimes.includes(runtime)) throw new ConfigError("boards/" + boardName + ".json does not list the runtime " + runtime);
   const settings = resolveSettings(process.env, resolve(ROOT, "device.local.json"));
-  const config = deviceConfigFor(board, runtime, settings, loadCa(resolve(ROOT, settings.ca), settings.ca), packageVersion(), false);
+  const config = deviceConfigFor(board, runtime, settings, packageVersion(), false);
+  const ca = loadCa(resolve(ROOT, settings.ca), settings.ca);
   const tsconfig = join(ROOT, "tsconfig.json");
   typeCheck(tsconfig);
   const file = runtime === "espruino" ? join(ROOT, "dist/espruino", board.name + ".js") : join(ROOT, "dist/moddable", board.name, "main.js");
+  // The CA goes beside the image, as npm run build writes it (npm run flash puts both on the board).
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(runtime === "espruino" ? caFileFor(file) : join(dirname(file), "ca-root.der"), ca.der);
   const bootLoader = runtimeFeatures(board, runtime).includes("ota") ? { confirmMs: FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
   return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file, bootLoader });
 }

@@ -1,5 +1,6 @@
-// The root CA the device trusts: PEM in certs/, DER in the image (Espruino's mbedtls
-// rejects PEM; Moddable takes DER as a resource). A malformed file stops the build.
+// The root CA the device trusts: PEM in certs/, DER on the device (Espruino's mbedtls
+// rejects PEM): a Storage file on Espruino, a resource on Moddable, never inside the
+// JavaScript image. A malformed file stops the build.
 
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -37,4 +38,9 @@ export function loadCa(path: string, displayName = path): CaCertificate {
     throw new ConfigError(displayName + ": cannot read the CA file (" + (e as Error).message + ")");
   }
   return pemToDer(pem, displayName);
+}
+
+/** The root CA (DER) written beside an Espruino image, for Storage: dist/espruino/<board>.ca.der. */
+export function caFileFor(imageFile: string): string {
+  return imageFile.replace(/\.js$/, "") + ".ca.der";
 }

@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from "node:fs";
 import type { DeviceConfig } from "../../firmware/config.ts";
 import type { Board, Runtime } from "./boards.ts";
 import { ConfigError } from "./boards.ts";
-import type { CaCertificate } from "./ca.ts";
 
 export interface DeviceSettings {
   host: string;
@@ -156,7 +155,7 @@ export const FIRMWARE_DEFAULTS = {
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */
-export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, ca: CaCertificate, version: string, debug = false): DeviceConfig {
+export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, version: string, debug = false): DeviceConfig {
   const provisioning = settings.provisionKey !== "";
   if (provisioning && !board.features.includes("provision")) {
     throw new ConfigError(board.file + ": TB_PROVISION_KEY is set but this board has no \"provision\" feature: add it to \"features\" or build without the key");
@@ -180,8 +179,6 @@ export function deviceConfigFor(board: Board, runtime: Runtime, settings: Device
     port: settings.port,
     tls: settings.tls,
     token: settings.token,
-    // Moddable reads the CA from a flash resource instead of the JS heap.
-    caDerBase64: settings.tls && runtime === "espruino" ? ca.der.toString("base64") : "",
     // From the chip id at boot.
     clientId: "",
     wifiSsid: settings.wifiSsid,

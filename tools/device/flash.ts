@@ -1,17 +1,20 @@
 // Flashes an Espruino image to a board over serial with the `espruino` npm CLI (showing
-// the upload's progress) and saves it to flash, optionally with a per-device tb-config.json (token, host...); then
+// the upload's progress) and saves it to flash with its root CA (tb-ca.der, from the
+// <board>.ca.der beside the image), optionally with a per-device tb-config.json (token, host...); then
 // restarts the board and waits for its boot line, so a saved image that does not start
 // is noticed here. A port that cannot be opened is named with the ports found.
 //
 //   npm run flash -- --port /dev/ttyUSB0 [--board esp32-devkitc | --image FILE] [--device-config my-device.json]
 //   npm run flash -- --port tcp://127.0.0.1:2323 ...   (the simulator's console: npm start -- --repl 2323)
-//   npm run flash -- --port PORT --erase                 removes the image, the per-device file and updates
+//   npm run flash -- --port PORT --erase                 removes the image, its CA, the per-device file and updates
 
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../build/build.ts";
+import { caFileFor } from "../build/ca.ts";
+import { CA_FILE } from "../../firmware/platform/types.ts";
 import { OVERRIDE_FILE, RESTART_FILE } from "../../firmware/config.ts";
 import { SHARED_CONFIG_FILE } from "../../firmware/app/remote-config.ts";
 import { BOOT_FILE, IMAGE_SLOTS } from "../../firmware/thingsboard/ota.ts";
@@ -41,7 +44,7 @@ if (problem !== "") {
 }
 if (values.erase) {
   // What this firmware keeps in Storage (readings waiting in flash, tbq-*, stay to be delivered).
-  const files = [".bootcde", OVERRIDE_FILE, SHARED_CONFIG_FILE, BOOT_FILE, ...IMAGE_SLOTS, RESTART_FILE];
+  const files = [".bootcde", OVERRIDE_FILE, SHARED_CONFIG_FILE, BOOT_FILE, ...IMAGE_SLOTS, RESTART_FILE, CA_FILE];
   const expression = "var S=require(\"Storage\");" + JSON.stringify(files) + ".forEach(function(f){S.erase(f)});reset();print(\"erased: " + files.join(" ") + "\")";
   const erased = spawnSync(join(ROOT, "node_modules/.bin/espruino"), ["-p", values.port, "-b", values.baud, "--no-ble", "-e", expression], { stdio: "inherit" });
   process.exit(erased.status ?? 1);
@@ -57,6 +60,13 @@ const args = ["-p", values.port, "-b", values.baud, "--config", "SAVE_ON_SEND=1"
 // speed; the Espruino Linux build then lost characters mid-upload (seen: a statement whose
 // first bytes were gone). Throttled as over serial: slower, but whole.
 if (values.port.startsWith("tcp://")) args.push("--config", "SERIAL_THROTTLE_SEND=1");
+// The root CA goes to Storage beside the image (it is not in the image): npm run build writes it.
+const caFile = caFileFor(image);
+if (!existsSync(caFile)) {
+  console.error("flash: " + caFile + " (the image's root CA) does not exist: run npm run build, which writes it beside the image");
+  process.exit(1);
+}
+args.push("--storage", CA_FILE + ":" + caFile);
 const deviceConfig = values["device-config"];
 if (deviceConfig) {
   if (!existsSync(deviceConfig)) {

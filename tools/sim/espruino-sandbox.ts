@@ -10,15 +10,18 @@
 import { Socket, connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { isIP } from "node:net";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import vm from "node:vm";
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { removalScript } from "../check/espruino-builtins.ts";
+import { caFileFor } from "../build/ca.ts";
+import { CA_FILE } from "../../firmware/platform/types.ts";
 import type { VirtualI2CDevice, VirtualOneWireBus } from "./virtual-sensors.ts";
 
 export interface SandboxOptions {
+  /** The image as npm run flash puts it on a board, with its root CA (<board>.ca.der) beside it. */
   imagePath: string;
   /** Folder that backs Storage (one file per Storage name). */
   storageDir: string;
@@ -109,6 +112,9 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   let stopped = false;
   let consoleBuffer = "";
   mkdirSync(options.storageDir, { recursive: true });
+  // Flashed as npm run flash does: the root CA beside the image goes to Storage with it.
+  const caFile = caFileFor(options.imagePath);
+  if (existsSync(caFile)) copyFileSync(caFile, join(options.storageDir, encodeURIComponent(CA_FILE)));
 
   const serial = (text: string) => {
     options.onSerialText?.(text);
