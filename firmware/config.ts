@@ -108,15 +108,6 @@ export const RESTART_FILE = "tb-restart.txt";
 /** What a value must be: [type] or ["number", min, max] (whole numbers). A table is smaller than code per key. */
 export type ValueCheck = (string | number)[];
 
-const OVERRIDES: { [key: string]: ValueCheck } = {
-  host: ["string"],
-  port: ["number", 1, 65535],
-  tls: ["boolean"],
-  token: ["string"],
-  telemetryIntervalMs: ["number", 1000, 86400000],
-  uploadIntervalMs: ["number", 0, 86400000],
-};
-
 /** Why `value` does not pass `check` ("" when it does). */
 export function valueProblem(check: ValueCheck, value: unknown): string {
   const type = check[0];
@@ -140,8 +131,17 @@ export function applyOverrides(config: DeviceConfig, text: string | null, report
     return config;
   }
   const result = Object.assign({}, config) as DeviceConfig & { [key: string]: unknown };
+  // Built here, once per boot, not at the top of the module: Espruino would keep it in RAM.
+  const overrides: { [key: string]: ValueCheck } = {
+    host: ["string"],
+    port: ["number", 1, 65535],
+    tls: ["boolean"],
+    token: ["string"],
+    telemetryIntervalMs: ["number", 1000, 86400000],
+    uploadIntervalMs: ["number", 0, 86400000],
+  };
   for (const key in parsed) {
-    const check = OVERRIDES[key];
+    const check = overrides[key];
     const problem = check ? valueProblem(check, parsed[key]) : "unknown key";
     if (problem === "") result[key] = parsed[key];
     else report(OVERRIDE_FILE + ": " + key + ": " + problem + "; ignored");

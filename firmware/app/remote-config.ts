@@ -7,24 +7,27 @@ import type { DeviceContext } from "./device";
 import { single } from "./device";
 import type { ValueCheck } from "../config";
 import { valueProblem } from "../config";
-import { LOG_LEVELS, errorText } from "../util/log";
+import { errorText, logLevelNames } from "../util/log";
 
 /** Flash file with the values ThingsBoard set: {"samplingIntervalMs":5000,...}. */
 export const SHARED_CONFIG_FILE = "tb-shared.json";
 
-/** The settings' checks besides logLevel and the sensor switches (true or false). */
-const CHECKS: { [key: string]: ValueCheck } = {
-  samplingIntervalMs: ["number", 1000, 86400000],
-  uploadIntervalMs: ["number", 0, 86400000],
-  batchSize: ["number", 1, 50],
-  statusIntervalMs: ["number", 0, 86400000],
-};
-
 /** Why `value` cannot be the setting `key` ("" when it can). */
 function settingProblem(defaults: { [key: string]: unknown }, key: string, value: unknown): string {
-  if (key === "logLevel") return LOG_LEVELS.indexOf(value as string) < 0 ? "must be one of " + LOG_LEVELS.join(", ") : "";
+  if (key === "logLevel") {
+    const names = logLevelNames();
+    return names.indexOf(value as string) < 0 ? "must be one of " + names.join(", ") : "";
+  }
   if (!(key in defaults)) return "not a setting of this device";
-  return valueProblem(CHECKS[key] || ["boolean"], value);
+  // The checks besides logLevel and the sensor switches (true or false); here, not at the
+  // top of the module, so that Espruino builds the table only when a setting arrives.
+  const checks: { [key: string]: ValueCheck } = {
+    samplingIntervalMs: ["number", 1000, 86400000],
+    uploadIntervalMs: ["number", 0, 86400000],
+    batchSize: ["number", 1, 50],
+    statusIntervalMs: ["number", 0, 86400000],
+  };
+  return valueProblem(checks[key] || ["boolean"], value);
 }
 
 export interface RemoteConfig {

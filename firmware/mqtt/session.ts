@@ -45,7 +45,6 @@ const CONNECTING = 1;
 const CONNECTED = 2;
 const WAITING = 3;
 const STOPPED = 4;
-const STATE_NAMES: SessionState[] = ["idle", "connecting", "connected", "waiting", "stopped"];
 
 /**
  * A QoS 1 message handed over and not yet acknowledged, as an array (no property names
@@ -89,16 +88,6 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   if (ceiling > maxMs) ceiling = maxMs;
   return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
 }
-
-/** What a refused CONNACK means (3.2.2.3), as ThingsBoard uses the codes: "reason|what to do". */
-const CONNACK_REASONS = [
-  "",
-  "unacceptable protocol version",
-  "client id rejected",
-  "server unavailable or connect rate limit hit",
-  "bad user name or password|check the access token",
-  "not authorized|wrong or unknown access token",
-];
 
 export class MqttSession {
   private readonly _platform: Platform;
@@ -152,7 +141,9 @@ export class MqttSession {
   }
 
   getState(): SessionState {
-    return STATE_NAMES[this._state];
+    // Named here rather than in a module-level table, which Espruino would keep in RAM.
+    const names: SessionState[] = ["idle", "connecting", "connected", "waiting", "stopped"];
+    return names[this._state];
   }
 
   isConnected(): boolean {
@@ -300,7 +291,17 @@ export class MqttSession {
         if (type === CONNACK) {
           if (this._state !== CONNECTING) throw new Error("second CONNACK");
           if (packet.code !== 0) {
-            const reason = (CONNACK_REASONS[packet.code] || "unknown code").split("|");
+            // What a refused CONNACK means (3.2.2.3), as ThingsBoard uses the codes: "reason|what to do".
+            // A table here, not at the top of the module, costs no RAM until a refusal.
+            const reasons = [
+              "",
+              "unacceptable protocol version",
+              "client id rejected",
+              "server unavailable or connect rate limit hit",
+              "bad user name or password|check the access token",
+              "not authorized|wrong or unknown access token",
+            ];
+            const reason = (reasons[packet.code] || "unknown code").split("|");
             this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), REFUSED);
             return;
           }

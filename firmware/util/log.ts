@@ -6,13 +6,20 @@ export type LogLevel = "E" | "W" | "I" | "D";
 /** One function, not an object of four: every function object costs JsVars on Espruino. */
 export type Logger = (level: LogLevel, tag: string, message: string) => void;
 
-/** Level names as configured (logLevel), most severe first; their initials are the line levels. */
-export const LOG_LEVELS = ["error", "warn", "info", "debug"];
+/**
+ * Level names as configured (logLevel), most severe first; their initials are the line
+ * levels. A function, not a module-level array: on Espruino a table at the top of the
+ * image is copied into RAM at boot, while the code of a function saved to flash stays there.
+ */
+export function logLevelNames(): string[] {
+  return ["error", "warn", "info", "debug"];
+}
 
 /** A logger writing "[L][tag] message" lines up to `levels.logLevel`, read on every line (it changes at run time). */
 export function createLogger(write: (line: string) => void, levels: { logLevel: string }): Logger {
   return (level, tag, message) => {
-    if ("EWID".indexOf(level) <= LOG_LEVELS.indexOf(levels.logLevel)) write("[" + level + "][" + tag + "] " + message);
+    // logLevel is always one of logLevelNames() (remote-config checks it): its initial orders it.
+    if ("EWID".indexOf(level) <= "ewid".indexOf(levels.logLevel.charAt(0))) write("[" + level + "][" + tag + "] " + message);
   };
 }
 
