@@ -168,9 +168,9 @@ test("a real board without a token fails with instructions; the sim board does n
   const boards = loadBoards(join(ROOT, "boards"));
   const devkit = boards.find((b) => b.name === "esp32-devkitc")!;
   const sim = boards.find((b) => b.name === "sim")!;
-  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, wifiSsid: "x" }, "1"), /needs a device access token: set TB_TOKEN=<token>/);
-  assert.throws(() => deviceConfigFor(devkit, "espruino", { ...DEFAULT_SETTINGS, token: "t" }, "1"), /set WIFI_SSID/);
-  const config = deviceConfigFor(sim, "espruino", DEFAULT_SETTINGS, "1");
+  assert.throws(() => deviceConfigFor(devkit, { ...DEFAULT_SETTINGS, wifiSsid: "x" }, "1"), /needs a device access token: set TB_TOKEN=<token>/);
+  assert.throws(() => deviceConfigFor(devkit, { ...DEFAULT_SETTINGS, token: "t" }, "1"), /set WIFI_SSID/);
+  const config = deviceConfigFor(sim, DEFAULT_SETTINGS, "1");
   assert.equal(config.token, "");
 });
 

@@ -4,6 +4,7 @@ import { clientIdFromChip, limitWindows, paceFor, startDevice } from "../firmwar
 import type { DeviceConfig, SensorConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
+import { createLogger, logLevelNames } from "../firmware/util/log.ts";
 import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
 import { attributesFeature } from "../firmware/thingsboard/attributes.ts";
 import { createSht3x } from "../firmware/sensors/sht3x.ts";
@@ -677,4 +678,26 @@ test("watchdog: deliveries are progress, so a device that keeps delivering never
   }
   assert.equal(platform.restarts, 0);
   device.stop();
+});
+
+test("the logger writes the levels up to logLevel, which it reads on every line; every level name is a setting value", () => {
+  const lines: string[] = [];
+  const levels = { logLevel: "warn" };
+  const log = createLogger((line) => lines.push(line), levels);
+  const all = () => {
+    lines.length = 0;
+    log("E", "t", "e");
+    log("W", "t", "w");
+    log("I", "t", "i");
+    log("D", "t", "d");
+    return lines.map((l) => l.charAt(1)).join("");
+  };
+  assert.equal(all(), "EW");
+  const expected: { [name: string]: string } = { error: "E", warn: "EW", info: "EWI", debug: "EWID" };
+  assert.deepEqual(logLevelNames(), Object.keys(expected));
+  for (const name of logLevelNames()) {
+    levels.logLevel = name;
+    assert.equal(all(), expected[name], name);
+  }
+  assert.equal(lines[0], "[E][t] e");
 });

@@ -230,7 +230,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
     for (const runtime of board.runtimes) {
       let config: DeviceConfig;
       try {
-        config = { ...deviceConfigFor(board, runtime, options.settings, options.version, options.debug === true), ...options.firmware };
+        config = { ...deviceConfigFor(board, options.settings, options.version, options.debug === true), ...options.firmware };
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e;
         if (!problems.includes(e.message)) problems.push(e.message);
@@ -326,7 +326,7 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   const board = loadBoard(join(ROOT, "boards", boardName + ".json"));
   if (!board.runtimes.includes(runtime)) throw new ConfigError("boards/" + boardName + ".json does not list the runtime " + runtime);
   const settings = resolveSettings(process.env, resolve(ROOT, "device.local.json"));
-  const config = deviceConfigFor(board, runtime, settings, packageVersion(), false);
+  const config = deviceConfigFor(board, settings, packageVersion(), false);
   const ca = loadCa(resolve(ROOT, settings.ca), settings.ca);
   const tsconfig = join(ROOT, "tsconfig.json");
   typeCheck(tsconfig);

@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import type { DeviceConfig } from "../../firmware/config.ts";
-import type { Board, Runtime } from "./boards.ts";
+import type { Board } from "./boards.ts";
 import { ConfigError } from "./boards.ts";
 
 export interface DeviceSettings {
@@ -155,7 +155,7 @@ export const FIRMWARE_DEFAULTS = {
 };
 
 /** The configuration compiled into one image; fails when the board needs what is missing. */
-export function deviceConfigFor(board: Board, runtime: Runtime, settings: DeviceSettings, version: string, debug = false): DeviceConfig {
+export function deviceConfigFor(board: Board, settings: DeviceSettings, version: string, debug = false): DeviceConfig {
   const provisioning = settings.provisionKey !== "";
   if (provisioning && !board.features.includes("provision")) {
     throw new ConfigError(board.file + ": TB_PROVISION_KEY is set but this board has no \"provision\" feature: add it to \"features\" or build without the key");
