@@ -59,12 +59,12 @@ const SENSOR_PLATFORM: Partial<Record<SensorModel, [string, string, string | nul
 
 /** The configuration as a source literal. */
 function configSource(config: DeviceConfig, features: string[]): string {
-  const rest = { ...config };
+  const read = { ...config };
   // Only what the image reads: the boot loader has the confirmation time.
-  delete (rest as { otaConfirmMs?: number }).otaConfirmMs;
-  if (!features.includes("ota")) delete (rest as { otaChunkBytes?: number }).otaChunkBytes;
-  if (!features.includes("sleep")) delete (rest as { awakeMaxMs?: number }).awakeMaxMs;
-  return JSON.stringify(rest);
+  delete (read as { otaConfirmMs?: number }).otaConfirmMs;
+  if (!features.includes("ota")) delete (read as { otaChunkBytes?: number }).otaChunkBytes;
+  if (!features.includes("sleep")) delete (read as { awakeMaxMs?: number }).awakeMaxMs;
+  return JSON.stringify(read);
 }
 
 /** The board's features this runtime has: updates (ota) need Espruino's Storage files and its boot loader. */

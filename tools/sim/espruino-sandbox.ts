@@ -112,9 +112,16 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
   let stopped = false;
   let consoleBuffer = "";
   mkdirSync(options.storageDir, { recursive: true });
+  /** The file behind a Storage name (one file per name, as Espruino's names allow). */
+  const storagePath = (name: string) => {
+    if (typeof name !== "string" || name.length === 0 || name.length > MAX_STORAGE_NAME) {
+      throw new Error("Storage: name must be 1-" + MAX_STORAGE_NAME + " characters: " + JSON.stringify(name));
+    }
+    return join(options.storageDir, encodeURIComponent(name));
+  };
   // Flashed as npm run flash does: the root CA beside the image goes to Storage with it.
   const caFile = caFileFor(options.imagePath);
-  if (existsSync(caFile)) copyFileSync(caFile, join(options.storageDir, encodeURIComponent(CA_FILE)));
+  if (existsSync(caFile)) copyFileSync(caFile, storagePath(CA_FILE));
 
   const serial = (text: string) => {
     options.onSerialText?.(text);
@@ -191,13 +198,6 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       const device = options.i2cDevices?.[address];
       if (!device) throw new Error("I2C Error: no ACK from 0x" + address.toString(16));
       return device;
-    };
-
-    const storagePath = (name: string) => {
-      if (typeof name !== "string" || name.length === 0 || name.length > MAX_STORAGE_NAME) {
-        throw new Error("Storage: name must be 1-" + MAX_STORAGE_NAME + " characters: " + JSON.stringify(name));
-      }
-      return join(options.storageDir, encodeURIComponent(name));
     };
 
     const Storage = {
