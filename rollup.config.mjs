@@ -11,6 +11,7 @@
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
 import { withBootLoader } from "./tools/build/boot-loader.mjs";
+import { shrinkImage } from "./tools/build/shrink.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
@@ -56,6 +57,7 @@ export const INTERNAL_PROPERTIES = [
   "firmwareVersion", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
   "dataPointLimits", "watchdogMs", "otaChunkBytes", "progressCount", "restartReason", "provisionKey", "provisionSecret",
+  "setTimeout", "topic", "payload", "qos", "id", "type", "persist", "model", "add", "size", "start", "stop", "register", "update",
 ];
 
 /** What terser mangles: private names and the internal ones. */
@@ -93,6 +95,11 @@ export const ESPRUINO_TERSER_READABLE = {
 
 /** @type {import("terser").MinifyOptions} Moddable ships readable source (XS compiles it to bytecode; xsbug shows it); this only measures. */
 export const MODDABLE_TERSER = { ...ESPRUINO_TERSER, module: true };
+
+/** @returns {import("rollup").Plugin} After terser: tools/build/shrink.mjs. */
+function shrinkPlugin() {
+  return { name: "tb-shrink", renderChunk: (code) => ({ code: shrinkImage(code), map: null }) };
+}
 
 /**
  * Puts the boot loader in front of the minified image.
@@ -141,7 +148,7 @@ export function imageOptions(o) {
       format: o.runtime === "espruino" ? "iife" : "es",
       strict: false,
       // After terser: the boot loader (tools/build/boot-loader.mjs) goes in front of Espruino images that update themselves.
-      plugins: o.runtime === "espruino" ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])] : [],
+      plugins: o.runtime === "espruino" ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.readable ? [] : [shrinkPlugin()]), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])] : [],
     },
   };
 }
