@@ -11,7 +11,7 @@
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
 import { withBootLoader } from "./tools/build/boot-loader.mjs";
-import { shrinkImage } from "./tools/build/shrink.mjs";
+import { ESPRUINO_GLOBALS, shrinkImage } from "./tools/build/shrink.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
@@ -72,7 +72,9 @@ export const MANGLED_PROPERTIES = new RegExp("^(_.*|" + INTERNAL_PROPERTIES.join
  *   ("Function not found" at boot on 2v29).
  * - arrows off: keeps `function` where the source has one (`this` and `arguments`).
  * - ecma 2015: let/const, arrows and classes are fine on Espruino; nothing newer.
- * - toplevel false: the IIFE's own names are mangled anyway; no globals are touched.
+ * - toplevel false: the IIFE's own names are mangled anyway. The pass after terser
+ *   (tools/build/shrink.mjs) then lifts them to the top level, so mangle.reserved keeps
+ *   every Espruino global name (ESPRUINO_GLOBALS) out of them.
  * - mangle.properties.builtins: terser otherwise spares names a browser also has
  *   ("platform", "session", "clearTimeout"); the regex lists only the image's own.
  * @type {import("terser").MinifyOptions}
@@ -82,7 +84,7 @@ export const ESPRUINO_TERSER = {
   module: false,
   toplevel: false,
   compress: { ecma: 2015, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
-  mangle: { properties: { regex: MANGLED_PROPERTIES, builtins: true } },
+  mangle: { reserved: ESPRUINO_GLOBALS, properties: { regex: MANGLED_PROPERTIES, builtins: true } },
   format: { ecma: 2015, comments: false },
 };
 

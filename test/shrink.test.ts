@@ -45,3 +45,31 @@ test("shrink: a derived class is left alone (no `this` before super())", () => {
   assert.match(shrunk, /super\(\);this\.a=1/);
   assert.equal(outcome(shrunk), outcome(code));
 });
+
+test("shrink: the image's wrapper function goes and its names become globals, with the same program", () => {
+  const code = '!function(){let a=1;function t(e){const b=e;return b+a}class K{m(){return t(2)}}const k=()=>{return new K().m()};out.push(k(),t(1))}();';
+  const shrunk = shrinkImage(code);
+  // Its own let and const are var (a let in the boot loader's block would make that block a scope); nested ones stay let.
+  assert.equal(shrunk, 'var a=1;function t(e){let b=e;return b+a}class K{m(){return t(2)}}var k=()=>{return new K().m()};out.push(k(),t(1))');
+  assert.equal(outcome(shrunk), outcome(code));
+  const context = { out: [] as unknown[] } as Record<string, unknown>;
+  runInNewContext(shrunk, context);
+  assert.equal(typeof context.t, "function", "a top-level function is a global");
+  // Not one wrapped call: left as it is.
+  assert.equal(shrinkImage("!function(a){out.push(a)}(1);"), "!function(a){out.push(a)}(1);");
+});
+
+test("shrink: a wrapper whose body needs its function (this, arguments, return) or would overwrite a runtime global stops the build", () => {
+  for (const [body, problem] of [
+    ["out.push(this)", /has this of its own/],
+    ["out.push(arguments.length)", /has arguments of its own/],
+    ["if(out)return;out.push(1)", /has return of its own/],
+    ["let E=1;out.push(E)", /a variable named E/],
+    ["function D2(){}out.push(D2)", /a function named D2/],
+  ] as const) {
+    assert.throws(() => shrinkImage("!function(){" + body + "}();"), problem);
+  }
+  // Nested functions and arrows keep their own return; nested functions their own this.
+  const fine = "!function(){function f(){return this}const g=()=>{return 1};out.push(typeof f,g())}();";
+  assert.equal(outcome(shrinkImage(fine)), outcome(fine));
+});

@@ -64,8 +64,9 @@ export function withBootLoader(image, confirmMs) {
   return (
     LOADER_START + "!(global.tbImage=(" + bootLoaderSource(buildId, confirmMs) + ")(require(\"Storage\")))){" +
     image.trimEnd() +
-    "}else try{eval(require(\"Storage\").read(tbImage))}catch(e){(function(S){var R=S.readJSON(" + boot + ",1)||{};" +
-    "R.fail=\"image in \"+tbImage+\" failed to start (\"+e+\"); rolled back\";if(R.try===tbImage)R.try=\"\";else R.ok=\"\";" +
+    // tbError, not a short name: the image's own names are globals (tools/build/shrink.mjs).
+    "}else try{eval(require(\"Storage\").read(tbImage))}catch(tbError){(function(S){var R=S.readJSON(" + boot + ",1)||{};" +
+    "R.fail=\"image in \"+tbImage+\" failed to start (\"+tbError+\"); rolled back\";if(R.try===tbImage)R.try=\"\";else R.ok=\"\";" +
     "S.write(" + boot + ",JSON.stringify(R));E.reboot()})(require(\"Storage\"))}"
   );
 }

@@ -1,4 +1,4 @@
-// Two rewrites of the minified Espruino image that terser has no option for. On Espruino
+// Three rewrites of the minified Espruino image that terser has no option for. On Espruino
 // an image's bytes are RAM when it is loaded from the console, and flash either way.
 // - `const` becomes `let`: two bytes each. Espruino scopes them alike (jsparse.c,
 //   jspeStatementVar) and only marks a const's variable read-only, which a program that
@@ -7,9 +7,47 @@
 //   (`let t=this;`): three bytes a use, eleven for the local. A function body's top-level
 //   `let` lives in the function's own scope on Espruino (no block scope object), so the
 //   local costs one variable while the call runs.
-// Both are checked by the image tests: every test runs the rewritten image.
+// - The image's wrapper function (`!function(){...}()`, rollup's iife as terser leaves it)
+//   goes, and its names become globals: on Espruino a function made in a function's scope
+//   keeps a link to that scope, one JsVar (2v29, saved to flash: 100 functions cost 606
+//   JsVars inside a function, 502 at the top level), and the image keeps a few hundred
+//   functions for its whole run. Its own let and const become var: a let makes the block
+//   the image sits in (the boot loader's `if`) a scope that every function declared after
+//   it links to (668 JsVars for the same 100). Terser never gives a name one of
+//   ESPRUINO_GLOBALS (rollup.config.mjs reserves them), so the image cannot overwrite a
+//   runtime global.
+// All are checked by the image tests: every test runs the rewritten image.
 
 import { parse } from "acorn";
+
+/**
+ * Espruino's global names (2v29 Linux build: Object.getOwnPropertyNames(global)), the
+ * ESP32 port's own and every pin name: what the image's top-level names must not be.
+ */
+export const ESPRUINO_GLOBALS = [
+  "quit", "console", "Function", "Object", "JSON", "AES", "Array", "ArrayBuffer", "ArrayBufferView", "Boolean", "DataView",
+  "Date", "E", "Error", "File", "Float32Array", "Float64Array", "Graphics", "HIGH", "I2C", "I2C1", "I2C2", "I2C3", "Infinity",
+  "Int16Array", "Int32Array", "Int8Array", "InternalError", "LOW", "LoopbackA", "LoopbackB", "Math", "Modules", "NaN",
+  "Number", "OneWire", "Pin", "Promise", "ReferenceError", "RegExp", "SPI", "SPI1", "SPI2", "SPI3", "Serial", "Serial1",
+  "Serial2", "Serial3", "Serial4", "Serial5", "Serial6", "Server", "Socket", "StorageFile", "String", "SyntaxError",
+  "TFMicroInterpreter", "Telnet", "TypeError", "USB", "Uint16Array", "Uint24Array", "Uint32Array", "Uint8Array",
+  "Uint8ClampedArray", "Waveform", "analogRead", "analogWrite", "arguments", "atob", "btoa", "changeInterval",
+  "clearInterval", "clearTimeout", "clearWatch", "decodeURIComponent", "dgramSocket", "digitalPulse", "digitalRead",
+  "digitalWrite", "dump", "echo", "edit", "encodeURIComponent", "eval", "getPinMode", "getSerial", "getTime", "global",
+  "globalThis", "httpCRq", "httpCRs", "httpSRq", "httpSRs", "httpSrv", "isFinite", "isNaN", "load", "parseFloat",
+  "parseInt", "peek16", "peek32", "peek8", "pinMode", "poke16", "poke32", "poke8", "print", "process", "require", "reset",
+  "save", "setBusyIndicator", "setInterval", "setSleepIndicator", "setTime", "setTimeout", "setWatch", "shiftOut", "trace",
+  "url", "undefined",
+  // The ESP32 port and other boards.
+  "ESP32", "NRF", "Bluetooth", "BluetoothDevice", "BluetoothRemoteGATTServer", "BluetoothRemoteGATTService",
+  "BluetoothRemoteGATTCharacteristic", "Wifi", "Flash", "LED", "BTN",
+  // Globals the firmware itself sets or reads (the boot loader, the bench's probe).
+  "tbImage",
+  ...Array.from({ length: 100 }, (_, i) => "D" + i),
+  ...Array.from({ length: 100 }, (_, i) => "A" + i),
+  ...Array.from({ length: 9 }, (_, i) => "LED" + i),
+  ...Array.from({ length: 9 }, (_, i) => "BTN" + i),
+];
 
 /** A function that uses `this` fewer times than this keeps it: the local would not pay. */
 const MIN_THIS_USES = 4;
@@ -54,17 +92,59 @@ function thisUses(fn) {
 }
 
 /**
+ * The edits that take the wrapper function away, or none when the program is not one
+ * wrapped call. Throws when the wrapper's body depends on being a function.
+ * @param {Node} program
+ * @returns {{ at: number, end: number, text: string, node?: Node }[]}
+ */
+function unwrapEdits(program) {
+  if (program.body.length !== 1 || program.body[0].type !== "ExpressionStatement") return [];
+  const statement = program.body[0];
+  const call = statement.expression.type === "UnaryExpression" && statement.expression.operator === "!" ? statement.expression.argument : statement.expression;
+  if (call.type !== "CallExpression" || call.arguments.length !== 0 || call.callee.type !== "FunctionExpression") return [];
+  const wrapper = call.callee;
+  if (wrapper.params.length !== 0 || wrapper.id || wrapper.async || wrapper.generator) return [];
+  /** @param {Node} node @param {boolean} inArrow */
+  const check = (node, inArrow) => {
+    const problem =
+      node.type === "ThisExpression" ? "this" :
+      node.type === "Identifier" && node.name === "arguments" ? "arguments" :
+      node.type === "FunctionDeclaration" && ESPRUINO_GLOBALS.includes(node.id.name) ? "a function named " + node.id.name :
+      node.type === "ReturnStatement" && !inArrow ? "return" :
+      node.type === "VariableDeclarator" && node.id.type === "Identifier" && ESPRUINO_GLOBALS.includes(node.id.name) ? "a variable named " + node.id.name :
+      node.type === "ClassDeclaration" && ESPRUINO_GLOBALS.includes(node.id.name) ? "a class named " + node.id.name : "";
+    if (problem) {
+      throw new Error("shrink: at offset " + node.start + " the image's wrapper function has " + problem + " of its own, which cannot move to the top level (tools/build/shrink.mjs)");
+    }
+    // A function has its own this, arguments and return: only its name is the wrapper's.
+    if (isOwnThisFunction(node)) return;
+    children(node, (child) => check(child, inArrow || child.type === "ArrowFunctionExpression"));
+  };
+  for (const child of wrapper.body.body) check(child, false);
+  // Its let and const become var: a let makes the block around it (the boot loader's `if`)
+  // a scope, which every function declared after it would link to again.
+  const declarations = wrapper.body.body.filter((/** @type {Node} */ s) => s.type === "VariableDeclaration" && s.kind !== "var");
+  return [
+    { at: statement.start, end: wrapper.body.start + 1, text: "" },
+    ...declarations.map((/** @type {Node} */ d) => ({ at: d.start, end: d.start + d.kind.length, text: "var", node: d })),
+    { at: wrapper.body.end - 1, end: statement.end, text: "" },
+  ];
+}
+
+/**
  * @param {string} code a script (the minified image)
  * @returns {string} the same program, shorter
  */
 export function shrinkImage(code) {
-  /** @type {{ at: number, end: number, text: string }[]} */
-  const edits = [];
+  const program = /** @type {Node} */ (/** @type {unknown} */ (parse(code, { ecmaVersion: 2020, sourceType: "script" })));
+  /** @type {{ at: number, end: number, text: string, node?: Node }[]} */
+  const edits = unwrapEdits(program);
+  const madeVar = new Set(edits.map((edit) => edit.node));
   /** @type {Node[]} */
   const superClassMethods = [];
   /** @param {Node} node */
   const visit = (node) => {
-    if (node.type === "VariableDeclaration" && node.kind === "const") edits.push({ at: node.start, end: node.start + "const".length, text: "let" });
+    if (node.type === "VariableDeclaration" && node.kind === "const" && !madeVar.has(node)) edits.push({ at: node.start, end: node.start + "const".length, text: "let" });
     if (node.type === "ClassDeclaration" || node.type === "ClassExpression") {
       // A derived constructor cannot touch `this` before super(): leave derived classes alone.
       if (node.superClass) for (const member of node.body.body) superClassMethods.push(member.value);
@@ -79,8 +159,8 @@ export function shrinkImage(code) {
     }
     children(node, visit);
   };
-  visit(/** @type {Node} */ (/** @type {unknown} */ (parse(code, { ecmaVersion: 2020, sourceType: "script" }))));
-  edits.sort((a, b) => a.at - b.at);
+  visit(program);
+  edits.sort((a, b) => a.at - b.at || a.end - b.end);
   let result = "";
   let from = 0;
   for (const edit of edits) {
