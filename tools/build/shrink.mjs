@@ -41,7 +41,7 @@ export const ESPRUINO_GLOBALS = [
   // The ESP32 port and other boards.
   "ESP32", "NRF", "Bluetooth", "BluetoothDevice", "BluetoothRemoteGATTServer", "BluetoothRemoteGATTService",
   "BluetoothRemoteGATTCharacteristic", "Wifi", "Flash", "LED", "BTN",
-  // Globals the firmware itself sets or reads (the boot loader, the bench's probe).
+  // The global the boot loader sets.
   "tbImage",
   ...Array.from({ length: 100 }, (_, i) => "D" + i),
   ...Array.from({ length: 100 }, (_, i) => "A" + i),
@@ -55,7 +55,7 @@ const LETTERS = "tesinorlaucfhdpmgbvywkxjqzTESINORLAUCFHDPMGBVYWKXJQZ_$";
 
 /** @typedef {{ type: string, start: number, end: number, [key: string]: any }} Node */
 
-/** @param {Node} node @param {(child: Node) => boolean | void} visit: false skips the child's children */
+/** @param {Node} node @param {(child: Node) => void} visit called with each child node */
 function children(node, visit) {
   for (const key of Object.keys(node)) {
     const value = node[key];
