@@ -6,11 +6,16 @@ import assert from "node:assert/strict";
 import { runInNewContext } from "node:vm";
 import { shrinkImage } from "../tools/build/shrink.mjs";
 
+/** The globals `code` leaves when run, `out` among them. */
+function run(code: string): Record<string, unknown> {
+  const context: Record<string, unknown> = { out: [] };
+  runInNewContext(code, context);
+  return context;
+}
+
 /** What `code` leaves in `out` when run. */
 function outcome(code: string): string {
-  const context = { out: [] as unknown[] };
-  runInNewContext(code, context);
-  return JSON.stringify(context.out);
+  return JSON.stringify(run(code).out);
 }
 
 test("shrink: const becomes let, in declarations only", () => {
@@ -51,10 +56,9 @@ test("shrink: the image's wrapper function goes and its names become globals, wi
   const shrunk = shrinkImage(code);
   // Its own let and const are var (a let in the boot loader's block would make that block a scope); nested ones stay let.
   assert.equal(shrunk, 'var a=1;function t(e){let b=e;return b+a}class K{m(){return t(2)}}var k=()=>{return new K().m()};out.push(k(),t(1))');
-  assert.equal(outcome(shrunk), outcome(code));
-  const context = { out: [] as unknown[] } as Record<string, unknown>;
-  runInNewContext(shrunk, context);
-  assert.equal(typeof context.t, "function", "a top-level function is a global");
+  const globals = run(shrunk);
+  assert.equal(JSON.stringify(globals.out), outcome(code));
+  assert.equal(typeof globals.t, "function", "a top-level function is a global");
   // Not one wrapped call: left as it is.
   assert.equal(shrinkImage("!function(a){out.push(a)}(1);"), "!function(a){out.push(a)}(1);");
 });

@@ -139,7 +139,8 @@ export function shrinkImage(code) {
   const program = /** @type {Node} */ (/** @type {unknown} */ (parse(code, { ecmaVersion: 2020, sourceType: "script" })));
   /** @type {{ at: number, end: number, text: string, node?: Node }[]} */
   const edits = unwrapEdits(program);
-  const madeVar = new Set(edits.map((edit) => edit.node));
+  // The wrapper's own const declarations: already made var.
+  const madeVar = new Set(edits.flatMap((edit) => (edit.node ? [edit.node] : [])));
   /** @type {Node[]} */
   const superClassMethods = [];
   /** @param {Node} node */
