@@ -242,10 +242,10 @@ test("upload interval apart from sampling: 6 readings taken every 10 s leave as 
 
 /** An I2C bus with nothing on it: every write is NACKed, as Espruino's I2C1 reports it. */
 const NACKING_BUS = {
-  write: () => {
+  writeTo: () => {
     throw new Error("I2C Error: no ACK");
   },
-  read: () => new Uint8Array(0),
+  readFrom: () => new Uint8Array(0),
 };
 
 test("a sensor that fails is reported as sensor_error and the device keeps sampling", () => {
@@ -331,11 +331,11 @@ test("a reading asked for while a pass over the sensors runs (readNow during a c
   const writes: number[] = [];
   const platform = fakePlatform({
     bus: {
-      write: (address) => {
+      writeTo: (address) => {
         writes.push(address);
       },
       // 25 C, 50 %RH with their CRCs (the SHT3x datasheet's CRC-8).
-      read: () => new Uint8Array([0x66, 0x66, 0x93, 0x80, 0x00, 0xa2]),
+      readFrom: () => new Uint8Array([0x66, 0x66, 0x93, 0x80, 0x00, 0xa2]),
     },
   });
   const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], []);

@@ -34,7 +34,7 @@ function i2cBus(chips: Record<number, VirtualI2CDevice>): I2CBus {
     if (!chips[address]) throw new Error("I2C Error: no ACK from 0x" + address.toString(16));
     return chips[address];
   };
-  return { write: (address, bytes) => chip(address).write(bytes), read: (address, length) => chip(address).read(length) };
+  return { writeTo: (address, bytes) => chip(address).write(bytes), readFrom: (address, length) => chip(address).read(length) };
 }
 
 function oneWire(bus: VirtualOneWireBus): OneWireBus {
@@ -52,11 +52,11 @@ function sht3xBus(temperatureRaw: number, humidityRaw: number, corruptCrc = fals
   const writes: number[][] = [];
   return {
     writes,
-    write: (address, bytes) => {
+    writeTo: (address, bytes) => {
       if (address !== 0x44) throw new Error("I2C Error: no ACK");
       writes.push([...bytes]);
     },
-    read: (address, length) => {
+    readFrom: (address, length) => {
       if (address !== 0x44) throw new Error("I2C Error: no ACK");
       const data = new Uint8Array([temperatureRaw >> 8, temperatureRaw & 0xff, 0, humidityRaw >> 8, humidityRaw & 0xff, 0]);
       data[2] = sensirionCrc(data, 0) ^ (corruptCrc ? 1 : 0);
@@ -124,10 +124,10 @@ test("BME280 driver: reads id, calibration and a forced measurement; wrong chip 
   const makeBus = (chipId: number): I2CBus => {
     let register = 0;
     return {
-      write: (_address, bytes) => {
+      writeTo: (_address, bytes) => {
         register = bytes[0];
       },
-      read: (_address, length) => {
+      readFrom: (_address, length) => {
         if (register === 0xd0) return new Uint8Array([chipId]);
         if (register === 0x88) return CAL1.subarray(0, length);
         if (register === 0xe1) return CAL2.subarray(0, length);

@@ -164,7 +164,6 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
         for (let i = 0; i < context.onConnect.length; i++) context.onConnect[i]();
         upload();
       },
-      onDisconnected: () => undefined,
       // Attributes and RPC replies share the in-flight window: telemetry goes on when they leave it.
       onRoom: () => queue.pump(),
       onMessage: (topic, payload) => {

@@ -34,7 +34,8 @@ export interface SessionEvents {
   onConnected(): void;
   /** A PUBACK freed room in the in-flight window (whoever's message it was). */
   onRoom?: () => void;
-  onDisconnected(reason: string): void;
+  /** Optional: a device that does nothing on a disconnect passes no function (one less for the run). */
+  onDisconnected?: (reason: string) => void;
   onMessage(topic: string, payload: Uint8Array): void;
 }
 
@@ -514,9 +515,10 @@ export class MqttSession {
     if (this._refused) this._log("E", "mqtt", line);
     else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
     this._startTimer(RECONNECT_TIMER, delay);
-    if (wasConnected) {
-      const events = this._events;
-      this._call(() => events.onDisconnected(reason), "disconnect");
+    const events = this._events;
+    if (wasConnected && events.onDisconnected) {
+      const onDisconnected = events.onDisconnected;
+      this._call(() => onDisconnected(reason), "disconnect");
     }
   }
 }

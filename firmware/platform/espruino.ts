@@ -135,10 +135,7 @@ export const espruinoPlatform: Platform = {
 
   i2c: (pins: I2CPins): I2CBus => {
     I2C1.setup({ sda: pins.sda, scl: pins.scl, bitrate: pins.bitrate });
-    return {
-      write: (address, bytes) => I2C1.writeTo(address, bytes),
-      read: (address, length) => I2C1.readFrom(address, length),
-    };
+    return I2C1;
   },
 
   restart: () => E.reboot(),

@@ -140,8 +140,8 @@ export const moddablePlatform: Platform = {
       return devices[key];
     };
     return {
-      write: (address, bytes) => device(address).write(bytes),
-      read: (address, length) => new Uint8Array(device(address).read(length)),
+      writeTo: (address, bytes) => device(address).write(bytes),
+      readFrom: (address, length) => new Uint8Array(device(address).read(length)),
     };
   },
 

@@ -37,9 +37,10 @@ export interface Socket {
 
 export type WifiState = "connecting" | "connected" | "disconnected";
 
+/** Espruino's I2C method names, so that its I2C1 is the bus itself (no wrapper objects for the run). */
 export interface I2CBus {
-  write(address: number, bytes: Uint8Array): void;
-  read(address: number, length: number): Uint8Array;
+  writeTo(address: number, bytes: Uint8Array): void;
+  readFrom(address: number, length: number): Uint8Array;
 }
 
 export interface I2CPins {

@@ -100,8 +100,8 @@ export function bme280Sensor(context: SensorContext, address: number, model: str
   const where = " at 0x" + address.toString(16);
   let calibration: Calibration | null = null;
   const readRegisters = (register: number, length: number): Uint8Array => {
-    bus.write(address, new Uint8Array([register]));
-    const data = bus.read(address, length);
+    bus.writeTo(address, new Uint8Array([register]));
+    const data = bus.readFrom(address, length);
     if (data.length < length) throw new Error("short read (" + data.length + " of " + length + " bytes)");
     return data;
   };
@@ -118,8 +118,8 @@ export function bme280Sensor(context: SensorContext, address: number, model: str
           calibration = parseCalibration(readRegisters(0x88, 26), humid ? readRegisters(0xe1, 7) : new Uint8Array(7));
         }
         // ctrl_hum (BME280 only) takes effect at the next ctrl_meas write.
-        if (humid) bus.write(address, new Uint8Array([0xf2, 0x01]));
-        bus.write(address, new Uint8Array([0xf4, 0x25]));
+        if (humid) bus.writeTo(address, new Uint8Array([0xf2, 0x01]));
+        bus.writeTo(address, new Uint8Array([0xf4, 0x25]));
       } catch (e) {
         done(model + ": no ACK" + where + " (" + errorText(e) + ")", null);
         return;

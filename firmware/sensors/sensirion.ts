@@ -27,7 +27,7 @@ export function sensirionSensor(context: SensorContext, address: number, model: 
     model: model,
     sample: (done: SampleCallback) => {
       try {
-        bus.write(address, command);
+        bus.writeTo(address, command);
       } catch (e) {
         done(model + ": no ACK" + where + " (" + errorText(e) + ")", null);
         return;
@@ -35,7 +35,7 @@ export function sensirionSensor(context: SensorContext, address: number, model: 
       context.setTimeout(() => {
         let data: Uint8Array;
         try {
-          data = bus.read(address, 6);
+          data = bus.readFrom(address, 6);
         } catch (e) {
           done(model + ": read failed" + where + " (" + errorText(e) + ")", null);
           return;

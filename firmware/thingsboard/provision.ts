@@ -64,7 +64,6 @@ export function provisionFeature(context: DeviceContext): void {
         onConnected: () => {
           publishJson(session, REQUEST_TOPIC, { provisionDeviceKey: config.provisionKey, provisionDeviceSecret: config.provisionSecret, deviceName: deviceName, credentialsType: "ACCESS_TOKEN" }, null);
         },
-        onDisconnected: () => undefined,
         onMessage: (topic, payload) => {
           if (topic !== RESPONSE_TOPIC) return;
           session.stop();

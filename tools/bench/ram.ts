@@ -11,9 +11,14 @@ import { join } from "node:path";
 import { minify } from "terser";
 import { CA_FILE } from "../../firmware/platform/types.ts";
 
-/** Added to every image measured (ours and the baseline alike): tracks and prints the peak. */
+/**
+ * Added to every image measured (ours and the baseline alike): tracks and prints the peak.
+ * Every 10 ms: the TLS handshake's peak lasts a few tens of ms, and sampling every 100 ms
+ * caught it for our images (which connect later) but missed it for the baseline (which
+ * connects while it loads), 200 JsVars too low.
+ */
 const PEAK_PROBE =
-  'var benchPeak=0;setInterval(function(){var u=process.memory(false).usage;if(u>benchPeak)benchPeak=u;},100);' +
+  'var benchPeak=0;setInterval(function(){var u=process.memory(false).usage;if(u>benchPeak)benchPeak=u;},10);' +
   'setInterval(function(){console.log("BENCH-PEAK "+benchPeak+" "+process.memory(false).total);},1000);';
 
 /**
