@@ -386,6 +386,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       atob: (text: string) => Buffer.from(text, "base64").toString("latin1"),
       btoa: (text: string) => Buffer.from(text, "latin1").toString("base64"),
       E: {
+        // The image turns on pretokenise (rollup.config.mjs): nothing to do in V8.
+        setFlags: () => undefined,
         toString: (data: unknown) => toBinaryString(data),
         toUint8Array: (data: unknown) => {
           const bytes = Buffer.from(toBinaryString(data), "latin1");
