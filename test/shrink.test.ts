@@ -4,7 +4,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runInNewContext } from "node:vm";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { shrinkImage } from "../tools/build/shrink.mjs";
+import { LOADER_START } from "../tools/build/boot-loader.mjs";
+import { ESPRUINO_PRETOKENISE } from "../rollup.config.mjs";
+import { ROOT } from "../tools/build/build.ts";
 
 /** The globals `code` leaves when run, `out` among them. */
 function run(code: string): Record<string, unknown> {
@@ -76,4 +81,19 @@ test("shrink: a wrapper whose body needs its function (this, arguments, return) 
   // Nested functions and arrows keep their own return; nested functions their own this.
   const fine = "!function(){function f(){return this}const g=()=>{return 1};out.push(typeof f,g())}();";
   assert.equal(outcome(shrinkImage(fine)), outcome(fine));
+});
+
+test("every Espruino image turns on pretokenise before anything else of its own (behind the boot loader where there is one)", () => {
+  // build/test is written by npm test's build step before the tests run.
+  const dir = join(ROOT, "build/test/espruino");
+  const images = readdirSync(dir).filter((name) => name.endsWith(".js"));
+  assert.ok(images.length >= 4, "the build step wrote the Espruino images");
+  for (const name of images) {
+    const image = readFileSync(join(dir, name), "utf8");
+    // The loader's condition ends by calling it with Storage (tools/build/boot-loader.mjs); the image follows.
+    const loaderEnd = ')(require("Storage")))){';
+    const start = image.startsWith(LOADER_START) ? image.indexOf(loaderEnd) + loaderEnd.length : 0;
+    assert.ok(start >= loaderEnd.length || !image.startsWith(LOADER_START), name + ": the loader's end was found");
+    assert.equal(image.substring(start, start + ESPRUINO_PRETOKENISE.length), ESPRUINO_PRETOKENISE, name + " starts with the flag");
+  }
 });
