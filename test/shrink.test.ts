@@ -7,7 +7,7 @@ import { runInNewContext } from "node:vm";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { shrinkImage } from "../tools/build/shrink.mjs";
-import { LOADER_START } from "../tools/build/boot-loader.mjs";
+import { LOADER_END, LOADER_START } from "../tools/build/boot-loader.mjs";
 import { ESPRUINO_PRETOKENISE } from "../rollup.config.mjs";
 import { ROOT } from "../tools/build/build.ts";
 
@@ -90,10 +90,8 @@ test("every Espruino image turns on pretokenise before anything else of its own 
   assert.ok(images.length >= 4, "the build step wrote the Espruino images");
   for (const name of images) {
     const image = readFileSync(join(dir, name), "utf8");
-    // The loader's condition ends by calling it with Storage (tools/build/boot-loader.mjs); the image follows.
-    const loaderEnd = ')(require("Storage")))){';
-    const start = image.startsWith(LOADER_START) ? image.indexOf(loaderEnd) + loaderEnd.length : 0;
-    assert.ok(start >= loaderEnd.length || !image.startsWith(LOADER_START), name + ": the loader's end was found");
+    const start = image.startsWith(LOADER_START) ? image.indexOf(LOADER_END) + LOADER_END.length : 0;
+    assert.ok(start >= LOADER_END.length || !image.startsWith(LOADER_START), name + ": the loader's end was found");
     assert.equal(image.substring(start, start + ESPRUINO_PRETOKENISE.length), ESPRUINO_PRETOKENISE, name + " starts with the flag");
   }
 });

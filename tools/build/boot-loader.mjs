@@ -24,6 +24,8 @@ export const IMAGE_SLOTS = ["tb-fw-a.js", "tb-fw-b.js"];
 export const MAX_TRIAL_BOOTS = 3;
 /** How every image with the loader begins: what tells an update package from other files. */
 export const LOADER_START = "if(typeof tbImage==\"string\"||";
+/** How the loader's condition ends (it is called with Storage): the image follows at once. */
+export const LOADER_END = ")(require(\"Storage\")))){";
 
 /**
  * The loader's source for an image with build id `buildId`.
@@ -62,7 +64,7 @@ export function withBootLoader(image, confirmMs) {
   const buildId = createHash("sha256").update(image).digest("hex").slice(0, 12);
   const boot = JSON.stringify(BOOT_FILE);
   return (
-    LOADER_START + "!(global.tbImage=(" + bootLoaderSource(buildId, confirmMs) + ")(require(\"Storage\")))){" +
+    LOADER_START + "!(global.tbImage=(" + bootLoaderSource(buildId, confirmMs) + LOADER_END +
     image.trimEnd() +
     // tbError, not a short name: the image's own names are globals (tools/build/shrink.mjs).
     "}else try{eval(require(\"Storage\").read(tbImage))}catch(tbError){(function(S){var R=S.readJSON(" + boot + ",1)||{};" +
