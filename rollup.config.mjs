@@ -11,7 +11,7 @@
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
 import { withBootLoader } from "./tools/build/boot-loader.mjs";
-import { ESPRUINO_GLOBALS, shrinkImage } from "./tools/build/shrink.mjs";
+import { ESPRUINO_GLOBALS, ESPRUINO_KEYWORDS, shrinkImage } from "./tools/build/shrink.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
@@ -77,6 +77,8 @@ export const MANGLED_PROPERTIES = new RegExp("^(_.*|" + INTERNAL_PROPERTIES.join
  *   every Espruino global name (ESPRUINO_GLOBALS) out of them.
  * - mangle.properties.builtins: terser otherwise spares names a browser also has
  *   ("platform", "session", "clearTimeout"); the regex lists only the image's own.
+ * - ESPRUINO_KEYWORDS reserved for names and properties: terser may otherwise call a
+ *   method `in` or a variable `of`, which is valid JavaScript but not to Espruino's parser.
  * @type {import("terser").MinifyOptions}
  */
 export const ESPRUINO_TERSER = {
@@ -84,7 +86,7 @@ export const ESPRUINO_TERSER = {
   module: false,
   toplevel: false,
   compress: { ecma: 2015, hoist_funs: false, hoist_vars: false, hoist_props: false, inline: false, passes: 2, unsafe: false, arrows: false },
-  mangle: { reserved: ESPRUINO_GLOBALS, properties: { regex: MANGLED_PROPERTIES, builtins: true } },
+  mangle: { reserved: [...ESPRUINO_GLOBALS, ...ESPRUINO_KEYWORDS], properties: { regex: MANGLED_PROPERTIES, builtins: true, reserved: ESPRUINO_KEYWORDS } },
   format: { ecma: 2015, comments: false },
 };
 

@@ -49,6 +49,19 @@ export const ESPRUINO_GLOBALS = [
   ...Array.from({ length: 9 }, (_, i) => "BTN" + i),
 ];
 
+/**
+ * Every word Espruino's lexer reads as a keyword (2v29, src/jslex.c). Espruino fails to
+ * parse a class whose method has one as its name (`in(){...}`: "Got in expected '}'",
+ * thrown when the class is created) and a variable or parameter named `of` or `static`,
+ * so terser must never make such a name (rollup.config.mjs reserves them).
+ * Property access (`o.in`) and object literal keys are fine.
+ */
+export const ESPRUINO_KEYWORDS = [
+  "if", "else", "do", "while", "for", "break", "continue", "function", "return", "var", "let", "const", "this",
+  "throw", "try", "catch", "finally", "true", "false", "null", "undefined", "new", "in", "instanceof", "switch",
+  "case", "default", "delete", "typeof", "void", "debugger", "class", "extends", "super", "static", "of",
+];
+
 /** A function that uses `this` fewer times than this keeps it: the local would not pay. */
 const MIN_THIS_USES = 4;
 const LETTERS = "tesinorlaucfhdpmgbvywkxjqzTESINORLAUCFHDPMGBVYWKXJQZ_$";

@@ -11,6 +11,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as acorn from "acorn";
 import * as walk from "acorn-walk";
+import { ESPRUINO_KEYWORDS } from "../build/shrink.mjs";
 import { MISSING_GLOBALS, MISSING_METHODS, MISSING_STATICS } from "./espruino-builtins.ts";
 
 export interface Finding {
@@ -302,6 +303,10 @@ export function checkSource(source: string, file: string): Finding[] {
       case "PropertyDefinition":
         if (node.computed) report(node, "computed key {[k]: v}");
         if (node.key && node.key.type === "PrivateIdentifier") report(node, "private class member #" + node.key.name);
+        // Object literal keys and methods may be keywords; a class's may not.
+        if (node.type !== "Property" && !node.computed && node.key.type === "Identifier" && ESPRUINO_KEYWORDS.includes(node.key.name)) {
+          report(node, "class member named " + node.key.name + " (an Espruino keyword: the class does not parse)");
+        }
         break;
       case "ClassDeclaration":
       case "ClassExpression":
@@ -334,6 +339,10 @@ export function checkSource(source: string, file: string): Finding[] {
       case "Identifier":
         if (MISSING_GLOBALS.includes(node.name) && isReference(node, parent) && !declaredGlobals.has(node.name)) {
           report(node, node.name + " (missing in Espruino)");
+        }
+        // `of`, `static`: names in JavaScript, keywords to Espruino's lexer.
+        if (ESPRUINO_KEYWORDS.includes(node.name) && node.name !== "undefined" && isReference(node, parent)) {
+          report(node, "the name " + node.name + " (an Espruino keyword: does not parse)");
         }
         break;
     }
