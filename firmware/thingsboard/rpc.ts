@@ -19,8 +19,17 @@ const MAX_BUSY = 4;
 const RETRY_MS = 500;
 
 export interface RpcServer {
-  /** Adds (or replaces) the handler of `method`: the application API. */
+  /**
+   * Adds (or replaces) the handler of `method`: the application API. The handler of "*"
+   * answers every method that has none of its own (the built-ins are one handler, so that
+   * the device keeps no table of their names).
+   */
   register(method: string, handler: RpcHandler): void;
+}
+
+/** The error reply to a method nobody answers. */
+function unknownMethod(method: unknown): { error: string } {
+  return { error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" };
 }
 
 function createRpcServer(context: DeviceContext): RpcServer {
@@ -45,8 +54,9 @@ function createRpcServer(context: DeviceContext): RpcServer {
       log(error === undefined ? "I" : "W", "rpc", method + " " + id + (error === undefined ? " answered" : ": " + error));
       send(id, result === undefined ? {} : result, afterDelivery);
     };
-    const handler = typeof method === "string" && Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : null;
-    if (handler === null) reply({ error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" });
+    const hasOwn = Object.prototype.hasOwnProperty;
+    const handler = typeof method !== "string" ? null : hasOwn.call(handlers, method) ? handlers[method] : hasOwn.call(handlers, "*") ? handlers["*"] : null;
+    if (handler === null) reply(unknownMethod(method));
     else if (busy >= MAX_BUSY) reply({ error: "busy: retry later" });
     else {
       busy++;
@@ -81,7 +91,6 @@ export function rpcServer(context: DeviceContext): RpcServer {
 export function rpcFeature(context: DeviceContext): void {
   const config = context.config;
   const platform = context.platform;
-  const rpc = rpcServer(context);
   const remote = remoteConfig(context);
   // One function for all built-ins: every function object costs JsVars on Espruino.
   const builtIn: RpcHandler = (params, reply, method) => {
@@ -114,8 +123,8 @@ export function rpcFeature(context: DeviceContext): void {
       if (typeof secretKey === "string") claim.secretKey = secretKey;
       if (typeof durationMs === "number") claim.durationMs = durationMs;
       reply(publishJson(context.session, CLAIM_TOPIC, claim, null) ? { claiming: true } : { error: "no room to send the claim now; retry" });
-    } else reply({ pong: true });
+    } else if (method === "ping") reply({ pong: true });
+    else reply(unknownMethod(method));
   };
-  const names = ["getStatus", "getConfig", "setConfig", "readNow", "reboot", "claim", "ping"];
-  for (let i = 0; i < names.length; i++) rpc.register(names[i], builtIn);
+  rpcServer(context).register("*", builtIn);
 }
