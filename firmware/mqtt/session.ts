@@ -306,7 +306,23 @@ export class MqttSession {
             this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), REFUSED);
             return;
           }
-          this._connected();
+          this._state = CONNECTED;
+          this._progress++;
+          // A new connection starts with the three messages a connect sends (session limits request,
+          // client attributes, attribute request) and no more: the session limits are not known yet.
+          this._tokens = 3;
+          this._tokensAt = this._platform.now();
+          log("I", "mqtt", "connected to " + this._where());
+          this._startTimer(STABLE_TIMER, STABLE_AFTER_MS);
+          if (this._filters.length > 0) this._sendSubscribe(this._filters, this._filterQos);
+          // Resend in order what was not acknowledged; ones sent before carry DUP.
+          let resent = 0;
+          for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
+          if (resent > 0) log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
+          this._sendWaiting();
+          if (this._state !== CONNECTED) return;
+          this._arm(null);
+          this._call(events.onConnected, "connect");
         } else if (this._state !== CONNECTED) {
           throw new Error("packet type " + type + " before CONNACK");
         } else if (type === PUBACK) {
@@ -342,27 +358,6 @@ export class MqttSession {
     } catch (e) {
       this._close("malformed packet from server: " + errorText(e), REFUSED);
     }
-  }
-
-  private _connected(): void {
-    const inflight = this._inflight;
-    this._state = CONNECTED;
-    this._progress++;
-    // A new connection starts with the three messages a connect sends (session limits request,
-    // client attributes, attribute request) and no more: the session limits are not known yet.
-    this._tokens = 3;
-    this._tokensAt = this._platform.now();
-    this._log("I", "mqtt", "connected to " + this._where());
-    this._startTimer(STABLE_TIMER, STABLE_AFTER_MS);
-    if (this._filters.length > 0) this._sendSubscribe(this._filters, this._filterQos);
-    // Resend in order what was not acknowledged; ones sent before carry DUP.
-    let resent = 0;
-    for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
-    if (resent > 0) this._log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
-    this._sendWaiting();
-    if (this._state !== CONNECTED) return;
-    this._arm(null);
-    this._call(this._events.onConnected, "connect");
   }
 
   private _sendSubscribe(filters: string[], qos: number[]): void {
