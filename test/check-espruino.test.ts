@@ -2,7 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { minify } from "terser";
 import { checkSource, formatFinding } from "../tools/check/check-espruino.ts";
+import { ESPRUINO_TERSER } from "../rollup.config.mjs";
 
 const fixture = (name: string) => fileURLToPath(new URL("./fixtures/" + name, import.meta.url));
 
@@ -43,4 +45,20 @@ test("terser's var-before-declaration output (inlined helper) is caught", () => 
   const source = "function start(p){const log=(write=l=>p.log(l),{info:(t,m)=>write(t+m)});var write;log.info('a','b')}";
   const findings = checkSource(source, "inlined.js");
   assert.deepEqual(findings.map((f) => f.construct), ["use of var write before its declaration has run (Espruino does not hoist)"]);
+});
+
+test("the image's terser settings never name a class method after an Espruino keyword; without the reservation they do", async () => {
+  // Enough private members, and parameters, that two-letter names (in, do, if, of...) come up.
+  const count = 400;
+  const members = Array.from({ length: count }, (_, i) => "_m" + i + "(){return " + i + "}").join("");
+  const params = Array.from({ length: count }, (_, i) => "p" + i);
+  const source =
+    "var out=[];(function(){class C{" + members + "}" +
+    "function f(" + params.join(",") + "){out.push(" + params.join(",") + ");return " + params.join("+") + "}" +
+    "out.push(new C()._m" + (count - 1) + "(),f(" + params.map((_, i) => i).join(",") + "));})();";
+  const safe = await minify(source, ESPRUINO_TERSER);
+  assert.deepEqual(checkSource(safe.code!, "safe.js").map(formatFinding), []);
+  const mangle = ESPRUINO_TERSER.mangle as { properties: { reserved?: string[] } };
+  const unreserved = await minify(source, { ...ESPRUINO_TERSER, mangle: { properties: { ...mangle.properties, reserved: [] } } });
+  assert.ok(checkSource(unreserved.code!, "unreserved.js").some((f) => f.construct.includes("an Espruino keyword")));
 });
