@@ -293,6 +293,9 @@ export function checkSource(source: string, file: string): Finding[] {
         break;
       case "AssignmentExpression":
         if (["**=", "??=", "||=", "&&="].includes(node.operator)) report(node, "assignment operator " + node.operator);
+        if (node.left.type === "MemberExpression" && !node.left.computed && node.left.property.name === "length") {
+          report(node, "assignment to .length (2v29 throws \"Assignment to a constant\"; use splice)");
+        }
         break;
       case "Literal":
         if (node.regex) report(node, "RegExp literal /" + node.regex.pattern + "/" + node.regex.flags + " (Espruino's RegExp misbehaves silently)");
