@@ -289,6 +289,10 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   };
   applySettings();
   for (let i = 0; i < features.length; i++) features[i](context);
+  // Each runs once. The closures made here keep this scope, and so the array: emptied, its
+  // functions can go (loaded into RAM, Espruino keeps each function's text with it).
+  // splice, not `length = 0`: Espruino's array length cannot be assigned.
+  features.splice(0, features.length);
 
   let wifiTimer: TimerHandle | null = null;
   let stopped = false;
