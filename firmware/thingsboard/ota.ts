@@ -318,7 +318,7 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
  * the updater. The updater (its class, its state) exists only while an update, a trial or
  * a failure to report is under way: on Espruino, code saved to flash costs RAM only for
  * the functions and objects that exist. An idle "ota" cost about 160 peak JsVars with
- * the updater always there, about 80 without (2v29, saved to flash).
+ * the updater always there, about 90 without (2v29, saved to flash).
  */
 export function otaFeature(context: DeviceContext): void {
   let record: BootRecord = {};
