@@ -48,15 +48,15 @@ export const INTERNAL_PROPERTIES = [
   // Socket handlers, session events
   "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
-  "getState", "isConnected", "inflightCount", "canPublish", "setPace", "lastRetryDelayMs", "subscribe", "publish", "squeeze",
+  "state", "inflightCount", "canPublish", "setPace", "retryDelayMs", "subscribe", "publish", "squeeze",
   // TelemetryQueue, SpillStore
-  "setLimits", "flush", "spilledBatches", "deliveredCount", "droppedCount", "pump", "batches", "lostCount", "take",
+  "setLimits", "flush", "spilledBatches", "deliveredTotal", "droppedCount", "pump", "batches", "lost", "take",
   // Sensors, SensorConfig
   "sample", "bus", "sensors", "prefix", "beta", "ohms", "seriesOhms", "toGround",
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides
   "firmwareVersion", "clientId", "wifiSsid", "wifiPassword", "keepAliveS", "responseTimeoutMs",
   "backoffMinMs", "backoffMaxMs", "queueCapacity", "spillBatches", "maxInflight", "maxPayloadBytes",
-  "dataPointLimits", "watchdogMs", "otaChunkBytes", "progressCount", "restartReason", "provisionKey", "provisionSecret",
+  "dataPointLimits", "watchdogMs", "otaChunkBytes", "progress", "restartReason", "provisionKey", "provisionSecret",
   "setTimeout", "topic", "payload", "qos", "id", "type", "persist", "model", "add", "size", "start", "stop", "register", "update",
 ];
 

@@ -112,7 +112,7 @@ test("store and forward: readings taken offline are replayed in batches with the
   // The link drops before the second PUBACK: the batch is resent with DUP after reconnecting.
   const socketsBefore = platform.sockets.length;
   socket.drop();
-  platform.clock.advance(device.session.lastRetryDelayMs());
+  platform.clock.advance(device.session.retryDelayMs);
   assert.equal(platform.sockets.length, socketsBefore + 1);
   const again = platform.sockets[platform.sockets.length - 1];
   assert.notEqual(again, socket);
@@ -123,7 +123,7 @@ test("store and forward: readings taken offline are replayed in batches with the
   assert.deepEqual(resent[0].payload, sent[1].payload);
   again.receive([0x40, 2, resent[0].id >> 8, resent[0].id & 0xff]);
   assert.equal(device.queue.size(), 0);
-  assert.equal(device.queue.deliveredCount(), 5);
+  assert.equal(device.queue.deliveredTotal, 5);
   device.stop();
 });
 
@@ -141,7 +141,7 @@ test("after a close that looks like a rate limit the replay goes on in half-size
   assert.deepEqual(sizes(socket), [8, 8, 8], "three full batches in flight (one slot stays free)");
   // ThingsBoard closes the session without a PUBACK: a rate limit was hit.
   socket.drop("closed by the server");
-  platform.clock.advance(device.session.lastRetryDelayMs());
+  platform.clock.advance(device.session.retryDelayMs);
   socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -231,7 +231,7 @@ test("upload interval apart from sampling: 6 readings taken every 10 s leave as 
   socket.receive([0x40, 2, sent[1].id >> 8, sent[1].id & 0xff]);
   socket.receive([0xd0, 0]); // the keep-alive PINGREQ went out at 60 s too
   assert.equal(device.queue.size(), 0);
-  assert.equal(device.queue.deliveredCount(), 7);
+  assert.equal(device.queue.deliveredTotal, 7);
   // The next upload carries only what was taken since.
   platform.clock.advance(60000);
   sent = publishes(socket);
@@ -391,7 +391,7 @@ test("server-side RPC: subscribed on every connect, answered on the response top
 
   // After a reconnect the subscription is sent again.
   socket.drop();
-  platform.clock.advance(device.session.lastRetryDelayMs());
+  platform.clock.advance(device.session.retryDelayMs);
   const again = platform.sockets[platform.sockets.length - 1];
   again.open();
   again.receive([0x20, 2, 0, 0]);
@@ -433,7 +433,7 @@ test("offline, every full batch goes to flash at once; online they come back old
   assert.deepEqual(delivered, all, "every reading delivered exactly once, in order");
   assert.equal(device.queue.spilledBatches(), 0);
   assert.deepEqual(Object.keys(platform.storage), ["tbq-index"]);
-  assert.equal(device.queue.deliveredCount(), 10);
+  assert.equal(device.queue.deliveredTotal, 10);
   device.stop();
 });
 
@@ -460,7 +460,7 @@ test("before a planned restart or deep sleep, readings in flight go to flash too
   // No restart, and the PUBACK comes after all: counted as delivered, not taken off twice;
   // the pump brings both batches back from flash, so that reading goes out again.
   socket.receive([0x40, 2, inFlight.id >> 8, inFlight.id & 0xff]);
-  assert.equal(device.queue.deliveredCount(), 1);
+  assert.equal(device.queue.deliveredTotal, 1);
   assert.equal(device.queue.spilledBatches(), 0);
   assert.equal(device.queue.size(), 2);
   device.stop();
@@ -563,7 +563,7 @@ test("a damaged flash batch is skipped and each reading it held is counted as lo
     socket.receive([0x40, 2, last.id >> 8, last.id & 0xff]);
   }
   assert.equal(device.queue.droppedCount(), 4, "3 readings of the damaged batch, 1 for the missing file (its count is unknown)");
-  assert.equal(device.queue.deliveredCount(), 3, "the intact batch");
+  assert.equal(device.queue.deliveredTotal, 3, "the intact batch");
   assert.ok(platform.logs.some((l) => l.startsWith("[E][queue] flash batch tbq-1 unreadable (")));
   device.stop();
 });

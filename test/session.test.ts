@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { backoffDelay, MqttSession } from "../firmware/mqtt/session.ts";
+import { backoffDelay, MqttSession, sessionStateName } from "../firmware/mqtt/session.ts";
 import type { SessionOptions } from "../firmware/mqtt/session.ts";
 import { createLogger } from "../firmware/util/log.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
@@ -41,11 +41,11 @@ function setup(options: Partial<SessionOptions> = {}) {
 }
 
 function connect(platform: FakePlatform, session: MqttSession): FakeSocket {
-  if (session.getState() === "idle") session.start();
+  if (sessionStateName(session) === "idle") session.start();
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
   socket.receive(CONNACK_OK);
-  assert.equal(session.isConnected(), true);
+  assert.equal(sessionStateName(session) === "connected", true);
   return socket;
 }
 
@@ -106,11 +106,11 @@ test("after a reconnect: resubscribes, then resends unacknowledged publishes wit
   const id = packetIdOf(first.written[2]);
   first.drop("connection reset by peer");
   assert.deepEqual(events.disconnected, ["connection reset by peer"]);
-  assert.equal(session.getState(), "waiting");
+  assert.equal(sessionStateName(session), "waiting");
   // Published while offline: kept, sent first time without DUP.
   session.publish("v1/devices/me/telemetry", new Uint8Array([2]), 1, () => acked++);
   assert.equal(platform.sockets.length, 1, "no reconnect before the backoff delay");
-  platform.clock.advance(session.lastRetryDelayMs());
+  platform.clock.advance(session.retryDelayMs);
   assert.equal(platform.sockets.length, 2);
   const second = connect(platform, session);
   assert.deepEqual(second.packetTypes(), [0x10, 0x82, 0x3a, 0x32]);
@@ -133,10 +133,10 @@ test("keep-alive: PINGREQ after the keep-alive period, link closed when PINGRESP
   socket.receive([0xd0, 0]);
   platform.clock.advance(30000);
   assert.deepEqual(socket.packetTypes(), [0x10, 0xc0, 0xc0]);
-  assert.equal(session.isConnected(), true);
+  assert.equal(sessionStateName(session) === "connected", true);
   platform.clock.advance(10000);
   assert.equal(socket.closed, true);
-  assert.equal(session.getState(), "waiting");
+  assert.equal(sessionStateName(session), "waiting");
   assert.ok(platform.logs.some((l) => l.startsWith("[W][mqtt] disconnected: link dead: no PINGRESP within 10.0 s; retrying in")));
 });
 
@@ -177,9 +177,9 @@ test("CONNACK 5 (bad token): one clear error line with the retry time, growing d
     socket.open();
     socket.receive([0x20, 2, 0, 5]);
     assert.equal(socket.closed, true);
-    delays.push(session.lastRetryDelayMs());
+    delays.push(session.retryDelayMs);
     const before = platform.sockets.length;
-    platform.clock.advance(session.lastRetryDelayMs() - 1);
+    platform.clock.advance(session.retryDelayMs - 1);
     assert.equal(platform.sockets.length, before, "no new attempt before the announced time");
     platform.clock.advance(1);
     assert.equal(platform.sockets.length, before + 1);
@@ -196,8 +196,8 @@ test("network failures retry within backoffMaxMs; a server that refused is given
   const networkDelays: number[] = [];
   for (let i = 0; i < 8; i++) {
     network.platform.sockets[network.platform.sockets.length - 1].drop();
-    networkDelays.push(network.session.lastRetryDelayMs());
-    network.platform.clock.advance(network.session.lastRetryDelayMs());
+    networkDelays.push(network.session.retryDelayMs);
+    network.platform.clock.advance(network.session.retryDelayMs);
   }
   // Jitter 0.5 here: three quarters of the ceiling, which stops at 8 s.
   assert.deepEqual(networkDelays, [1500, 3000, 6000, 6000, 6000, 6000, 6000, 6000]);
@@ -208,8 +208,8 @@ test("network failures retry within backoffMaxMs; a server that refused is given
     const socket = refused.platform.sockets[refused.platform.sockets.length - 1];
     socket.open();
     socket.receive([0x20, 2, 0, 3]); // server unavailable, or its connect rate limit
-    refusedDelays.push(refused.session.lastRetryDelayMs());
-    refused.platform.clock.advance(refused.session.lastRetryDelayMs());
+    refusedDelays.push(refused.session.retryDelayMs);
+    refused.platform.clock.advance(refused.session.retryDelayMs);
   }
   assert.deepEqual(refusedDelays, [1500, 3000, 6000, 12000, 24000, 48000, 96000, 120000]);
 });
@@ -219,13 +219,13 @@ test("a connection that stays up resets the backoff", () => {
   session.start();
   for (let i = 0; i < 3; i++) {
     platform.sockets[platform.sockets.length - 1].drop();
-    platform.clock.advance(session.lastRetryDelayMs());
+    platform.clock.advance(session.retryDelayMs);
   }
-  assert.equal(session.lastRetryDelayMs(), 6000);
+  assert.equal(session.retryDelayMs, 6000);
   const socket = connect(platform, session);
   platform.clock.advance(30000);
   socket.drop();
-  assert.equal(session.lastRetryDelayMs(), 1500);
+  assert.equal(session.retryDelayMs, 1500);
 });
 
 test("rate-limit aware: a close by the server while a message written on the link has no PUBACK halves the in-flight window, backs off, and the window grows back a step per keep-alive period once stable for 30 s", () => {
@@ -249,18 +249,18 @@ test("rate-limit aware: a close by the server while a message written on the lin
   // Each close right after an unacknowledged publish: one more halving, up to 4 (then a window of 1).
   const windows: number[] = [];
   for (let close = 0; close < 5; close++) {
-    platform.clock.advance(session.lastRetryDelayMs());
+    platform.clock.advance(session.retryDelayMs);
     socket = connect(platform, session);
     for (const p of socket.written.filter((b) => b[0] === 0x32 || b[0] === 0x3a)) socket.receive([0x40, 2, packetIdOf(p) >> 8, packetIdOf(p) & 0xff]);
     windows.push(room());
     socket.drop("closed by the server");
-    assert.ok(session.lastRetryDelayMs() >= 1000, "backs off, never a hot loop");
+    assert.ok(session.retryDelayMs >= 1000, "backs off, never a hot loop");
   }
   assert.deepEqual(windows, [7, 3, 1, 1, 1]);
   assert.equal(session.squeeze, 4);
   assert.equal(platform.logs.filter((l) => l.includes("no PUBACK before the close: rate limit? slowing down")).length, 4);
   // Stable again: a step back after 30 s, then one every keep-alive period (20 s here).
-  platform.clock.advance(session.lastRetryDelayMs());
+  platform.clock.advance(session.retryDelayMs);
   socket = connect(platform, session);
   for (const p of socket.written.filter((b) => b[0] === 0x32 || b[0] === 0x3a)) socket.receive([0x40, 2, packetIdOf(p) >> 8, packetIdOf(p) & 0xff]);
   const grown: number[] = [];
@@ -285,7 +285,7 @@ test("a packet over the largest the session takes is refused with a logged reaso
   assert.equal(socket.closed, true);
   assert.ok(platform.logs.some((l) => /^\[E\]\[mqtt\] malformed packet from server: packet of 100004 B over the 66560 B limit; retrying in /.test(l)), platform.logs.join("\n"));
   const sockets = platform.sockets.length;
-  platform.clock.advance(session.lastRetryDelayMs());
+  platform.clock.advance(session.retryDelayMs);
   assert.equal(platform.sockets.length, sockets + 1, "a new connection");
 });
 
@@ -316,7 +316,7 @@ test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler i
   socket.receive([0x32, 7, 0, 1, 0x74, 0x01, 0x02, 0x68, 0x69]);
   assert.deepEqual([...socket.written[1]], [0x40, 2, 1, 2]);
   assert.ok(platform.logs.includes("[E][mqtt] t handler failed: handler bug"));
-  assert.equal(session.isConnected(), true);
+  assert.equal(sessionStateName(session) === "connected", true);
 });
 
 test("stop sends DISCONNECT and does not reconnect", () => {
@@ -338,7 +338,7 @@ test("random bytes from the server never throw out of the session", () => {
     const bytes: number[] = [];
     for (let i = 0; i < length; i++) bytes.push(Math.floor(random() * 256));
     assert.doesNotThrow(() => socket.receive(bytes), JSON.stringify(bytes));
-    assert.ok(["connected", "waiting"].includes(session.getState()));
+    assert.ok(["connected", "waiting"].includes(sessionStateName(session)));
     if (socket.closed) assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server:") || l.includes("link dead")), platform.logs.join("\n"));
   }
 });
@@ -363,11 +363,11 @@ test("a connect that throws at once (Espruino: 'Unable to create socket') backs 
     return realConnect(options, handlers);
   };
   session.start();
-  assert.equal(session.getState(), "waiting");
+  assert.equal(sessionStateName(session), "waiting");
   assert.ok(platform.logs.includes("[W][mqtt] connection failed: cannot open socket: Unable to create socket; retrying in 1.5 s"));
   platform.clock.advance(1500);
   assert.ok(platform.logs.includes("[W][mqtt] connection failed: cannot open socket: Unable to create socket; retrying in 3.0 s"));
   platform.clock.advance(3000);
   connect(platform, session);
-  assert.equal(session.isConnected(), true);
+  assert.equal(sessionStateName(session) === "connected", true);
 });

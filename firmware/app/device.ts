@@ -338,7 +338,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   let progressSeen = -1;
   let stalledMinutes = 0;
   const watch = () => {
-    const progress = session.progressCount();
+    const progress = session.progress;
     stalledMinutes = progress === progressSeen ? stalledMinutes + 1 : 0;
     progressSeen = progress;
     if (stalledMinutes * 60000 >= config.watchdogMs) {

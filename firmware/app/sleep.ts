@@ -6,6 +6,7 @@
 
 import type { DeviceContext } from "./device";
 import { seconds } from "../util/log";
+import { CONNECTED } from "../mqtt/session";
 
 /** How often the feature looks whether everything is delivered. */
 const CHECK_MS = 250;
@@ -22,9 +23,9 @@ export function sleepFeature(context: DeviceContext): void {
   const check = () => {
     // bootAt moves with the clock, so this is time since boot even when SNTP set the clock.
     const awakeMs = platform.now() - context.bootAt;
-    connectedMs = session.isConnected() ? connectedMs + CHECK_MS : 0;
+    connectedMs = session.state === CONNECTED ? connectedMs + CHECK_MS : 0;
     // This wake's reading (and every earlier one) acknowledged, nothing held back.
-    const delivered = queue.deliveredCount() > 0 && queue.size() === 0 && queue.spilledBatches() === 0 && session.inflightCount() === 0;
+    const delivered = queue.deliveredTotal > 0 && queue.size() === 0 && queue.spilledBatches() === 0 && session.inflightCount() === 0;
     if (!(delivered && connectedMs >= SETTLE_MS) && awakeMs < context.config.awakeMaxMs) {
       platform.setTimeout(check, CHECK_MS);
       return;

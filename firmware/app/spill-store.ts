@@ -23,7 +23,8 @@ export class SpillStore {
   /** Batches first..next-1 are in flash. */
   private _first = 0;
   private _next = 0;
-  private _lost = 0;
+  /** Readings lost because flash was full or a batch could not be read; read-only outside the class. */
+  lost = 0;
 
   constructor(store: KeyValueStore, log: Logger, maxBatches: number) {
     this._store = store;
@@ -51,17 +52,12 @@ export class SpillStore {
     return this._next - this._first;
   }
 
-  /** Readings lost because flash was full or a batch could not be read. */
-  lostCount(): number {
-    return this._lost;
-  }
-
   /** Writes readings (oldest first) as one batch; returns false if it could not. */
   push(readings: string[]): boolean {
     if (this.batches() >= this._maxBatches) {
       const oldest = this.take();
-      this._lost += oldest === null ? 0 : oldest.length;
-      this._log("W", "queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this._lost + " reading(s) lost so far");
+      this.lost += oldest === null ? 0 : oldest.length;
+      this._log("W", "queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this.lost + " reading(s) lost so far");
     }
     try {
       this._store.storageWrite(BATCH_PREFIX + this._next, JSON.stringify(readings));
@@ -97,7 +93,7 @@ export class SpillStore {
       if (Array.isArray(readings)) return readings as string[];
       // A batch is a JSON array of reading strings: their inner quotes are escaped, so '","'
       // only separates readings, and counts them in a damaged file too (a missing one: 1).
-      this._lost += text ? text.split("\",\"").length : 1;
+      this.lost += text ? text.split("\",\"").length : 1;
     }
     return null;
   }

@@ -5,6 +5,7 @@
 // flash (SpillStore) and come back, oldest first, once the device is online again.
 
 import type { MqttSession } from "../mqtt/session";
+import { CONNECTED } from "../mqtt/session";
 import type { SpillStore } from "./spill-store";
 import type { Logger } from "../util/log";
 import { utf8Encode } from "../util/utf8";
@@ -28,7 +29,8 @@ export class TelemetryQueue {
   private _handed = 0;
   /** The batches of those readings, kept until their PUBACK so a planned restart or deep sleep can move them to flash. */
   private _flight: string[][] = [];
-  private _delivered = 0;
+  /** Readings acknowledged since boot; read-only outside the class (a field: no method object on Espruino). */
+  deliveredTotal = 0;
   private _dropped = 0;
   /** False while readings wait for the next upload (flush); always true without an upload interval. */
   private _released: boolean;
@@ -76,12 +78,8 @@ export class TelemetryQueue {
     return this._spill === null ? 0 : this._spill.batches();
   }
 
-  deliveredCount(): number {
-    return this._delivered;
-  }
-
   droppedCount(): number {
-    return this._dropped + (this._spill === null ? 0 : this._spill.lostCount());
+    return this._dropped + (this._spill === null ? 0 : this._spill.lost);
   }
 
   add(json: string): void {
@@ -102,7 +100,7 @@ export class TelemetryQueue {
     // Offline, every full batch (batchSize readings, or fewer when the payload or data point
     // limits end it) goes to flash at once: a restart then loses at most the readings of one
     // unfinished batch. Online the queue drains and flash is not written.
-    if (!this._session.isConnected() && (waiting.length >= this._batchSize || this._batchLength(this._batchSize) < waiting.length)) this._spillOldest("offline");
+    if (this._session.state !== CONNECTED && (waiting.length >= this._batchSize || this._batchLength(this._batchSize) < waiting.length)) this._spillOldest("offline");
     this.pump();
   }
 
@@ -160,7 +158,7 @@ export class TelemetryQueue {
     const session = this._session;
     const spill = this._spill;
     const waiting = this._waiting;
-    if (!this._released || !session.isConnected()) return;
+    if (!this._released || session.state !== CONNECTED) return;
     // Online with room to spare: bring back flash batches, oldest first, ahead of what is in
     // RAM (flash holds the oldest data).
     while (spill !== null && spill.batches() > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
@@ -193,7 +191,7 @@ export class TelemetryQueue {
       this._flight.splice(at, 1);
       this._handed -= count;
     }
-    this._delivered += count;
+    this.deliveredTotal += count;
     this._log("D", "queue", "delivered " + count + " reading(s), " + this.size() + " waiting");
     this.pump();
   }

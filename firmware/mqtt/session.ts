@@ -40,10 +40,10 @@ export interface SessionEvents {
 }
 
 export type SessionState = "idle" | "connecting" | "connected" | "waiting" | "stopped";
-/** The state inside the session, as numbers (shorter in the image than the names); getState() names it. */
+/** The state inside the session, as numbers (shorter in the image than the names); sessionStateName() names it. */
 const IDLE = 0;
 const CONNECTING = 1;
-const CONNECTED = 2;
+export const CONNECTED = 2;
 const WAITING = 3;
 const STOPPED = 4;
 
@@ -90,6 +90,12 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   return Math.floor(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/** The session's state by name (tests, tools): not in the image, which compares numbers. */
+export function sessionStateName(session: MqttSession): SessionState {
+  const names: SessionState[] = ["idle", "connecting", "connected", "waiting", "stopped"];
+  return names[session.state];
+}
+
 export class MqttSession {
   private readonly _platform: Platform;
   private readonly _options: SessionOptions;
@@ -97,7 +103,11 @@ export class MqttSession {
   private readonly _log: Logger;
   private readonly _random: () => number;
   private readonly _decoder = new PacketDecoder(MAX_PACKET_BYTES);
-  private _state = IDLE;
+  /**
+   * IDLE..STOPPED; read-only outside the class. Fields read in place of getter methods:
+   * on Espruino every method is a function object that stays in RAM (about 5 JsVars).
+   */
+  state = IDLE;
   private _socket: Socket | null = null;
   /** Bumped per connection so callbacks from an old socket are ignored; 0 is "never written". */
   private _generation = 1;
@@ -121,10 +131,12 @@ export class MqttSession {
   private _tokensAt = 0;
   private _pingOutstanding = false;
   private _subscribeOutstanding = false;
-  private _retryDelayMs = 0;
+  /** Delay before the next connection attempt, for tests and status reports; read-only outside the class. */
+  retryDelayMs = 0;
   /** What the dead-link timer waits for ("no PUBACK"...), for its log line. */
   private _waitingFor = "";
-  private _progress = 0;
+  /** Counts connections accepted and messages acknowledged: the device's watchdog watches it. Read-only outside the class. */
+  progress = 0;
   /**
    * How many times the batch, the in-flight window and the publish pace are halved: up by one when the server
    * closes the link while a message written on it has no PUBACK (how ThingsBoard rejects a
@@ -141,16 +153,6 @@ export class MqttSession {
     this._random = random;
   }
 
-  getState(): SessionState {
-    // Named here rather than in a module-level table, which Espruino would keep in RAM.
-    const names: SessionState[] = ["idle", "connecting", "connected", "waiting", "stopped"];
-    return names[this._state];
-  }
-
-  isConnected(): boolean {
-    return this._state === CONNECTED;
-  }
-
   /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
   inflightCount(): number {
     return this._inflight.length;
@@ -162,7 +164,7 @@ export class MqttSession {
    */
   canPublish(): boolean {
     const max = this._options.maxInflight >> this.squeeze;
-    return this._state !== STOPPED && this._inflight.length < (max > 1 ? max - 1 : 1);
+    return this.state !== STOPPED && this._inflight.length < (max > 1 ? max - 1 : 1);
   }
 
   /**
@@ -176,26 +178,16 @@ export class MqttSession {
     if (this._tokens > burst) this._tokens = burst;
   }
 
-  /** Delay before the next connection attempt, for tests and status reports. */
-  lastRetryDelayMs(): number {
-    return this._retryDelayMs;
-  }
-
-  /** Counts connections accepted and messages acknowledged: the device's watchdog watches it. */
-  progressCount(): number {
-    return this._progress;
-  }
-
   start(): void {
-    if (this._state !== IDLE && this._state !== STOPPED) return;
-    this._state = IDLE;
+    if (this.state !== IDLE && this.state !== STOPPED) return;
+    this.state = IDLE;
     this._openConnection();
   }
 
   /** Sends DISCONNECT and stops reconnecting; unacknowledged messages stay queued. */
   stop(): void {
     const socket = this._socket;
-    this._state = STOPPED;
+    this.state = STOPPED;
     if (socket !== null) {
       try {
         socket.write(encodeEmpty(DISCONNECT));
@@ -211,7 +203,7 @@ export class MqttSession {
     if (this._filters.indexOf(filter) >= 0) return;
     this._filters.push(filter);
     this._filterQos.push(qos);
-    if (this._state === CONNECTED) this._sendSubscribe([filter], [qos]);
+    if (this.state === CONNECTED) this._sendSubscribe([filter], [qos]);
   }
 
   /**
@@ -220,8 +212,8 @@ export class MqttSession {
    * QoS 0: sent only when connected; returns whether it was written.
    */
   publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
-    if (qos === 0) return this._state === CONNECTED && this._send(encodePublish(topic, payload, 0, 0, false));
-    if (this._state === STOPPED || this._inflight.length >= this._options.maxInflight) return false;
+    if (qos === 0) return this.state === CONNECTED && this._send(encodePublish(topic, payload, 0, 0, false));
+    if (this.state === STOPPED || this._inflight.length >= this._options.maxInflight) return false;
     this._inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
     this._sendWaiting();
     return true;
@@ -243,7 +235,7 @@ export class MqttSession {
     const session = this;
     const current = ++this._generation;
     const options = this._options;
-    this._state = CONNECTING;
+    this.state = CONNECTING;
     this._closeReason = null;
     this._refused = false;
     this._pingOutstanding = false;
@@ -290,7 +282,7 @@ export class MqttSession {
         this._clearTimer(RESPONSE_TIMER);
         const type = packet.type;
         if (type === CONNACK) {
-          if (this._state !== CONNECTING) throw new Error("second CONNACK");
+          if (this.state !== CONNECTING) throw new Error("second CONNACK");
           if (packet.code !== 0) {
             // What a refused CONNACK means (3.2.2.3), as ThingsBoard uses the codes: "reason|what to do".
             // A table here, not at the top of the module, costs no RAM until a refusal.
@@ -306,8 +298,8 @@ export class MqttSession {
             this._close("connection refused: " + reason[0] + " (CONNACK " + packet.code + ")" + (reason[1] ? ": " + reason[1] : ""), REFUSED);
             return;
           }
-          this._state = CONNECTED;
-          this._progress++;
+          this.state = CONNECTED;
+          this.progress++;
           // A new connection starts with the three messages a connect sends (session limits request,
           // client attributes, attribute request) and no more: the session limits are not known yet.
           this._tokens = 3;
@@ -320,10 +312,10 @@ export class MqttSession {
           for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
           if (resent > 0) log("I", "mqtt", "resending " + resent + " unacknowledged message(s) with DUP");
           this._sendWaiting();
-          if (this._state !== CONNECTED) return;
+          if (this.state !== CONNECTED) return;
           this._arm(null);
           this._call(events.onConnected, "connect");
-        } else if (this._state !== CONNECTED) {
+        } else if (this.state !== CONNECTED) {
           throw new Error("packet type " + type + " before CONNACK");
         } else if (type === PUBACK) {
           let found = false;
@@ -331,7 +323,7 @@ export class MqttSession {
             const message = inflight[i];
             if (message[ID] === packet.id && message[WRITTEN_ON] > 0) {
               found = true;
-              this._progress++;
+              this.progress++;
               inflight.splice(i, 1);
               if (message[ON_ACK] !== null) this._call(message[ON_ACK], "PUBACK");
               if (events.onRoom) this._call(events.onRoom, "PUBACK");
@@ -348,7 +340,7 @@ export class MqttSession {
           this._pingOutstanding = false;
         }
         // UNSUBACK needs nothing: this client never unsubscribes.
-        if (this._state === CONNECTED) {
+        if (this.state === CONNECTED) {
           // Still waiting for an answer: keep the dead-link timer running.
           let waitingFor = this._pingOutstanding ? "no PINGRESP" : this._subscribeOutstanding ? "no SUBACK" : null;
           for (let i = 0; i < inflight.length && waitingFor === null; i++) if (inflight[i][WRITTEN_ON] > 0) waitingFor = "no PUBACK";
@@ -368,7 +360,7 @@ export class MqttSession {
   /** Writes, in order and at the pace set, the messages not yet written on this connection. */
   private _sendWaiting(): void {
     const inflight = this._inflight;
-    for (let i = 0; i < inflight.length && this._state === CONNECTED && this._timers[PACE_TIMER] === null; i++) {
+    for (let i = 0; i < inflight.length && this.state === CONNECTED && this._timers[PACE_TIMER] === null; i++) {
       const message = inflight[i];
       if (message[WRITTEN_ON] === this._generation) continue;
       // Slower too while a rate limit is suspected: half the pace and burst per halving.
@@ -412,7 +404,7 @@ export class MqttSession {
       this._close("write failed: " + errorText(e), NETWORK);
       return false;
     }
-    if (this._state === CONNECTED) this._arm(null);
+    if (this.state === CONNECTED) this._arm(null);
     return true;
   }
 
@@ -442,13 +434,13 @@ export class MqttSession {
 
   private _onTimer(which: number): void {
     if (which === PING_TIMER) {
-      if (this._state !== CONNECTED) return;
+      if (this.state !== CONNECTED) return;
       this._pingOutstanding = true;
       if (this._send(encodeEmpty(PINGREQ))) this._arm("no PINGRESP");
     } else if (which === RESPONSE_TIMER) {
       this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), NETWORK);
     } else if (which === RECONNECT_TIMER) {
-      if (this._state === WAITING) this._openConnection();
+      if (this.state === WAITING) this._openConnection();
     } else if (which === STABLE_TIMER) {
       this._attempt = 0;
       // Stable again: after a suspected rate limit, one step back per keep-alive period.
@@ -481,7 +473,7 @@ export class MqttSession {
     const inflight = this._inflight;
     let unacknowledged = false;
     for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] === this._generation) unacknowledged = true;
-    if (how === CLOSED_BY_SERVER && this._state === CONNECTED && unacknowledged && this.squeeze < MAX_SQUEEZE) {
+    if (how === CLOSED_BY_SERVER && this.state === CONNECTED && unacknowledged && this.squeeze < MAX_SQUEEZE) {
       this.squeeze++;
       this._log("W", "mqtt", "no PUBACK before the close: rate limit? slowing down");
     }
@@ -497,15 +489,15 @@ export class MqttSession {
       }
     }
     for (let i = 0; i < this._timers.length; i++) this._clearTimer(i);
-    const wasConnected = this._state === CONNECTED;
-    if (this._state === STOPPED) {
+    const wasConnected = this.state === CONNECTED;
+    if (this.state === STOPPED) {
       this._log("I", "mqtt", "disconnected");
       return;
     }
-    this._state = WAITING;
+    this.state = WAITING;
     const options = this._options;
     const delay = backoffDelay(this._attempt++, options.backoffMinMs, options.backoffMaxMs * (this._refused ? REFUSED_BACKOFF_FACTOR : 1), this._random);
-    this._retryDelayMs = delay;
+    this.retryDelayMs = delay;
     const line = reason + "; retrying in " + seconds(delay);
     if (this._refused) this._log("E", "mqtt", line);
     else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);

@@ -47,7 +47,7 @@ export function deviceStatus(context: DeviceContext): { [key: string]: number | 
     uptime_s: Math.floor((context.platform.now() - context.bootAt) / 1000),
     queued: queue.size(),
     in_flash: queue.spilledBatches(),
-    delivered: queue.deliveredCount(),
+    delivered: queue.deliveredTotal,
     dropped: queue.droppedCount(),
   };
 }

@@ -64,7 +64,8 @@ export async function heapAfterPublishes(image: string, plainPort: number): Prom
  */
 export function heapPerQueuedReading(): number {
   const count = 10000;
-  const offline = { isConnected: () => false, canPublish: () => false } as unknown as MqttSession;
+  // Not connected (state is no CONNECTED), no room to publish.
+  const offline = { state: -1, canPublish: () => false } as unknown as MqttSession;
   const fill = () => {
     const queue = new TelemetryQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, 10, null, false);
     for (let i = 0; i < count; i++) queue.add(reading(i));
