@@ -64,9 +64,10 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
 
 /**
  * Runs `code` for `seconds` on the interpreter and returns its peak JsVar usage. The root CA
- * is written to Storage first (CA_FILE), as npm run flash does.
+ * is written to Storage first (CA_FILE), as npm run flash does. `stopWhen`: ends the run
+ * as soon as the output matches (the census, whose dump takes a varying time).
  */
-export async function measureRam(espruinoBin: string, code: string, caDer: Buffer, mode: RamMode, seconds: number): Promise<RamRun> {
+export async function measureRam(espruinoBin: string, code: string, caDer: Buffer, mode: RamMode, seconds: number, stopWhen?: RegExp): Promise<RamRun> {
   const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
   const image = code + "\n" + PEAK_PROBE;
   // BENCH_KEEP_IMAGE=file keeps the code measured, to run it by hand when a run fails.
@@ -96,6 +97,7 @@ export async function measureRam(espruinoBin: string, code: string, caDer: Buffe
         peak = Math.max(peak, Number(match[1]));
         total = Number(match[2]);
       }
+      if (stopWhen && stopWhen.test(output)) child.kill("SIGKILL");
     });
     child.stderr.on("data", (d: Buffer) => (output += d.toString("latin1")));
     child.on("error", reject);
