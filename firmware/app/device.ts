@@ -155,6 +155,8 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     sensors.push(createSensors[i](platform, config.sensors[i], random));
     switches.push(sensorSwitch(config.sensors[i]));
   }
+  // As the features below: each factory runs once, and emptied, the array lets them go.
+  createSensors.splice(0, createSensors.length);
   config.clientId = clientIdFromChip(chipId);
   const session = new MqttSession(
     platform,

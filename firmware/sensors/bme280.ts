@@ -4,8 +4,10 @@
 // BME280 without the humidity channel, its registers and its calibration block.
 
 import { errorText } from "../util/log";
-import type { SampleCallback, Sensor, SensorContext, SensorFactory, SensorValues } from "./types";
+import type { SampleCallback, Sensor, SensorContext, SensorValues } from "./types";
 import { i2cContext, inRange, roundTo } from "./types";
+import type { Platform } from "../platform/types";
+import type { SensorConfig } from "../config";
 
 const BME280_ID = 0x60;
 /** BMP280 production parts answer 0x58; early samples 0x56 and 0x57. */
@@ -152,5 +154,9 @@ export function bme280Sensor(context: SensorContext, address: number, model: str
   };
 }
 
-export const createBme280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bme280");
-export const createBmp280: SensorFactory = (platform, sensor) => bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bmp280");
+export function createBme280(platform: Platform, sensor: SensorConfig): Sensor {
+  return bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bme280");
+}
+export function createBmp280(platform: Platform, sensor: SensorConfig): Sensor {
+  return bme280Sensor(i2cContext(platform, sensor), sensor.address!, "bmp280");
+}

@@ -3,10 +3,11 @@
 // error, not a silent gap), Skip ROM + Convert T to all at once, 750 ms at 12 bits, then
 // each probe's scratchpad by Match ROM, checked with the Dallas/Maxim CRC-8.
 
-import type { OneWireBus } from "../platform/types";
+import type { OneWireBus, Platform } from "../platform/types";
 import { errorText } from "../util/log";
-import type { SampleCallback, Sensor, SensorFactory, SensorValues } from "./types";
+import type { SampleCallback, Sensor, SensorValues } from "./types";
 import { inRange } from "./types";
+import type { SensorConfig } from "../config";
 
 const CONVERT_MS = 750;
 /** Family codes with the DS18B20's scratchpad format: DS18B20, DS1822. */
@@ -101,4 +102,6 @@ export function ds18b20Sensor(bus: OneWireBus, setTimeout: (callback: () => void
   };
 }
 
-export const createDs18b20: SensorFactory = (platform, sensor) => ds18b20Sensor(platform.oneWire!(sensor.pin!), platform.setTimeout, sensor.pin!);
+export function createDs18b20(platform: Platform, sensor: SensorConfig): Sensor {
+  return ds18b20Sensor(platform.oneWire!(sensor.pin!), platform.setTimeout, sensor.pin!);
+}

@@ -3,8 +3,9 @@
 // 128 for ever on chips whose sensor was left out (later revisions). 128 F (53.3 C) is
 // also a real die temperature, so it is no reading only until another value was seen.
 
-import type { SampleCallback, Sensor, SensorFactory } from "./types";
+import type { SampleCallback, Sensor } from "./types";
 import { inRange, roundTo } from "./types";
+import type { Platform } from "../platform/types";
 
 /** What temprature_sens_read() returns where the chip has no sensor. */
 const NO_SENSOR = 128;
@@ -24,4 +25,6 @@ export function internalSensor(readFahrenheit: () => number): Sensor {
   };
 }
 
-export const createInternal: SensorFactory = (platform) => internalSensor(platform.chipTemperature!);
+export function createInternal(platform: Platform): Sensor {
+  return internalSensor(platform.chipTemperature!);
+}

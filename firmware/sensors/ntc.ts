@@ -2,8 +2,10 @@
 // 1/T = 1/T25 + ln(R/R25)/beta (T in kelvin). The divider (fixed resistor, which leg the
 // thermistor is) comes from the board file. The ADC gives the divider's ratio (0..1).
 
-import type { SampleCallback, Sensor, SensorFactory } from "./types";
+import type { SampleCallback, Sensor } from "./types";
 import { inRange, roundTo } from "./types";
+import type { Platform } from "../platform/types";
+import type { SensorConfig } from "../config";
 
 const KELVIN = 273.15;
 /** Readings averaged per sample: the ESP32's ADC is noisy. */
@@ -34,5 +36,6 @@ export function ntcSensor(read: (pin: number) => number, pin: number, beta: numb
   };
 }
 
-export const createNtc: SensorFactory = (platform, sensor) =>
-  ntcSensor(platform.analogRead!, sensor.pin!, sensor.beta!, sensor.ohms!, sensor.seriesOhms!, sensor.toGround !== false);
+export function createNtc(platform: Platform, sensor: SensorConfig): Sensor {
+  return ntcSensor(platform.analogRead!, sensor.pin!, sensor.beta!, sensor.ohms!, sensor.seriesOhms!, sensor.toGround !== false);
+}

@@ -1,8 +1,10 @@
 // A sensor for the simulators (Moddable's desktop simulator has no I2C): plausible
 // indoor values with slow drift and a little noise, seeded so runs are repeatable.
 
-import type { SampleCallback, Sensor, SensorFactory } from "./types";
+import type { SampleCallback, Sensor } from "./types";
 import { roundTo } from "./types";
+import type { Platform } from "../platform/types";
+import type { SensorConfig } from "../config";
 
 export function simulatedSensor(random: () => number): Sensor {
   let temperature = 20 + random() * 4;
@@ -18,4 +20,6 @@ export function simulatedSensor(random: () => number): Sensor {
   };
 }
 
-export const createSimulated: SensorFactory = (_platform, _sensor, random) => simulatedSensor(random);
+export function createSimulated(_platform: Platform, _sensor: SensorConfig, random: () => number): Sensor {
+  return simulatedSensor(random);
+}
