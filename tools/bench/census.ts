@@ -12,7 +12,9 @@
 // (README, "Benchmarks") and takes about two minutes (the dump is slow on the console).
 //
 //   ESPRUINO_BIN=... tsx tools/bench/census.ts [--board esp32-devkitc] [--mode flash|ram]
-//       [--baseline] [--top 25] [--after 8] [--dump file]
+//       [--readable] [--baseline] [--top 25] [--after 8] [--dump file]
+// --readable: the board's readable build (names as in the source, the wrapper function kept),
+//   to see what a mangled name of the real image is; its figures differ from the real image's.
 // --baseline: the EspruinoDocs MQTT module and its publish loop (ESPRUINO_MQTT_MODULE) instead of a board.
 // --dump: also writes the raw dump to `file`.
 
@@ -283,6 +285,7 @@ async function main(): Promise<void> {
       board: { type: "string", default: "esp32-devkitc" },
       mode: { type: "string", default: "flash" },
       baseline: { type: "boolean", default: false },
+      readable: { type: "boolean", default: false },
       top: { type: "string", default: "25" },
       after: { type: "string", default: "8" },
       dump: { type: "string" },
@@ -314,6 +317,7 @@ async function main(): Promise<void> {
         settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.tlsPort!, tls: true, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", telemetryIntervalMs: 1000 },
         version: packageVersion(),
         quiet: true,
+        readable: values.readable,
       });
       code = readFileSync(join(out, "espruino", values.board + ".js"), "utf8");
     }
@@ -322,7 +326,7 @@ async function main(): Promise<void> {
     const dump = /CENSUS-START (\d+)([^]*?)CENSUS-END/.exec(run.output);
     if (dump === null) throw new Error("no dump from the interpreter:\n" + run.output.slice(-2000));
     if (values.dump) writeFileSync(values.dump, dump[2]);
-    console.log((values.baseline ? "baseline (EspruinoDocs MQTT module)" : values.board) + ", " + (values.mode === "ram" ? "loaded into RAM" : "saved to flash") + ", after " + afterS + " s; peak so far " + run.peak);
+    console.log((values.baseline ? "baseline (EspruinoDocs MQTT module)" : values.board + (values.readable ? " (readable build)" : "")) + ", " + (values.mode === "ram" ? "loaded into RAM" : "saved to flash") + ", after " + afterS + " s; peak so far " + run.peak);
     console.log(formatCensus(takeCensus(parseDump(dump[2])), Number(values.top)));
   } finally {
     broker.stop();
