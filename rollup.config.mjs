@@ -44,9 +44,9 @@ export const INTERNAL_PROPERTIES = [
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
   "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "i2c", "restart", "command",
-  "oneWire", "analogRead", "chipTemperature",
+  "oneWire", "analogRead", "chipTemperature", "socketWrite", "socketClose",
   // Socket handlers, session events
-  "onConnect", "onData", "onClose", "onConnected", "onRoom", "onDisconnected",
+  "socketOpened", "socketData", "socketClosed", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
   "state", "inflightCount", "canPublish", "setPace", "retryDelayMs", "subscribe", "publish", "squeeze",
   // TelemetryQueue, SpillStore

@@ -59,20 +59,20 @@ export function encodeEmpty(type: number): Uint8Array {
   return frame(type << 4, 0);
 }
 
-/** CONNECT (3.1) with a clean session; the password needs a username (3.1.2.9). */
-export function encodeConnect(clientId: string, username: string | null, password: string | null, keepAliveS: number): Uint8Array {
+/**
+ * CONNECT (3.1) with a clean session and no password: ThingsBoard takes the access token
+ * (or "provision") as the user name and nothing else (null: no user name).
+ */
+export function encodeConnect(clientId: string, username: string | null, keepAliveS: number): Uint8Array {
   const id = utf8Encode(clientId);
   const user = username === null ? null : utf8Encode(username);
-  const pass = password === null || user === null ? null : utf8Encode(password);
-  const bodyLength = 12 + id.length + (user === null ? 0 : 2 + user.length) + (pass === null ? 0 : 2 + pass.length);
+  const bodyLength = 12 + id.length + (user === null ? 0 : 2 + user.length);
   const bytes = frame(0x10, bodyLength);
   const offset0 = bytes.length - bodyLength;
-  // Protocol name "MQTT", level 4 (3.1.1), flags: username, password, clean session.
-  bytes.set([0, 4, 77, 81, 84, 84, 4, (user === null ? 0 : 0x80) | (pass === null ? 0 : 0x40) | 0x02], offset0);
-  let offset = putUint16(bytes, offset0 + 8, keepAliveS);
-  offset = putString(bytes, offset, id);
-  if (user !== null) offset = putString(bytes, offset, user);
-  if (pass !== null) putString(bytes, offset, pass);
+  // Protocol name "MQTT", level 4 (3.1.1), flags: username, clean session.
+  bytes.set([0, 4, 77, 81, 84, 84, 4, user === null ? 0x02 : 0x82], offset0);
+  const offset = putString(bytes, putUint16(bytes, offset0 + 8, keepAliveS), id);
+  if (user !== null) putString(bytes, offset, user);
   return bytes;
 }
 
@@ -129,11 +129,6 @@ export class PacketDecoder {
   /** Drops buffered bytes, e.g. when a new connection starts. */
   reset(): void {
     this._start = this._end = 0;
-  }
-
-  /** Bytes received but not yet returned as a packet. */
-  pending(): number {
-    return this._end - this._start;
   }
 
   push(chunk: Uint8Array): void {

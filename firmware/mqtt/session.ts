@@ -7,7 +7,7 @@
 // in RAM beside its inner functions' copies when the image is not saved to flash (README,
 // "Why classes"). Few methods on purpose: each one is an object for the run.
 
-import type { Platform, Socket, TimerHandle } from "../platform/types";
+import type { Platform, Socket, SocketHandlers, TimerHandle } from "../platform/types";
 import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
 import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
@@ -96,7 +96,7 @@ export function sessionStateName(session: MqttSession): SessionState {
   return names[session.state];
 }
 
-export class MqttSession {
+export class MqttSession implements SocketHandlers {
   private readonly _platform: Platform;
   private readonly _options: SessionOptions;
   private readonly _events: SessionEvents;
@@ -109,7 +109,7 @@ export class MqttSession {
    */
   state = IDLE;
   private _socket: Socket | null = null;
-  /** Bumped per connection so callbacks from an old socket are ignored; 0 is "never written". */
+  /** Bumped per connection: which connection a message was last written on; 0 is "never written". */
   private _generation = 1;
   private _attempt = 0;
   private _closeReason: string | null = null;
@@ -190,7 +190,7 @@ export class MqttSession {
     this.state = STOPPED;
     if (socket !== null) {
       try {
-        socket.write(encodeEmpty(DISCONNECT));
+        this._platform.socketWrite(socket, encodeEmpty(DISCONNECT));
       } catch (e) {
         // The link is going away anyway.
       }
@@ -231,10 +231,7 @@ export class MqttSession {
   }
 
   private _openConnection(): void {
-    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
-    const session = this;
-    const current = ++this._generation;
-    const options = this._options;
+    this._generation++;
     this.state = CONNECTING;
     this._closeReason = null;
     this._refused = false;
@@ -243,17 +240,7 @@ export class MqttSession {
     this._decoder.reset();
     this._log("I", "mqtt", "connecting to " + this._where());
     try {
-      this._socket = this._platform.connect(options, {
-        onConnect: () => {
-          if (current === session._generation) session._send(encodeConnect(options.clientId, options.token, null, options.keepAliveS));
-        },
-        onData: (bytes) => {
-          if (current === session._generation) session._onData(bytes);
-        },
-        onClose: (reason) => {
-          if (current === session._generation) session._close(reason, CLOSED_BY_SERVER);
-        },
-      });
+      this._socket = this._platform.connect(this._options, this);
     } catch (e) {
       this._socket = null;
       this._close("cannot open socket: " + errorText(e), NETWORK);
@@ -263,13 +250,26 @@ export class MqttSession {
     this._arm("no CONNACK");
   }
 
+  // The socket's handlers (SocketHandlers), which the platform calls. A socket other than
+  // the current one is one already let go: what it still reports is ignored.
+
+  socketOpened(socket: Socket): void {
+    const options = this._options;
+    if (socket === this._socket) this._send(encodeConnect(options.clientId, options.token, options.keepAliveS));
+  }
+
+  socketClosed(socket: Socket, reason: string): void {
+    if (socket === this._socket) this._close(reason, CLOSED_BY_SERVER);
+  }
+
   private _where(): string {
     const options = this._options;
     return options.host + ":" + options.port + (options.tls ? " (tls)" : " (plain)");
   }
 
   /** Bytes from the server: frames them and handles every whole packet. */
-  private _onData(bytes: Uint8Array): void {
+  socketData(socket: Socket, bytes: Uint8Array): void {
+    if (socket !== this._socket) return;
     const inflight = this._inflight;
     const log = this._log;
     const events = this._events;
@@ -399,7 +399,7 @@ export class MqttSession {
     const socket = this._socket;
     if (socket === null) return false;
     try {
-      socket.write(bytes);
+      this._platform.socketWrite(socket, bytes);
     } catch (e) {
       this._close("write failed: " + errorText(e), NETWORK);
       return false;
@@ -477,13 +477,12 @@ export class MqttSession {
       this.squeeze++;
       this._log("W", "mqtt", "no PUBACK before the close: rate limit? slowing down");
     }
-    // Detach first: bumping the generation silences the old socket's callbacks.
+    // Detach first: what the old socket still reports is then ignored.
     const socket = this._socket;
     this._socket = null;
-    this._generation++;
     if (socket !== null) {
       try {
-        socket.close();
+        this._platform.socketClose(socket);
       } catch (e) {
         // Already closed underneath us: nothing more to release.
       }

@@ -6,10 +6,34 @@
 import type { I2CBus, I2CPins, OneWireBus, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
 import { CA_FILE, CLOCK_SET_AFTER_MS } from "./types";
 
-
-function binaryString(bytes: Uint8Array): string {
-  return E.toString(bytes);
+/**
+ * A socket as the platform keeps it: Espruino's own, with its handlers and state as
+ * properties. One set of listeners below serves every socket (Espruino gives them the
+ * socket as `this`), so a connection makes no function objects, which cost JsVars for as
+ * long as it is open.
+ */
+interface EspruinoLink extends EspruinoSocket {
+  _handlers: SocketHandlers;
+  /** What the last error said, for the close that follows it. */
+  _error?: string;
+  _closed?: boolean;
 }
+
+// Functions, not arrows: `this` is the socket.
+const socketOpened = function (this: EspruinoLink) {
+  this._handlers.socketOpened(this);
+};
+const socketData = function (this: EspruinoLink, data: string) {
+  this._handlers.socketData(this, E.toUint8Array(data));
+};
+const socketError = function (this: EspruinoLink, error: { code: number; message: string }) {
+  this._error = error && error.message ? error.message : "socket error " + (error ? error.code : "");
+};
+const socketClosed = function (this: EspruinoLink) {
+  if (this._closed) return;
+  this._closed = true;
+  this._handlers.socketClosed(this, this._error || "connection closed by the server or network");
+};
 
 /**
  * What Espruino tells about itself for the client attributes. Apart from the platform so
@@ -51,31 +75,21 @@ export const espruinoPlatform: Platform = {
   log: console.log,
 
   connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
-    let closed = false;
-    let lastError = "";
     const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
     // Without the file the link is as secure as with it on Espruino (no verification either way).
     const ca = options.tls && require("Storage").read(CA_FILE);
     if (ca) connectOptions.ca = ca;
-    const socket = require(options.tls ? "tls" : "net").connect(connectOptions, () => handlers.onConnect());
-    socket.on("data", (data) => handlers.onData(E.toUint8Array(data)));
-    socket.on("error", (error) => {
-      lastError = error && error.message ? error.message : "socket error " + (error ? error.code : "");
-    });
-    socket.on("close", () => {
-      if (closed) return;
-      closed = true;
-      handlers.onClose(lastError !== "" ? lastError : "connection closed by the server or network");
-    });
-    return {
-      write: (bytes) => {
-        if (closed) throw new Error("socket closed");
-        socket.write(binaryString(bytes));
-      },
-      close: () => {
-        if (!closed) socket.end();
-      },
-    };
+    const socket = require(options.tls ? "tls" : "net").connect(connectOptions, socketOpened) as EspruinoLink;
+    socket._handlers = handlers;
+    socket.on("data", socketData);
+    socket.on("error", socketError);
+    socket.on("close", socketClosed);
+    return socket;
+  },
+  // No check for a closed socket: its close reaches the session, which then writes no more.
+  socketWrite: (socket, bytes) => (socket as EspruinoLink).write(E.toString(bytes)),
+  socketClose: (socket) => {
+    if (!(socket as EspruinoLink)._closed) (socket as EspruinoLink).end();
   },
 
   wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {

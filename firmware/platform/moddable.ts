@@ -41,6 +41,33 @@ export function moddableFacts(): { [key: string]: string | number } {
 
 let wifi: WiFi | null = null;
 
+/**
+ * A socket as the platform hands it out: Moddable's own, with its handlers and state as
+ * properties, so that one callback serves every socket (as on Espruino).
+ */
+type ModdableLink = (TcpSocket | SecureSocket) & { _handlers: SocketHandlers; _tls: boolean; _closed?: boolean };
+
+/** Closes once and reports it once, whoever closed first. */
+const closeLink = (link: ModdableLink, reason: string) => {
+  if (link._closed) return;
+  link._closed = true;
+  try {
+    link.close();
+  } catch (e) {
+    // Already released by the runtime.
+  }
+  link._handlers.socketClosed(link, reason);
+};
+
+// A function, not an arrow: Moddable calls the callback as the socket's method (modSocket.c
+// with xsCall on the socket, SecureSocket with this.callback), so `this` is the socket.
+const socketEvent = function (this: ModdableLink, message: number) {
+  if (message === MSG_CONNECT) this._handlers.socketOpened(this);
+  else if (message === MSG_READABLE) this._handlers.socketData(this, new Uint8Array(this.read(ArrayBuffer)));
+  else if (message === MSG_DISCONNECT) closeLink(this, "connection closed by the server or network");
+  else if (message === MSG_ERROR) closeLink(this, this._tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
+};
+
 /** The platform, one object at module level (as on Espruino); the entry sets hasWifi per board. */
 export const moddablePlatform: Platform = {
   runtime: "moddable",
@@ -56,8 +83,7 @@ export const moddablePlatform: Platform = {
   log: (line) => trace(line + "\n"),
 
   connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
-    let closed = false;
-    const socket =
+    const socket: TcpSocket | SecureSocket =
       options.tls
         ? new SecureSocket({
             host: options.host,
@@ -66,32 +92,20 @@ export const moddablePlatform: Platform = {
             secure: { protocolVersion: 0x0303, certificate: new Resource("ca-root.der"), verify: true },
           })
         : new TcpSocket({ host: options.host, port: options.port });
-    const finish = (reason: string) => {
-      if (closed) return;
-      closed = true;
-      try {
-        socket.close();
-      } catch (e) {
-        // Already released by the runtime.
-      }
-      handlers.onClose(reason);
-    };
-    socket.callback = (message: number) => {
-      if (message === MSG_CONNECT) handlers.onConnect();
-      else if (message === MSG_READABLE) handlers.onData(new Uint8Array(socket.read(ArrayBuffer)));
-      else if (message === MSG_DISCONNECT) finish("connection closed by the server or network");
-      else if (message === MSG_ERROR) finish(options.tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
-    };
-    return {
-      write: (bytes) => {
-        if (closed) throw new Error("socket closed");
-        // Packets from the codec own their whole buffer; copy only a view into a larger one.
-        const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
-        socket.write((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
-      },
-      close: () => finish("closed"),
-    };
+    const link = socket as ModdableLink;
+    link._handlers = handlers;
+    link._tls = options.tls;
+    socket.callback = socketEvent;
+    return link;
   },
+  socketWrite: (socket, bytes) => {
+    // No check for a closed socket: its close reaches the session, which then writes no more.
+    // Packets from the codec own their whole buffer; copy only a view into a larger one.
+    const whole = bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length;
+    (socket as ModdableLink).write((whole ? bytes.buffer : bytes.slice().buffer) as ArrayBuffer);
+  },
+  // No reason: the session let the socket go before closing it, and ignores what it reports.
+  socketClose: (socket) => closeLink(socket as ModdableLink, ""),
 
   wifiConnect: (ssid, password, onState: (state: WifiState, detail: string) => void) => {
     if (wifi !== null) wifi.close();

@@ -22,18 +22,20 @@ export interface SocketOptions {
   tls: boolean;
 }
 
+/**
+ * What a connection reports. The session itself implements these: no closures per
+ * connection (on Espruino each function object costs JsVars for as long as it lives). Each
+ * call names its socket, so that events of a socket already let go can be told apart.
+ */
 export interface SocketHandlers {
-  onConnect(): void;
-  onData(bytes: Uint8Array): void;
-  /** Called exactly once, whatever closed the socket. */
-  onClose(reason: string): void;
+  socketOpened(socket: Socket): void;
+  socketData(socket: Socket, bytes: Uint8Array): void;
+  /** Called exactly once per socket, whatever closed it. */
+  socketClosed(socket: Socket, reason: string): void;
 }
 
-export interface Socket {
-  /** Queues bytes for sending; throws if the socket can no longer send. */
-  write(bytes: Uint8Array): void;
-  close(): void;
-}
+/** An open connection: what Platform.connect returned, only ever handed back to the platform. */
+export type Socket = object;
 
 export type WifiState = "connecting" | "connected" | "disconnected";
 
@@ -73,6 +75,10 @@ export interface Platform {
   clearTimeout(handle: TimerHandle): void;
   log(line: string): void;
   connect(options: SocketOptions, handlers: SocketHandlers): Socket;
+  /** Queues bytes for sending on `socket`; may throw if it can no longer send. */
+  socketWrite(socket: Socket, bytes: Uint8Array): void;
+  /** Closes `socket`; its socketClosed follows, at once or later. */
+  socketClose(socket: Socket): void;
   /** Whether this board must join Wi-Fi itself before using the network. */
   hasWifi: boolean;
   /** Starts joining; reports every state change. Retries are the caller's. */

@@ -1,7 +1,7 @@
 // A platform for unit tests: a manual clock with ordered timers and sockets whose
 // server side the test drives byte by byte.
 
-import type { I2CBus, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "../../firmware/platform/types.ts";
+import type { I2CBus, Platform, SocketHandlers, SocketOptions, WifiState } from "../../firmware/platform/types.ts";
 
 interface Timer {
   id: number;
@@ -47,7 +47,7 @@ export class FakeClock {
   }
 }
 
-export class FakeSocket implements Socket {
+export class FakeSocket {
   written: Uint8Array[] = [];
   closed = false;
   constructor(readonly options: SocketOptions, readonly handlers: SocketHandlers) {}
@@ -60,23 +60,23 @@ export class FakeSocket implements Socket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.onClose("closed locally");
+    this.handlers.socketClosed(this, "closed locally");
   }
 
   /** The server side: completes the connect. */
   open(): void {
-    this.handlers.onConnect();
+    this.handlers.socketOpened(this);
   }
 
   receive(bytes: number[]): void {
-    this.handlers.onData(new Uint8Array(bytes));
+    this.handlers.socketData(this, new Uint8Array(bytes));
   }
 
   /** The server or network drops the link. */
   drop(reason = "connection reset"): void {
     if (this.closed) return;
     this.closed = true;
-    this.handlers.onClose(reason);
+    this.handlers.socketClosed(this, reason);
   }
 
   /** First bytes of every packet written so far, e.g. 0x10 CONNECT, 0x32 PUBLISH QoS 1. */
@@ -121,6 +121,8 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
       platform.sockets.push(socket);
       return socket;
     },
+    socketWrite: (socket, bytes) => (socket as FakeSocket).write(bytes),
+    socketClose: (socket) => (socket as FakeSocket).close(),
     wifiConnect: (_ssid, _password, onState) => {
       platform.wifiStates.push(onState);
       onState("connecting", "");

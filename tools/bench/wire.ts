@@ -112,7 +112,7 @@ export async function measureTlsOverhead(tlsPort: number, caFile: string, cipher
         clearTimeout(timer);
         resolve(null);
       });
-      socket.on("secureConnect", () => socket.write(encodeConnect("bench-wire", null, null, 60)));
+      socket.on("secureConnect", () => socket.write(encodeConnect("bench-wire", null, 60)));
       socket.on("data", (data) => {
         received += data.length;
         if (stage === 0 && received >= 4) {

@@ -73,17 +73,22 @@ const MAX_STORAGE_NAME = 28;
 
 type Listener = (...args: unknown[]) => void;
 
-/** Espruino-style event emitter for the objects handed to the image. */
-function emitter(): { on(event: string, fn: Listener): void; emit(event: string, ...args: unknown[]): void } {
+/**
+ * Espruino-style event emitter for the objects handed to the image. As Espruino does
+ * (measured on 2v29), a listener runs with the object that emitted as `this`: set `self`.
+ */
+function emitter(): { self: unknown; on(event: string, fn: Listener): void; emit(event: string, ...args: unknown[]): void } {
   const listeners: Record<string, Listener[]> = {};
-  return {
-    on(event, fn) {
+  const events = {
+    self: undefined as unknown,
+    on(event: string, fn: Listener) {
       (listeners[event] ??= []).push(fn);
     },
-    emit(event, ...args) {
-      for (const fn of listeners[event] ?? []) fn(...args);
+    emit(event: string, ...args: unknown[]) {
+      for (const fn of listeners[event] ?? []) fn.apply(events.self, args);
     },
   };
+  return events;
 }
 
 /** Storage.writeJSON's text: JSON with the quotes dropped from keys that are names. */
@@ -271,11 +276,13 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
             minVersion: "TLSv1.2",
             maxVersion: "TLSv1.2",
           });
-          socket.once("secureConnect", () => guarded(onConnect));
+          socket.once("secureConnect", () => guarded(() => events.emit("connect")));
         } else {
           socket = netConnect({ host: opts.host, port: opts.port });
-          socket.once("connect", () => guarded(onConnect));
+          socket.once("connect", () => guarded(() => events.emit("connect")));
         }
+        // Espruino's connect callback is the socket's "connect" listener: `this` is the socket.
+        if (typeof onConnect === "function") events.on("connect", onConnect);
         sockets.add(socket);
         socket.on("data", (chunk: Buffer) => guarded(() => events.emit("data", chunk.toString("latin1"))));
         socket.on("end", () => guarded(() => events.emit("end")));
@@ -286,7 +293,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
           sockets.delete(socket);
           guarded(() => events.emit("close", hadError));
         });
-        return {
+        const espruinoSocket = {
           on: (event: string, fn: Listener) => events.on(event, fn),
           // Espruino writes String(data) for anything that is not a string (measured): a
           // Uint8Array goes out as "16,2,0,0". The sandbox does the same, so such a bug shows.
@@ -298,6 +305,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
           },
           end: () => socket.end(),
         };
+        events.self = espruinoSocket;
+        return espruinoSocket;
       },
     });
 
@@ -334,6 +343,7 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
       getStatus: () => ({ station: "connected", rssi: -60 }),
       },
     };
+    wifiEvents.self = modules.Wifi;
 
     const setTimer = (fn: unknown, ms: unknown, repeat: boolean) => {
       const id = nextTimerId++;
