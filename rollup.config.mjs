@@ -48,7 +48,7 @@ export const INTERNAL_PROPERTIES = [
   // Socket handlers, session events
   "socketOpened", "socketData", "socketClosed", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
-  "state", "inflightCount", "canPublish", "setPace", "retryDelayMs", "subscribe", "publish", "squeeze",
+  "state", "inflight", "canPublish", "setPace", "retryDelayMs", "subscribe", "publish", "squeeze",
   // TelemetryQueue, SpillStore
   "setLimits", "flush", "spilledBatches", "deliveredTotal", "droppedCount", "pump", "batches", "lost", "take",
   // Sensors, SensorConfig

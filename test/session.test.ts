@@ -4,6 +4,8 @@ import { backoffDelay, MqttSession, sessionStateName } from "../firmware/mqtt/se
 import type { SessionOptions } from "../firmware/mqtt/session.ts";
 import { createLogger } from "../firmware/util/log.ts";
 import { fakePlatform } from "./helpers/fake-platform.ts";
+import { parsedByMqttPacket } from "./helpers/parse-packet.ts";
+import type mqttPacket from "mqtt-packet";
 import type { FakePlatform, FakeSocket } from "./helpers/fake-platform.ts";
 
 const OPTIONS: SessionOptions = {
@@ -79,11 +81,11 @@ test("a QoS 1 message leaves only on its PUBACK", () => {
   const id = packetIdOf(publish);
   socket.receive([0x40, 2, 0, (id + 1) & 0xff]);
   assert.equal(acked, 0);
-  assert.equal(session.inflightCount(), 1);
+  assert.equal(session.inflight.length, 1);
   assert.ok(platform.logs.some((l) => l.startsWith("[W][mqtt] PUBACK for unknown packet id")));
   socket.receive([0x40, 2, id >> 8, id & 0xff]);
   assert.equal(acked, 1);
-  assert.equal(session.inflightCount(), 0);
+  assert.equal(session.inflight.length, 0);
 });
 
 test("maxInflight bounds what the session accepts", () => {
@@ -120,7 +122,7 @@ test("after a reconnect: resubscribes, then resends unacknowledged publishes wit
   second.receive([0x40, 2, id >> 8, id & 0xff]);
   second.receive([0x40, 2, 0, packetIdOf(second.written[3])]);
   assert.equal(acked, 2);
-  assert.equal(session.inflightCount(), 0);
+  assert.equal(session.inflight.length, 0);
 });
 
 test("keep-alive: PINGREQ after the keep-alive period, link closed when PINGRESP never comes", () => {
@@ -130,6 +132,8 @@ test("keep-alive: PINGREQ after the keep-alive period, link closed when PINGRESP
   assert.deepEqual(socket.packetTypes(), [0x10]);
   platform.clock.advance(1);
   assert.deepEqual(socket.packetTypes(), [0x10, 0xc0]);
+  assert.deepEqual([...socket.written[1]], [0xc0, 0]);
+  assert.equal(parsedByMqttPacket(socket.written[1]).cmd, "pingreq");
   socket.receive([0xd0, 0]);
   platform.clock.advance(30000);
   assert.deepEqual(socket.packetTypes(), [0x10, 0xc0, 0xc0]);
@@ -147,7 +151,7 @@ test("a missing PUBACK on a dead link is detected too", () => {
   platform.clock.advance(15000);
   assert.equal(socket.closed, true);
   assert.ok(platform.logs.some((l) => l.includes("link dead: no PUBACK within 15.0 s")));
-  assert.equal(session.inflightCount(), 1, "the message is kept for the next connection");
+  assert.equal(session.inflight.length, 1, "the message is kept for the next connection");
 });
 
 test("no CONNACK in time closes the attempt and backs off", () => {
@@ -315,6 +319,8 @@ test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler i
   const socket = connect(platform, session);
   socket.receive([0x32, 7, 0, 1, 0x74, 0x01, 0x02, 0x68, 0x69]);
   assert.deepEqual([...socket.written[1]], [0x40, 2, 1, 2]);
+  const puback = parsedByMqttPacket(socket.written[1]) as mqttPacket.IPubackPacket;
+  assert.deepEqual([puback.cmd, puback.messageId], ["puback", 0x0102]);
   assert.ok(platform.logs.includes("[E][mqtt] t handler failed: handler bug"));
   assert.equal(sessionStateName(session) === "connected", true);
 });
@@ -324,6 +330,8 @@ test("stop sends DISCONNECT and does not reconnect", () => {
   const socket = connect(platform, session);
   session.stop();
   assert.deepEqual(socket.packetTypes(), [0x10, 0xe0]);
+  assert.deepEqual([...socket.written[1]], [0xe0, 0]);
+  assert.equal(parsedByMqttPacket(socket.written[1]).cmd, "disconnect");
   assert.equal(socket.closed, true);
   platform.clock.advance(600000);
   assert.equal(platform.sockets.length, 1);

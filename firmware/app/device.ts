@@ -164,7 +164,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     {
       onConnected: () => {
         for (let i = 0; i < context.onConnect.length; i++) context.onConnect[i]();
-        upload();
+        // An upload: what waits goes now.
+        readingsSinceUpload = 0;
+        queue.flush();
       },
       // Attributes and RPC replies share the in-flight window: telemetry goes on when they leave it.
       onRoom: () => queue.pump(),
@@ -183,10 +185,6 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   // Counted in readings rather than timed, so an upload always carries the reading just taken.
   let readingsPerUpload = 1;
   let readingsSinceUpload = 0;
-  const upload = () => {
-    readingsSinceUpload = 0;
-    queue.flush();
-  };
 
   let sampleTimer: TimerHandle | null = null;
   let sampledInterval = 0;
@@ -213,7 +211,10 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
     if (reading === null) return;
     if (reading.sensor_error) log("E", "sensor", reading.sensor_error as string);
     context.queueReading(platform.now(), reading);
-    if (++readingsSinceUpload >= readingsPerUpload) upload();
+    if (++readingsSinceUpload >= readingsPerUpload) {
+      readingsSinceUpload = 0;
+      queue.flush();
+    }
   };
   // One pass over the sensors at a time, by one long-lived function (no closure per sample:
   // on Espruino each costs JsVars); whoever asks while a pass runs gets that pass's reading,

@@ -25,7 +25,7 @@ export function sleepFeature(context: DeviceContext): void {
     const awakeMs = platform.now() - context.bootAt;
     connectedMs = session.state === CONNECTED ? connectedMs + CHECK_MS : 0;
     // This wake's reading (and every earlier one) acknowledged, nothing held back.
-    const delivered = queue.deliveredTotal > 0 && queue.size() === 0 && queue.spilledBatches() === 0 && session.inflightCount() === 0;
+    const delivered = queue.deliveredTotal > 0 && queue.size() === 0 && queue.spilledBatches() === 0 && session.inflight.length === 0;
     if (!(delivered && connectedMs >= SETTLE_MS) && awakeMs < context.config.awakeMaxMs) {
       platform.setTimeout(check, CHECK_MS);
       return;

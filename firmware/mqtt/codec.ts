@@ -1,5 +1,6 @@
-// MQTT 3.1.1 client codec: encodes only what a client sends (CONNECT, PUBLISH, PUBACK,
-// SUBSCRIBE, PINGREQ, DISCONNECT) and decodes only what a server sends (CONNACK,
+// MQTT 3.1.1 client codec: encodes only what a client sends (CONNECT, PUBLISH, SUBSCRIBE;
+// PUBACK, PINGREQ and DISCONNECT are fixed bytes the session writes itself, 3.4, 3.12,
+// 3.14) and decodes only what a server sends (CONNACK,
 // PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP). Pure, no I/O. Section numbers refer to
 // the OASIS MQTT Version 3.1.1 specification. The tests cross-check it with mqtt-packet.
 
@@ -54,11 +55,6 @@ function putString(bytes: Uint8Array, offset: number, text: Uint8Array): number 
   return offset + 2 + text.length;
 }
 
-/** A packet with no body: PINGREQ (3.12) or DISCONNECT (3.14). */
-export function encodeEmpty(type: number): Uint8Array {
-  return frame(type << 4, 0);
-}
-
 /**
  * CONNECT (3.1) with a clean session and no password: ThingsBoard takes the access token
  * (or "provision") as the user name and nothing else (null: no user name).
@@ -84,13 +80,6 @@ export function encodePublish(topic: string, payload: Uint8Array, qos: number, p
   let offset = putString(bytes, bytes.length - bodyLength, name);
   if (qos > 0) offset = putUint16(bytes, offset, packetId);
   bytes.set(payload, offset);
-  return bytes;
-}
-
-/** PUBACK (3.4). */
-export function encodePuback(packetId: number): Uint8Array {
-  const bytes = frame(0x40, 2);
-  putUint16(bytes, 2, packetId);
   return bytes;
 }
 
@@ -124,11 +113,6 @@ export class PacketDecoder {
 
   constructor(maxPacketBytes: number) {
     this._maxBytes = maxPacketBytes;
-  }
-
-  /** Drops buffered bytes, e.g. when a new connection starts. */
-  reset(): void {
-    this._start = this._end = 0;
   }
 
   push(chunk: Uint8Array): void {

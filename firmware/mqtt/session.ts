@@ -10,7 +10,7 @@
 import type { Platform, Socket, SocketHandlers, TimerHandle } from "../platform/types";
 import type { Logger } from "../util/log";
 import { errorText, seconds } from "../util/log";
-import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodeEmpty, encodePuback, encodePublish, encodeSubscribe } from "./codec";
+import { CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, PacketDecoder, SUBACK, encodeConnect, encodePublish, encodeSubscribe } from "./codec";
 
 /** What the session reads from the device configuration (the same object: no copy). */
 export interface SessionOptions {
@@ -102,7 +102,7 @@ export class MqttSession implements SocketHandlers {
   private readonly _events: SessionEvents;
   private readonly _log: Logger;
   private readonly _random: () => number;
-  private readonly _decoder = new PacketDecoder(MAX_PACKET_BYTES);
+  private _decoder = new PacketDecoder(MAX_PACKET_BYTES);
   /**
    * IDLE..STOPPED; read-only outside the class. Fields read in place of getter methods:
    * on Espruino every method is a function object that stays in RAM (about 5 JsVars).
@@ -114,7 +114,8 @@ export class MqttSession implements SocketHandlers {
   private _attempt = 0;
   private _closeReason: string | null = null;
   private _refused = false;
-  private _inflight: InflightMessage[] = [];
+  /** Messages handed over and not yet acknowledged (sent or waiting to be resent); read-only outside the class. */
+  inflight: InflightMessage[] = [];
   /** Filters kept across reconnects, and their QoS (parallel arrays: no object per filter). */
   private _filters: string[] = [];
   private _filterQos: number[] = [];
@@ -153,18 +154,13 @@ export class MqttSession implements SocketHandlers {
     this._random = random;
   }
 
-  /** Messages handed over and not yet acknowledged (sent or waiting to be resent). */
-  inflightCount(): number {
-    return this._inflight.length;
-  }
-
   /**
    * Whether the telemetry queue may hand over another QoS 1 message now: one slot of
    * maxInflight stays free for RPC replies and attributes.
    */
   canPublish(): boolean {
     const max = this._options.maxInflight >> this.squeeze;
-    return this.state !== STOPPED && this._inflight.length < (max > 1 ? max - 1 : 1);
+    return this.state !== STOPPED && this.inflight.length < (max > 1 ? max - 1 : 1);
   }
 
   /**
@@ -190,7 +186,7 @@ export class MqttSession implements SocketHandlers {
     this.state = STOPPED;
     if (socket !== null) {
       try {
-        this._platform.socketWrite(socket, encodeEmpty(DISCONNECT));
+        this._platform.socketWrite(socket, new Uint8Array([DISCONNECT << 4, 0]));
       } catch (e) {
         // The link is going away anyway.
       }
@@ -213,14 +209,14 @@ export class MqttSession implements SocketHandlers {
    */
   publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
     if (qos === 0) return this.state === CONNECTED && this._send(encodePublish(topic, payload, 0, 0, false));
-    if (this.state === STOPPED || this._inflight.length >= this._options.maxInflight) return false;
-    this._inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
+    if (this.state === STOPPED || this.inflight.length >= this._options.maxInflight) return false;
+    this.inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
     this._sendWaiting();
     return true;
   }
 
   private _allocatePacketId(): number {
-    const inflight = this._inflight;
+    const inflight = this.inflight;
     for (;;) {
       const id = this._nextPacketId;
       this._nextPacketId = id === 65535 ? 1 : id + 1;
@@ -237,7 +233,8 @@ export class MqttSession implements SocketHandlers {
     this._refused = false;
     this._pingOutstanding = false;
     this._subscribeOutstanding = false;
-    this._decoder.reset();
+    // A new decoder: nothing of the old stream, and the buffer back to its first size.
+    this._decoder = new PacketDecoder(MAX_PACKET_BYTES);
     this._log("I", "mqtt", "connecting to " + this._where());
     try {
       this._socket = this._platform.connect(this._options, this);
@@ -270,7 +267,7 @@ export class MqttSession implements SocketHandlers {
   /** Bytes from the server: frames them and handles every whole packet. */
   socketData(socket: Socket, bytes: Uint8Array): void {
     if (socket !== this._socket) return;
-    const inflight = this._inflight;
+    const inflight = this.inflight;
     const log = this._log;
     const events = this._events;
     try {
@@ -331,7 +328,7 @@ export class MqttSession implements SocketHandlers {
           }
           if (!found) log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
         } else if (type === PUBLISH) {
-          if (packet.qos === 1) this._send(encodePuback(packet.id));
+          if (packet.qos === 1) this._send(new Uint8Array([PUBACK << 4, 2, packet.id >> 8, packet.id]));
           this._call(() => events.onMessage(packet.topic, packet.payload as Uint8Array), packet.topic);
         } else if (type === SUBACK) {
           this._subscribeOutstanding = false;
@@ -359,7 +356,7 @@ export class MqttSession implements SocketHandlers {
 
   /** Writes, in order and at the pace set, the messages not yet written on this connection. */
   private _sendWaiting(): void {
-    const inflight = this._inflight;
+    const inflight = this.inflight;
     for (let i = 0; i < inflight.length && this.state === CONNECTED && this._timers[PACE_TIMER] === null; i++) {
       const message = inflight[i];
       if (message[WRITTEN_ON] === this._generation) continue;
@@ -436,7 +433,7 @@ export class MqttSession implements SocketHandlers {
     if (which === PING_TIMER) {
       if (this.state !== CONNECTED) return;
       this._pingOutstanding = true;
-      if (this._send(encodeEmpty(PINGREQ))) this._arm("no PINGRESP");
+      if (this._send(new Uint8Array([PINGREQ << 4, 0]))) this._arm("no PINGRESP");
     } else if (which === RESPONSE_TIMER) {
       this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), NETWORK);
     } else if (which === RECONNECT_TIMER) {
@@ -470,7 +467,7 @@ export class MqttSession implements SocketHandlers {
     // The server closed the link with a message written on it and not acknowledged: how
     // ThingsBoard rejects a message over a rate limit. Fewer readings per message and fewer
     // in flight until the connection has been stable again.
-    const inflight = this._inflight;
+    const inflight = this.inflight;
     let unacknowledged = false;
     for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] === this._generation) unacknowledged = true;
     if (how === CLOSED_BY_SERVER && this.state === CONNECTED && unacknowledged && this.squeeze < MAX_SQUEEZE) {

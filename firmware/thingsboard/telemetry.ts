@@ -13,8 +13,3 @@ export function telemetryJson(ts: number | null, reading: Reading): string {
   if (ts === null) return body;
   return "{\"ts\":" + ts + ",\"values\":" + body + "}";
 }
-
-/** Several readings in one message: a JSON array, which ThingsBoard accepts as is. */
-export function telemetryBatch(readings: string[]): string {
-  return readings.length === 1 ? readings[0] : "[" + readings.join(",") + "]";
-}

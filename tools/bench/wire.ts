@@ -9,7 +9,10 @@ import type { AddressInfo, Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { readFileSync } from "node:fs";
 import { encodeConnect, encodePublish } from "../../firmware/mqtt/codec.ts";
-import { telemetryBatch, telemetryJson } from "../../firmware/thingsboard/telemetry.ts";
+import { telemetryJson } from "../../firmware/thingsboard/telemetry.ts";
+
+/** Several readings in one message as TelemetryQueue.pump writes them: a JSON array (one reading: itself). */
+const batchJson = (readings: string[]) => (readings.length === 1 ? readings[0] : "[" + readings.join(",") + "]");
 import { utf8Encode } from "../../firmware/util/utf8.ts";
 
 export const V1_TOPIC = "v1/devices/me/telemetry";
@@ -34,7 +37,7 @@ export interface PlainWire {
 export function plainWire(topic: string, batch: number): PlainWire {
   const readings: string[] = [];
   for (let i = 0; i < batch; i++) readings.push(reading(i));
-  const publish = encodePublish(topic, utf8Encode(telemetryBatch(readings)), 1, 1, false);
+  const publish = encodePublish(topic, utf8Encode(batchJson(readings)), 1, 1, false);
   return { up: publish.length, down: 4, floor: readings.reduce((sum, r) => sum + Buffer.byteLength(r), 0), publish };
 }
 
