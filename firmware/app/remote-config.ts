@@ -12,33 +12,14 @@ import { errorText, logLevelNames } from "../util/log";
 /** Flash file with the values ThingsBoard set: {"samplingIntervalMs":5000,...}. */
 export const SHARED_CONFIG_FILE = "tb-shared.json";
 
-/** Why `value` cannot be the setting `key` ("" when it can). */
-function settingProblem(defaults: { [key: string]: unknown }, key: string, value: unknown): string {
-  if (key === "logLevel") {
-    const names = logLevelNames();
-    return names.indexOf(value as string) < 0 ? "must be one of " + names.join(", ") : "";
-  }
-  if (!(key in defaults)) return "not a setting of this device";
-  // The checks besides logLevel and the sensor switches (true or false); here, not at the
-  // top of the module, so that Espruino builds the table only when a setting arrives.
-  const checks: { [key: string]: ValueCheck } = {
-    samplingIntervalMs: ["number", 1000, 86400000],
-    uploadIntervalMs: ["number", 0, 86400000],
-    batchSize: ["number", 1, 50],
-    statusIntervalMs: ["number", 0, 86400000],
-  };
-  return valueProblem(checks[key] || ["boolean"], value);
-}
-
-export interface RemoteConfig {
-  /**
-   * Applies `values`; `deleted` keys fall back to the board default. `complete`: `values`
-   * is every key the server has, so keys missing from it fall back too. `strict`: a key
-   * that is no setting is a problem (setConfig); else it is another attribute and skipped.
-   * Returns the problems ("" when none), or null when no setting was in the message.
-   */
-  update(values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null;
-}
+/**
+ * Applies `values`; `deleted` keys fall back to the board default. `complete`: `values`
+ * is every key the server has, so keys missing from it fall back too. `strict`: a key
+ * that is no setting is a problem (setConfig); else it is another attribute and skipped.
+ * Returns the problems ("" when none), or null when no setting was in the message.
+ * A function, not an object with a method: one function object fewer for the whole run.
+ */
+export type RemoteConfig = (values: unknown, deleted: unknown, complete: boolean, strict: boolean) => string | null;
 
 function createRemoteConfig(context: DeviceContext): RemoteConfig {
   /** The values ThingsBoard set, as kept in flash. */
@@ -66,7 +47,23 @@ function createRemoteConfig(context: DeviceContext): RemoteConfig {
       const value = incoming[key];
       if (!strict && !(key in defaults)) continue;
       relevant = true;
-      const problem = settingProblem(defaults, key, value);
+      // Why `value` cannot be the setting `key` ("" when it can).
+      let problem = "";
+      if (key === "logLevel") {
+        const names = logLevelNames();
+        if (names.indexOf(value as string) < 0) problem = "must be one of " + names.join(", ");
+      } else if (!(key in defaults)) problem = "not a setting of this device";
+      else {
+        // The checks besides logLevel and the sensor switches (true or false); here, not at
+        // the top of the module, so that Espruino builds the table only when a setting arrives.
+        const checks: { [key: string]: ValueCheck } = {
+          samplingIntervalMs: ["number", 1000, 86400000],
+          uploadIntervalMs: ["number", 0, 86400000],
+          batchSize: ["number", 1, 50],
+          statusIntervalMs: ["number", 0, 86400000],
+        };
+        problem = valueProblem(checks[key] || ["boolean"], value);
+      }
       if (problem !== "") problems.push(key + ": " + problem + ", got " + JSON.stringify(value) + "; ignored");
       else if (stored[key] !== value) {
         stored[key] = settings[key] = value as number | string | boolean;
@@ -92,7 +89,7 @@ function createRemoteConfig(context: DeviceContext): RemoteConfig {
   } catch (e) {
     context.log("E", "config", SHARED_CONFIG_FILE + ": " + errorText(e) + "; board defaults in use");
   }
-  return { update: update };
+  return update;
 }
 
 /** The one RemoteConfig of a device, shared by the features that use it. */

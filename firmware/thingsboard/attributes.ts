@@ -52,7 +52,7 @@ export function attributesFeature(context: DeviceContext): void {
     const update = parsePayload(payload);
     if (update === undefined) context.log("W", "config", "attributes not JSON: ignored");
     const deleted = field(update, "deleted");
-    report(deleted !== undefined ? remote.update({}, deleted, false, false) : remote.update(update, null, false, false));
+    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(update, null, false, false));
     return true;
   });
   onTopicPrefix(context, ATTRIBUTE_RESPONSE, (id, answer) => {
@@ -62,7 +62,7 @@ export function attributesFeature(context: DeviceContext): void {
     // Garbage is no answer: taken as one, it would reset every setting to the board's.
     if (answer === undefined) return context.log("W", "config", "attributes not JSON: ignored");
     const shared = field(answer, "shared");
-    report(remote.update(shared === undefined ? {} : shared, null, true, false));
+    report(remote(shared === undefined ? {} : shared, null, true, false));
   });
 
   const sendStatus = () => {

@@ -33,7 +33,7 @@ export function clockFeature(context: DeviceContext): void {
   };
   context.onConnect.push(() => {
     if (platform.clockIsSet()) return;
-    rpc.call("getCurrentTime", {}, (reply) => {
+    rpc("getCurrentTime", {}, (reply) => {
       if (platform.clockIsSet()) return;
       const time = field(reply, "time");
       if (typeof time === "number" && time > CLOCK_SET_AFTER_MS) {

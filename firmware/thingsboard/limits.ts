@@ -11,7 +11,7 @@ export function limitsFeature(context: DeviceContext): void {
   const rpc = clientRpc(context);
   // First after a connect: the answer sets the pace for everything that follows.
   context.onConnect.unshift(() => {
-    rpc.call("getSessionLimits", {}, (reply) => {
+    rpc("getSessionLimits", {}, (reply) => {
       const limits = field(reply, "rateLimits");
       const messages = field(limits, "messages");
       const telemetry = field(limits, "telemetryMessages");

@@ -103,7 +103,7 @@ export function rpcFeature(context: DeviceContext): void {
       reply(status);
     } else if (method === "getConfig") reply(context.settings);
     else if (method === "setConfig") {
-      const problems = remote.update(params, null, false, true);
+      const problems = remote(params, null, false, true);
       reply(problems ? { error: problems, config: context.settings } : { config: context.settings });
     } else if (method === "readNow") context.sampleNow((reading) => reply(reading || { error: "every sensor is switched off" }));
     else if (method === "reboot") {
