@@ -388,6 +388,7 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   assert.deepEqual(replies[1].body, { error: 'bad request: expected {"method": string, "params": any}' });
   assert.deepEqual(replies[2].body, { error: "unknown method: format" });
   assert.ok(platform.logs.includes("[W][rpc] format 43: unknown method: format"), platform.logs.join("\n"));
+  assert.ok(platform.logs.includes('[W][rpc] request 42: bad request: expected {"method": string, "params": any}'), platform.logs.join("\n"));
 
   // After a reconnect the subscription is sent again.
   socket.drop();

@@ -51,7 +51,7 @@ function createRpcServer(context: DeviceContext): RpcServer {
       if (answered) return;
       answered = true;
       const error = field(result, "error");
-      log(error === undefined ? "I" : "W", "rpc", method + " " + id + (error === undefined ? " answered" : ": " + error));
+      log(error === undefined ? "I" : "W", "rpc", (typeof method === "string" ? method : "request") + " " + id + (error === undefined ? " answered" : ": " + error));
       send(id, result === undefined ? {} : result, afterDelivery);
     };
     const hasOwn = Object.prototype.hasOwnProperty;
