@@ -112,13 +112,15 @@ export function clientIdFromChip(chipId: string): string {
   return "tbfw-" + id;
 }
 
-/** `createSensors[i]` makes `config.sensors[i]`. */
-export function startDevice(platform: Platform, builtConfig: DeviceConfig, createSensors: SensorFactory[], features: Feature[]): Device {
+/**
+ * `createSensors[i]` makes `config.sensors[i]`. What is only needed while starting is not
+ * kept in a variable here: this scope lives as long as the device (its closures hold it),
+ * and on Espruino every variable in it costs JsVars for the whole run.
+ */
+export function startDevice(platform: Platform, config: DeviceConfig, createSensors: SensorFactory[], features: Feature[]): Device {
   // Until the settings exist: the board's build-time level.
-  const bootLevel = { logLevel: builtConfig.debug ? "debug" : "info" };
-  let log: Logger = createLogger(platform.log, bootLevel);
-  const chipId = platform.chipId();
-  log("I", "boot", "tb-firmware " + builtConfig.firmwareVersion + " on " + builtConfig.board + " (" + platform.runtime + "), chip " + chipId);
+  let log: Logger = createLogger(platform.log, { logLevel: config.debug ? "debug" : "info" });
+  log("I", "boot", "tb-firmware " + config.firmwareVersion + " on " + config.board + " (" + platform.runtime + "), chip " + platform.chipId());
 
   let overrides: string | null = null;
   try {
@@ -126,7 +128,9 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   } catch (e) {
     log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
   }
-  const config = applyOverrides(builtConfig, overrides, (problem) => log("E", "config", problem));
+  // The built configuration gives way to the one with the overrides, so that it is not kept too.
+  config = applyOverrides(config, overrides, (problem) => log("E", "config", problem));
+  overrides = null;
   const defaults = defaultSettings(config);
   const settings: Settings = Object.assign({}, defaults);
   log = createLogger(platform.log, settings);
@@ -146,7 +150,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   }
 
   // Seeded from the chip id: Math.random repeats on every boot on Espruino.
-  const random = seededRandom(hashString(chipId));
+  const random = seededRandom(hashString(platform.chipId()));
   // A driver that cannot start fails the start-up, which the entry logs.
   const sensors: Sensor[] = [];
   // Each sensor's setting name, made once rather than at every sample.
@@ -157,7 +161,7 @@ export function startDevice(platform: Platform, builtConfig: DeviceConfig, creat
   }
   // As the features below: each factory runs once, and emptied, the array lets them go.
   createSensors.splice(0, createSensors.length);
-  config.clientId = clientIdFromChip(chipId);
+  config.clientId = clientIdFromChip(platform.chipId());
   const session = new MqttSession(
     platform,
     config,
