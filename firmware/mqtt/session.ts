@@ -419,34 +419,31 @@ export class MqttSession implements SocketHandlers {
     }
   }
 
-  /** Starts timer `which`; one method runs them all (fewer function objects). */
+  /** Starts timer `which`: the platform calls _onTimer with the session and `which`, no closure per timer. */
   private _startTimer(which: number, ms: number): void {
-    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
-    const session = this;
-    this._timers[which] = this._platform.setTimeout(() => {
-      session._timers[which] = null;
-      session._onTimer(which);
-    }, ms);
+    this._timers[which] = this._platform.setTimeout(MqttSession._onTimer, ms, this, which);
   }
 
-  private _onTimer(which: number): void {
+  /** Every timer of the session ends here (static: the platform passes the session). */
+  private static _onTimer(session: MqttSession, which: number): void {
+    session._timers[which] = null;
     if (which === PING_TIMER) {
-      if (this.state !== CONNECTED) return;
-      this._pingOutstanding = true;
-      if (this._send(new Uint8Array([PINGREQ << 4, 0]))) this._arm("no PINGRESP");
+      if (session.state !== CONNECTED) return;
+      session._pingOutstanding = true;
+      if (session._send(new Uint8Array([PINGREQ << 4, 0]))) session._arm("no PINGRESP");
     } else if (which === RESPONSE_TIMER) {
-      this._close("link dead: " + this._waitingFor + " within " + seconds(this._options.responseTimeoutMs), NETWORK);
+      session._close("link dead: " + session._waitingFor + " within " + seconds(session._options.responseTimeoutMs), NETWORK);
     } else if (which === RECONNECT_TIMER) {
-      if (this.state === WAITING) this._openConnection();
+      if (session.state === WAITING) session._openConnection();
     } else if (which === STABLE_TIMER) {
-      this._attempt = 0;
+      session._attempt = 0;
       // Stable again: after a suspected rate limit, one step back per keep-alive period.
-      if (this.squeeze > 0) {
-        this.squeeze--;
-        this._startTimer(STABLE_TIMER, this._options.keepAliveS * 1000);
-        this._sendWaiting();
+      if (session.squeeze > 0) {
+        session.squeeze--;
+        session._startTimer(STABLE_TIMER, session._options.keepAliveS * 1000);
+        session._sendWaiting();
       }
-    } else this._sendWaiting();
+    } else session._sendWaiting();
   }
 
   private _clearTimer(which: number): void {

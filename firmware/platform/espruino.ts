@@ -70,7 +70,8 @@ export const espruinoPlatform: Platform = {
   chipId: getSerial,
   now: () => Math.floor(Date.now()),
   clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
-  setTimeout: setTimeout,
+  // Espruino's passes the arguments after the delay to the callback, as the platform's must.
+  setTimeout: setTimeout as unknown as Platform["setTimeout"],
   clearTimeout: clearTimeout as (handle: unknown) => void,
   log: console.log,
 

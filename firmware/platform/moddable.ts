@@ -78,7 +78,7 @@ export const moddablePlatform: Platform = {
   },
   now: () => Date.now(),
   clockIsSet: () => Date.now() > CLOCK_SET_AFTER_MS,
-  setTimeout: (callback, ms) => Timer.set(callback, ms),
+  setTimeout: (callback, ms, a, b) => Timer.set(() => callback(a!, b!), ms),
   clearTimeout: (handle) => Timer.clear(handle),
   log: (line) => trace(line + "\n"),
 

@@ -71,7 +71,11 @@ export interface Platform {
   /** Wall-clock milliseconds since the epoch; meaningless until clockIsSet(). */
   now(): number;
   clockIsSet(): boolean;
-  setTimeout(callback: () => void, ms: number): TimerHandle;
+  /**
+   * Calls `callback(a, b)` once after `ms`. Passing what it needs as `a` and `b` rather than
+   * in a closure saves a function object and its scope per timer (Espruino's own setTimeout).
+   */
+  setTimeout<A, B>(callback: (a: A, b: B) => void, ms: number, a?: A, b?: B): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
   log(line: string): void;
   connect(options: SocketOptions, handlers: SocketHandlers): Socket;

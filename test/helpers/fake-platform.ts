@@ -113,7 +113,7 @@ export function fakePlatform(options: { hasWifi?: boolean; bus?: I2CBus; clockSe
     chipId: () => "24:0a:c4:12:34:56",
     now: () => platform.wallOffset + clock.now,
     clockIsSet: () => platform.wallOffset > 0,
-    setTimeout: (callback, ms) => clock.setTimeout(callback, ms),
+    setTimeout: (callback, ms, a, b) => clock.setTimeout(() => callback(a!, b!), ms),
     clearTimeout: (handle) => clock.clearTimeout(handle),
     log: (line) => platform.logs.push(line),
     connect: (socketOptions, handlers) => {

@@ -345,14 +345,15 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
     };
     wifiEvents.self = modules.Wifi;
 
-    const setTimer = (fn: unknown, ms: unknown, repeat: boolean) => {
+    // As Espruino's: arguments after the delay are passed to the callback.
+    const setTimer = (fn: unknown, ms: unknown, repeat: boolean, args: unknown[]) => {
       const id = nextTimerId++;
       const delay = typeof ms === "number" && ms > 0 ? ms : 0;
       const handle = repeat
-        ? setInterval(() => guarded(fn), delay)
+        ? setInterval(() => guarded(fn, ...args), delay)
         : setTimeout(() => {
             timers.delete(id);
-            guarded(fn);
+            guarded(fn, ...args);
           }, delay);
       timers.set(id, handle);
       return id;
@@ -383,8 +384,8 @@ export function runEspruinoImage(options: SandboxOptions): RunningSandbox {
         if (!(name in modules)) throw new Error('Module "' + name + '" not found');
         return modules[name];
       },
-      setTimeout: (fn: unknown, ms: unknown) => setTimer(fn, ms, false),
-      setInterval: (fn: unknown, ms: unknown) => setTimer(fn, ms, true),
+      setTimeout: (fn: unknown, ms: unknown, ...args: unknown[]) => setTimer(fn, ms, false, args),
+      setInterval: (fn: unknown, ms: unknown, ...args: unknown[]) => setTimer(fn, ms, true, args),
       clearTimeout: clearTimer,
       clearInterval: clearTimer,
       getSerial: () => options.chipId ?? "5ccf7f00-sim0-0001",
