@@ -45,7 +45,7 @@ let wifi: WiFi | null = null;
  * A socket as the platform hands it out: Moddable's own, with its handlers and state as
  * properties, so that one callback serves every socket (as on Espruino).
  */
-type ModdableLink = (TcpSocket | SecureSocket) & { _handlers: SocketHandlers; _tls: boolean; _closed?: boolean };
+type ModdableLink = (TcpSocket | SecureSocket) & { _handlers: SocketHandlers; _closed?: boolean };
 
 /** Closes once and reports it once, whoever closed first. */
 const closeLink = (link: ModdableLink, reason: string) => {
@@ -65,7 +65,7 @@ const socketEvent = function (this: ModdableLink, message: number) {
   if (message === MSG_CONNECT) this._handlers.socketOpened(this);
   else if (message === MSG_READABLE) this._handlers.socketData(this, new Uint8Array(this.read(ArrayBuffer)));
   else if (message === MSG_DISCONNECT) closeLink(this, "connection closed by the server or network");
-  else if (message === MSG_ERROR) closeLink(this, this._tls ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
+  else if (message === MSG_ERROR) closeLink(this, this instanceof SecureSocket ? "socket or TLS error (certificate not trusted, wrong name or clock?)" : "socket error");
 };
 
 /** The platform, one object at module level (as on Espruino); the entry sets hasWifi per board. */
@@ -94,7 +94,6 @@ export const moddablePlatform: Platform = {
         : new TcpSocket({ host: options.host, port: options.port });
     const link = socket as ModdableLink;
     link._handlers = handlers;
-    link._tls = options.tls;
     socket.callback = socketEvent;
     return link;
   },
