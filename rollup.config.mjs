@@ -39,7 +39,7 @@ export const PRIVATE_PROPERTIES = /^_/;
  */
 export const INTERNAL_PROPERTIES = [
   // DeviceContext
-  "platform", "session", "settings", "defaults", "applySettings", "onMessage", "onConnect", "sampleNow",
+  "platform", "session", "settings", "defaults", "applySettings", "topics", "onMessage", "onConnect", "sampleNow",
   "queueReading", "clockSet", "bootAt", "startSession",
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",

@@ -32,8 +32,14 @@ export interface DeviceContext {
   /** The board's settings, what a deleted shared attribute falls back to. */
   defaults: Settings;
   applySettings(): void;
-  /** Handlers for incoming messages; each returns whether the topic was its own. */
-  onMessage: ((topic: string, payload: Uint8Array) => boolean)[];
+  /**
+   * Topic prefixes and, at the same index in onMessage, their handlers: a message goes to
+   * the first whose prefix its topic starts with, with the rest of the topic, and on to
+   * the next match when the handler returns false. A table, not a wrapper closure per
+   * prefix: on Espruino each closure costs JsVars for the whole run.
+   */
+  topics: string[];
+  onMessage: ((rest: string, payload: Uint8Array) => boolean | void)[];
   /** Run after every connect, in order, once subscriptions are on their way. */
   onConnect: (() => void)[];
   /**
@@ -175,7 +181,8 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
       // Attributes and RPC replies share the in-flight window: telemetry goes on when they leave it.
       onRoom: () => queue.pump(),
       onMessage: (topic, payload) => {
-        for (let i = 0; i < context.onMessage.length; i++) if (context.onMessage[i](topic, payload)) return;
+        const topics = context.topics;
+        for (let i = 0; i < topics.length; i++) if (topic.indexOf(topics[i]) === 0 && context.onMessage[i](topic.substring(topics[i].length), payload) !== false) return;
         log("W", "mqtt", "message on unexpected topic " + topic);
       },
     },
@@ -281,6 +288,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     settings: settings,
     defaults: defaults,
     applySettings: applySettings,
+    topics: [],
     onMessage: [],
     onConnect: [],
     sampleNow: sampleNow,

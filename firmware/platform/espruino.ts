@@ -19,6 +19,9 @@ interface EspruinoLink extends EspruinoSocket {
   _closed?: boolean;
 }
 
+/** Espruino caches the module: one variable here rather than a require() in each use (bytes of image). */
+const storage = require("Storage");
+
 // Functions, not arrows: `this` is the socket.
 const socketOpened = function (this: EspruinoLink) {
   this._handlers.socketOpened(this);
@@ -78,7 +81,7 @@ export const espruinoPlatform: Platform = {
   connect: (options: SocketOptions, handlers: SocketHandlers): Socket => {
     const connectOptions: { host: string; port: number; ca?: string } = { host: options.host, port: options.port };
     // Without the file the link is as secure as with it on Espruino (no verification either way).
-    const ca = options.tls && require("Storage").read(CA_FILE);
+    const ca = options.tls && storage.read(CA_FILE);
     if (ca) connectOptions.ca = ca;
     const socket = require(options.tls ? "tls" : "net").connect(connectOptions, socketOpened) as EspruinoLink;
     socket._handlers = handlers;
@@ -139,14 +142,14 @@ export const espruinoPlatform: Platform = {
   setClock: (ms) => setTime(ms / 1000),
 
   storageRead: (key) => {
-    const value = require("Storage").read(key);
+    const value = storage.read(key);
     return value === undefined ? null : value;
   },
   storageWrite: (key, value) => {
     // Storage.write returns false when flash is full: make that an error the caller logs.
-    if (!require("Storage").write(key, value)) throw new Error("Storage full writing " + key);
+    if (!storage.write(key, value)) throw new Error("Storage full writing " + key);
   },
-  storageRemove: (key) => require("Storage").erase(key),
+  storageRemove: (key) => storage.erase(key),
 
   i2c: (pins: I2CPins): I2CBus => {
     I2C1.setup({ sda: pins.sda, scl: pins.scl, bitrate: pins.bitrate });
@@ -189,7 +192,7 @@ export function espruinoDeepSleep(ms: number): void {
 
 /** Flash files for updates: set on the platform by the entry only on boards with the ota feature. */
 export function espruinoFileWrite(name: string, bytes: Uint8Array, offset: number, size: number): void {
-  if (!require("Storage").write(name, E.toString(bytes), offset, size)) throw new Error("Storage full writing " + name);
+  if (!storage.write(name, E.toString(bytes), offset, size)) throw new Error("Storage full writing " + name);
 }
 
 /**
@@ -197,7 +200,7 @@ export function espruinoFileWrite(name: string, bytes: Uint8Array, offset: numbe
  * image is hashed in flash, not copied to RAM. Set with espruinoFileWrite.
  */
 export function espruinoFileDigest(name: string, algorithm: string): string {
-  const data = require("Storage").read(name) || "";
+  const data = storage.read(name) || "";
   if (algorithm === "CRC32") return ("0000000" + (E.CRC32(data) >>> 0).toString(16)).slice(-8);
   const hash = require("crypto")[algorithm];
   if (typeof hash !== "function") return "";

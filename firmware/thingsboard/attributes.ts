@@ -47,22 +47,23 @@ export function attributesFeature(context: DeviceContext): void {
     }, config.responseTimeoutMs);
   });
 
-  context.onMessage.push((topic, payload) => {
-    if (topic !== ATTRIBUTES_TOPIC) return false;
-    const update = parsePayload(payload);
-    if (update === undefined) context.log("W", "config", "attributes not JSON: ignored");
-    const deleted = field(update, "deleted");
-    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(update, null, false, false));
-    return true;
-  });
-  onTopicPrefix(context, ATTRIBUTE_RESPONSE, (id, answer) => {
+  onTopicPrefix(context, ATTRIBUTE_RESPONSE, (id, payload) => {
     // Only the answer to the latest request: an older one may predate a change.
     if (id !== pending) return;
     pending = "";
+    const answer = parsePayload(payload);
     // Garbage is no answer: taken as one, it would reset every setting to the board's.
     if (answer === undefined) return context.log("W", "config", "attributes not JSON: ignored");
     const shared = field(answer, "shared");
     report(remote(shared === undefined ? {} : shared, null, true, false));
+  });
+  // After the responses, whose topics start with this one: they never get here.
+  context.topics.push(ATTRIBUTES_TOPIC);
+  context.onMessage.push((_rest, payload) => {
+    const update = parsePayload(payload);
+    if (update === undefined) context.log("W", "config", "attributes not JSON: ignored");
+    const deleted = field(update, "deleted");
+    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(update, null, false, false));
   });
 
   const sendStatus = () => {

@@ -5,7 +5,7 @@
 import type { DeviceContext } from "../app/device";
 import type { TimerHandle } from "../platform/types";
 import { RPC_REQUEST, RPC_RESPONSE } from "./topics";
-import { onTopicPrefix, publishJson } from "./json";
+import { onTopicPrefix, parsePayload, publishJson } from "./json";
 import { single } from "../app/device";
 
 export type ReplyHandler = (reply: unknown) => void;
@@ -19,12 +19,14 @@ export type ClientRpc = (method: string, params: unknown, onReply: ReplyHandler)
 function createClientRpc(context: DeviceContext): ClientRpc {
   let nextId = 0;
   const pending: { [id: string]: [ReplyHandler, TimerHandle] } = {};
-  const finish = (id: string, reply: unknown): void => {
+  /** `reply`: the answer's payload, or null (none). */
+  const finish = (id: string, reply: Uint8Array | null): void => {
     const call = pending[id];
     if (!call) return;
     delete pending[id];
     context.platform.clearTimeout(call[1]);
-    call[0](reply === undefined ? null : reply);
+    const answer = reply === null ? null : parsePayload(reply);
+    call[0](answer === undefined ? null : answer);
   };
   onTopicPrefix(context, RPC_RESPONSE, finish);
   return (method, params, onReply) => {

@@ -24,15 +24,13 @@ export function field(value: unknown, key: string): unknown {
 
 /**
  * Subscribes to `prefix` + "+" (kept across reconnects) and hands every message under
- * `prefix` to `handle`, with the id after the prefix and the payload as JSON.
+ * `prefix` to `handle`, with the id after the prefix (the handler parses the payload:
+ * no wrapper closure per prefix).
  */
-export function onTopicPrefix(context: DeviceContext, prefix: string, handle: (id: string, body: unknown) => void): void {
+export function onTopicPrefix(context: DeviceContext, prefix: string, handle: (id: string, payload: Uint8Array) => void): void {
   context.session.subscribe(prefix + "+", 1);
-  context.onMessage.push((topic, payload) => {
-    if (topic.indexOf(prefix) !== 0) return false;
-    handle(topic.substring(prefix.length), parsePayload(payload));
-    return true;
-  });
+  context.topics.push(prefix);
+  context.onMessage.push(handle);
 }
 
 /** Publishes `value` as JSON at QoS 1 (kept across reconnects); false when the session has no room. */

@@ -342,7 +342,8 @@ export function otaFeature(context: DeviceContext): void {
   };
   session.subscribe(ATTRIBUTES_TOPIC, 1);
   session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
-  // First: attribute messages are the attributes feature's too, so they are passed on.
+  // First, for every topic: attribute messages are the attributes feature's too, so they are passed on.
+  context.topics.unshift("");
   context.onMessage.unshift((topic, payload) => {
     if (topic === ATTRIBUTES_TOPIC) {
       consider(parsePayload(payload));

@@ -8,7 +8,7 @@ import type { DeviceContext } from "../app/device";
 import { remoteConfig } from "../app/remote-config";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC, RPC_REQUEST, RPC_RESPONSE } from "./topics";
-import { deviceStatus, field, onTopicPrefix, publishJson } from "./json";
+import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
 import { single } from "../app/device";
 
 /** `reply` answers once; `afterDelivery` runs when the server has the reply (its PUBACK). */
@@ -44,30 +44,40 @@ function createRpcServer(context: DeviceContext): RpcServer {
     }
   };
 
-  onTopicPrefix(context, RPC_REQUEST, (id, request) => {
-    const method = field(request, "method");
+  /**
+   * The reply of request `id`, which answers once (`counted`: the request holds one of
+   * the busy slots). Made here, not in the request's handler: on Espruino a closure kept
+   * in a variable of the scope it closes over is a cycle, which reference counting never
+   * frees (only a garbage collection does, when memory runs low), and with it the
+   * request's payload.
+   */
+  const replier = (id: string, method: unknown, counted: boolean) => {
     let answered = false;
-    const reply = (result: unknown, afterDelivery?: () => void) => {
+    return (result: unknown, afterDelivery?: () => void) => {
       if (answered) return;
       answered = true;
+      if (counted) busy--;
       const error = field(result, "error");
       log(error === undefined ? "I" : "W", "rpc", (typeof method === "string" ? method : "request") + " " + id + (error === undefined ? " answered" : ": " + error));
       send(id, result === undefined ? {} : result, afterDelivery);
     };
-    const hasOwn = Object.prototype.hasOwnProperty;
-    const handler = typeof method !== "string" ? null : hasOwn.call(handlers, method) ? handlers[method] : hasOwn.call(handlers, "*") ? handlers["*"] : null;
+  };
+
+  onTopicPrefix(context, RPC_REQUEST, (id, payload) => {
+    const request = parsePayload(payload);
+    const method = field(request, "method");
+    // Own properties only ("toString" is no method); "*" is never an inherited one.
+    const handler = typeof method !== "string" ? null : Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : handlers["*"] || null;
+    const counted = handler !== null && busy < MAX_BUSY;
+    if (counted) busy++;
+    const reply = replier(id, method, counted);
     if (handler === null) reply(unknownMethod(method));
-    else if (busy >= MAX_BUSY) reply({ error: "busy: retry later" });
+    else if (!counted) reply({ error: "busy: retry later" });
     else {
-      busy++;
-      const done = (result: unknown, afterDelivery?: () => void) => {
-        if (!answered) busy--;
-        reply(result, afterDelivery);
-      };
       try {
-        handler(field(request, "params"), done, method as string);
+        handler(field(request, "params"), reply, method as string);
       } catch (e) {
-        done({ error: method + " failed: " + errorText(e) });
+        reply({ error: method + " failed: " + errorText(e) });
       }
     }
   });
