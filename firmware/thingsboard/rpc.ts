@@ -70,7 +70,8 @@ function createRpcServer(context: DeviceContext): RpcServer {
     const handler = typeof method !== "string" ? null : Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : handlers["*"] || null;
     const counted = handler !== null && busy < MAX_BUSY;
     if (counted) busy++;
-    const reply = replier(id, method, counted);
+    // Not inlined by terser: the reply would then close over this scope again.
+    const reply = /*#__NOINLINE__*/ replier(id, method, counted);
     if (handler === null) reply(unknownMethod(method));
     else if (!counted) reply({ error: "busy: retry later" });
     else {
