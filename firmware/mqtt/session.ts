@@ -233,7 +233,7 @@ export class MqttSession implements SocketHandlers {
     this._refused = false;
     this._pingOutstanding = false;
     this._subscribeOutstanding = false;
-    // A new decoder: nothing of the old stream, and the buffer back to its first size.
+    // A new decoder: nothing of the old stream.
     this._decoder = new PacketDecoder(MAX_PACKET_BYTES);
     this._log("I", "mqtt", "connecting to " + this._where());
     try {
