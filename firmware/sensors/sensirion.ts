@@ -21,23 +21,22 @@ export function sensirionCrc(bytes: Uint8Array, offset: number): number {
  * datasheet asks. A closure, not a class (shorter in the image).
  */
 export function sensirionSensor(context: SensorContext, address: number, model: string, command: Uint8Array, waitMs: number, humidityOffset: number, humidityScale: number): Sensor {
-  const bus = context.bus;
-  const where = " at 0x" + address.toString(16);
+  // No more variables here than the sample needs: this scope is kept for the whole run.
   return {
     model: model,
     sample: (done: SampleCallback) => {
       try {
-        bus.writeTo(address, command);
+        context.bus.writeTo(address, command);
       } catch (e) {
-        done(model + ": no ACK" + where + " (" + errorText(e) + ")", null);
+        done(model + ": no ACK at 0x" + address.toString(16) + " (" + errorText(e) + ")", null);
         return;
       }
       context.setTimeout(() => {
         let data: Uint8Array;
         try {
-          data = bus.readFrom(address, 6);
+          data = context.bus.readFrom(address, 6);
         } catch (e) {
-          done(model + ": read failed" + where + " (" + errorText(e) + ")", null);
+          done(model + ": read failed at 0x" + address.toString(16) + " (" + errorText(e) + ")", null);
           return;
         }
         // A short read fails the CRC check too (missing bytes compare as undefined).

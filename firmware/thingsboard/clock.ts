@@ -11,15 +11,20 @@ import { field } from "./json";
 
 export function clockFeature(context: DeviceContext): void {
   const platform = context.platform;
+  // Set already (kept across a restart): nothing to hold, nothing to ask, nothing kept in RAM.
+  if (platform.clockIsSet()) return;
   const rpc = clientRpc(context);
   const queueReading = context.queueReading;
   const clockSet = context.clockSet;
-  let held: [number, Reading][] | null = platform.clockIsSet() ? null : [];
+  let held: [number, Reading][] | null = [];
   // shift: how far the clock jumped; null: it will not be set, send without ts.
   const release = (shift: number | null) => {
     const waiting = held;
     held = null;
     if (waiting === null) return;
+    // The device's own again: these wrappers can go.
+    context.queueReading = queueReading;
+    context.clockSet = clockSet;
     for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1]);
     context.log("I", "clock", waiting.length + " reading(s) sent " + (shift === null ? "without ts" : "with corrected ts"));
   };
