@@ -144,29 +144,36 @@ try {
       // An independent subscriber proves each run really published.
       const subscriber = await countTelemetry(broker.plainPort, "bench-ram");
       const ram: Record<string, Record<RamMode, Figure>> = {};
+      const cycles: Record<string, Record<RamMode, Figure>> = {};
       const version = interpreterVersion(bin);
       for (const [name, code] of codes) {
         ram[name] = {} as Record<RamMode, Figure>;
+        cycles[name] = {} as Record<RamMode, Figure>;
         for (const mode of ["ram", "flash"] as RamMode[]) {
+          const freed: number[] = [];
           const peaks = await repeat(runs, async () => {
             subscriber.reset();
             const run = await measureRam(bin, code, caDer, mode, ramSeconds);
             if (subscriber.count() < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + subscriber.count() + " messages:\n" + run.output.slice(-1500));
+            if (run.cycles < 0) throw new Error(name + " (" + mode + "): no BENCH-CYCLES line before the end of the run:\n" + run.output.slice(-1500));
+            freed.push(run.cycles);
             return run.peak;
           });
           ram[name][mode] = summarize(peaks);
+          cycles[name][mode] = summarize(freed);
           console.log("ram: " + name + " " + mode + " " + formatFigure(ram[name][mode]));
         }
       }
       subscriber.end();
       const base = ram["baseline: EspruinoDocs MQTT + publish loop"];
-      results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram };
+      results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram, inCyclesAtEnd: cycles };
       md.push("### RAM on the real interpreter (peak `process.memory().usage`, JsVars)", "");
       md.push("Espruino " + version + " Linux build (ESPRUINO_BIN), publishing every second over TLS to mosquitto for " + ramSeconds + " s; median (min-max) of " + runs + " runs.", "");
       table(
-        ["image", "loaded into RAM", "saved to flash", "RAM / baseline", "flash / baseline"],
-        Object.entries(ram).map(([name, r]) => [name, formatFigure(r.ram), formatFigure(r.flash), base ? ratio(r.ram.median, base.ram.median) : "-", base ? ratio(r.flash.median, base.flash.median) : "-"])
+        ["image", "loaded into RAM", "saved to flash", "RAM / baseline", "flash / baseline", "in reference cycles at the end (RAM / flash)"],
+        Object.entries(ram).map(([name, r]) => [name, formatFigure(r.ram), formatFigure(r.flash), base ? ratio(r.ram.median, base.ram.median) : "-", base ? ratio(r.flash.median, base.flash.median) : "-", formatFigure(cycles[name].ram) + " / " + formatFigure(cycles[name].flash)])
       );
+      md.push("In reference cycles: the blocks a garbage collection frees " + (ramSeconds - 2) + " s into the run (Espruino frees everything else as soon as nothing refers to it, and collects only when memory runs short, so the peak includes them).", "");
       if (!base) md.push("No baseline: set `ESPRUINO_MQTT_MODULE` to EspruinoDocs' `modules/MQTT.js` for the ratios.", "");
     }
   });

@@ -22,6 +22,17 @@ const PEAK_PROBE =
   'setInterval(function(){console.log("BENCH-PEAK "+benchPeak+" "+process.memory(false).total);},1000);';
 
 /**
+ * Near the end of a run: the blocks only a garbage collection frees, i.e. held in reference
+ * cycles that nothing reaches (reference counting frees everything else at once). Espruino
+ * collects only when memory runs short, so on a device with room these stay, and the peak
+ * counts them. Last in the run: the collection would change what the peak sees after it.
+ */
+function cycleProbe(atMs: number): string {
+  // Both variables exist before either reading, so the two readings differ only by what the collection freed.
+  return 'setTimeout(function(){var a=0,b=0;a=process.memory(false).usage;b=process.memory(true).usage;console.log("BENCH-CYCLES "+(a-b));},' + atMs + ");";
+}
+
+/**
  * The Linux build has no Wifi module: a stand-in that joins at once, added in front of
  * the esp32-devkitc image (and, for equal terms, of the baseline).
  */
@@ -41,6 +52,8 @@ export function interpreterVersion(espruinoBin: string): string {
 export interface RamRun {
   peak: number;
   total: number;
+  /** Blocks freed by a garbage collection 2 s before the end (reference cycles); -1 when the run ended sooner. */
+  cycles: number;
   /** Serial lines, for diagnosing a run that never connected. */
   output: string;
 }
@@ -69,7 +82,7 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
  */
 export async function measureRam(espruinoBin: string, code: string, caDer: Buffer, mode: RamMode, seconds: number, stopWhen?: RegExp): Promise<RamRun> {
   const dir = mkdtempSync(join(tmpdir(), "tbfw-ram-"));
-  const image = code + "\n" + PEAK_PROBE;
+  const image = code + "\n" + PEAK_PROBE + cycleProbe((seconds - 2) * 1000);
   // BENCH_KEEP_IMAGE=file keeps the code measured, to run it by hand when a run fails.
   if (process.env.BENCH_KEEP_IMAGE) writeFileSync(process.env.BENCH_KEEP_IMAGE, image);
   // Into the interpreter's flash (espruino.flash in its working folder) before the run.
@@ -91,12 +104,15 @@ export async function measureRam(espruinoBin: string, code: string, caDer: Buffe
     let output = "";
     let peak = 0;
     let total = 0;
+    let cycles = -1;
     child.stdout.on("data", (d: Buffer) => {
       output += d.toString("latin1");
       for (const match of output.matchAll(/BENCH-PEAK (\d+) (\d+)/g)) {
         peak = Math.max(peak, Number(match[1]));
         total = Number(match[2]);
       }
+      const freed = /BENCH-CYCLES (-?\d+)/.exec(output);
+      if (freed !== null) cycles = Number(freed[1]);
       if (stopWhen && stopWhen.test(output)) child.kill("SIGKILL");
     });
     child.stderr.on("data", (d: Buffer) => (output += d.toString("latin1")));
@@ -106,7 +122,7 @@ export async function measureRam(espruinoBin: string, code: string, caDer: Buffe
     child.on("exit", () => {
       clearTimeout(timer);
       if (peak === 0) reject(new Error("no memory figure from the interpreter (" + mode + "):\n" + output.slice(-2000)));
-      else resolve({ peak, total, output });
+      else resolve({ peak, total, cycles, output });
     });
   });
 }
