@@ -48,9 +48,13 @@ export interface DeviceContext {
    * every sensor is switched off.
    */
   sampleNow(done: (reading: Reading | null) => void): void;
-  /** Queues a reading taken at `t` (platform.now() then); a feature may wrap it (clock). */
+  /**
+   * Queues a reading taken at `t` (platform.now() then). Only the clock feature wraps it,
+   * until the clock is set: it then puts back what it wrapped, so a second wrapper would
+   * have to be made before it.
+   */
   queueReading(t: number, reading: Reading): void;
-  /** The wall clock was set and jumped by `shiftMs`; a feature may wrap it (clock). */
+  /** The wall clock was set and jumped by `shiftMs`; wrapped as queueReading is. */
   clockSet(shiftMs: number): void;
   /** ThingsBoard's limits obeyed: message and data point rate limits ("count:seconds,..."), payload bytes; applySettings() after a change. */
   limits: [string, string, number];

@@ -22,7 +22,7 @@ export function clockFeature(context: DeviceContext): void {
     const waiting = held;
     held = null;
     if (waiting === null) return;
-    // The device's own again: these wrappers can go.
+    // What was there before (DeviceContext: no feature wraps these after this one); these wrappers can go.
     context.queueReading = queueReading;
     context.clockSet = clockSet;
     for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1]);
