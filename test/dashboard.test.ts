@@ -216,7 +216,7 @@ test("backlog readings sit at their own ts, a pause in readings is a gap, sensor
     assert.equal(await chart.getAttribute("data-gaps"), "1", "one gap: the minute without readings");
     // Sorted by ts although the backlog came last: the latest value is the newest reading's.
     assert.match((await chart.locator(".latest").textContent()) ?? "", /^22 at /);
-    assert.deepEqual(await other.locator('[data-device="mqtt-device"] .events li').allTextContents(), [new Date(now - 30000).toLocaleTimeString([], { hour12: false }) + "sensor_error: sht3x: no ACK from 0x44"]);
+    assert.deepEqual(await other.locator('[data-device="mqtt-device"] .events li').allTextContents(), [new Date(now - 30000).toLocaleTimeString([], { hourCycle: "h23" }) + "sensor_error: sht3x: no ACK from 0x44"]);
     assert.equal(await other.locator('[data-device="mqtt-device"] .charts .chart').count(), 1, "sensor_error is not charted");
   } finally {
     await other.close();

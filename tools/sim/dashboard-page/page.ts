@@ -71,7 +71,8 @@ function shown(value: Json | undefined): string {
 }
 
 function clock(ts: number): string {
-  return new Date(ts).toLocaleTimeString([], { hour12: false });
+  // h23, not hour12: false, which some ICU data (Node's) turn into 24:05 after midnight.
+  return new Date(ts).toLocaleTimeString([], { hourCycle: "h23" });
 }
 
 function ago(ts: number | null): string {
