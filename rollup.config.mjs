@@ -12,6 +12,7 @@ import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
 import { withBootLoader } from "./tools/build/boot-loader.mjs";
 import { ESPRUINO_GLOBALS, ESPRUINO_KEYWORDS, shrinkImage } from "./tools/build/shrink.mjs";
+import { inlineConstants } from "./tools/build/inline-constants.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
@@ -103,6 +104,11 @@ export const MODDABLE_TERSER = { ...ESPRUINO_TERSER, module: true };
 /** The first statement of every Espruino image (behind the boot loader where there is one). */
 export const ESPRUINO_PRETOKENISE = "E.setFlags({pretokenise:1});";
 
+/** @returns {import("rollup").Plugin} Before terser: tools/build/inline-constants.mjs. */
+function inlineConstantsPlugin() {
+  return { name: "tb-inline-constants", renderChunk: (code) => ({ code: inlineConstants(code), map: null }) };
+}
+
 /** @returns {import("rollup").Plugin} After terser: tools/build/shrink.mjs. */
 function shrinkPlugin() {
   return { name: "tb-shrink", renderChunk: (code) => ({ code: shrinkImage(code), map: null }) };
@@ -165,10 +171,12 @@ export function imageOptions(o) {
       file: o.file,
       format: o.runtime === "espruino" ? "iife" : "es",
       strict: false,
-      // After terser: the shrink pass, the pretokenise flag, then the boot loader (tools/build/boot-loader.mjs) in front of Espruino images that update themselves.
+      // Before terser: the literal constants go where they are used. After it: the shrink
+      // pass, the pretokenise flag, then the boot loader (tools/build/boot-loader.mjs) in
+      // front of Espruino images that update themselves.
       plugins:
         o.runtime === "espruino"
-          ? [terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.readable ? [] : [shrinkPlugin()]), pretokenisePlugin(), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])]
+          ? [inlineConstantsPlugin(), terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.readable ? [] : [shrinkPlugin()]), pretokenisePlugin(), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])]
           : [],
     },
   };
