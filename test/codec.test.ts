@@ -85,13 +85,13 @@ test("PUBLISH QoS 0, QoS 1 and QoS 1 with DUP; mqtt-packet reads them back", () 
   }
 });
 
-test("SUBSCRIBE as the specification and mqtt-packet have it (PUBACK, PINGREQ, DISCONNECT: test/session.test.ts)", () => {
+test("SUBSCRIBE as the specification and mqtt-packet have it, QoS 1 for every filter (PUBACK, PINGREQ, DISCONNECT: test/session.test.ts)", () => {
   const filter = "v1/devices/me/rpc/request/+";
-  assert.deepEqual(bytes(encodeSubscribe(1, [filter], [1])), [0x82, 32, 0, 1, 0, 27, ...ascii(filter), 1]);
-  assert.deepEqual(bytes(encodeSubscribe(7, ["a", "b/#"], [0, 1])), [0x82, 12, 0, 7, 0, 1, ...ascii("a"), 0, 0, 3, ...ascii("b/#"), 1]);
-  const parsed = parsedByMqttPacket(encodeSubscribe(9, ["v1/devices/me/attributes", "v2/fw/response/+/chunk/+"], [1, 0])) as mqttPacket.ISubscribePacket;
+  assert.deepEqual(bytes(encodeSubscribe(1, [filter])), [0x82, 32, 0, 1, 0, 27, ...ascii(filter), 1]);
+  assert.deepEqual(bytes(encodeSubscribe(7, ["a", "b/#"])), [0x82, 12, 0, 7, 0, 1, ...ascii("a"), 1, 0, 3, ...ascii("b/#"), 1]);
+  const parsed = parsedByMqttPacket(encodeSubscribe(9, ["v1/devices/me/attributes", "v2/fw/response/+/chunk/+"])) as mqttPacket.ISubscribePacket;
   assert.equal(parsed.messageId, 9);
-  assert.deepEqual(parsed.subscriptions.map((s) => [s.topic, s.qos]), [["v1/devices/me/attributes", 1], ["v2/fw/response/+/chunk/+", 0]]);
+  assert.deepEqual(parsed.subscriptions.map((s) => [s.topic, s.qos]), [["v1/devices/me/attributes", 1], ["v2/fw/response/+/chunk/+", 1]]);
 });
 
 test("decodes CONNACK, PUBLISH, PUBACK, SUBACK, UNSUBACK, PINGRESP as written by mqtt-packet", () => {

@@ -115,7 +115,7 @@ test("the session: 100,000 random and mutated packets on a connected session nev
     createLogger((line) => platform.log(line), { logLevel: "info" }),
     () => 0.5
   );
-  session.subscribe("v2/r/req/+", 1);
+  session.subscribe("v2/r/req/+");
   session.start();
   let closes = 0;
   for (let n = 0; n < INPUTS; n++) {

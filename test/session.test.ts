@@ -99,7 +99,7 @@ test("maxInflight bounds what the session accepts", () => {
 
 test("after a reconnect: resubscribes, then resends unacknowledged publishes with DUP and the same id", () => {
   const { platform, session, events } = setup();
-  session.subscribe("v1/devices/me/rpc/request/+", 1);
+  session.subscribe("v1/devices/me/rpc/request/+");
   const first = connect(platform, session);
   assert.deepEqual(first.packetTypes(), [0x10, 0x82]);
   first.receive([0x90, 3, 0, 1, 1]);

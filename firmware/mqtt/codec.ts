@@ -83,8 +83,11 @@ export function encodePublish(topic: string, payload: Uint8Array, qos: number, p
   return bytes;
 }
 
-/** SUBSCRIBE (3.8): fixed-header flags 0010, one requested QoS per filter. */
-export function encodeSubscribe(packetId: number, filters: string[], qos: number[]): Uint8Array {
+/**
+ * SUBSCRIBE (3.8): fixed-header flags 0010, QoS 1 requested for every filter: the device
+ * subscribes only to ThingsBoard's messages for it, none of which it may miss.
+ */
+export function encodeSubscribe(packetId: number, filters: string[]): Uint8Array {
   const names: Uint8Array[] = [];
   let bodyLength = 2;
   for (let i = 0; i < filters.length; i++) {
@@ -95,7 +98,7 @@ export function encodeSubscribe(packetId: number, filters: string[], qos: number
   let offset = putUint16(bytes, bytes.length - bodyLength, packetId);
   for (let i = 0; i < names.length; i++) {
     offset = putString(bytes, offset, names[i]);
-    bytes[offset++] = qos[i];
+    bytes[offset++] = 1;
   }
   return bytes;
 }

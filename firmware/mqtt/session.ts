@@ -116,9 +116,8 @@ export class MqttSession implements SocketHandlers {
   private _refused = false;
   /** Messages handed over and not yet acknowledged (sent or waiting to be resent); read-only outside the class. */
   inflight: InflightMessage[] = [];
-  /** Filters kept across reconnects, and their QoS (parallel arrays: no object per filter). */
+  /** Filters kept across reconnects, each at QoS 1. */
   private _filters: string[] = [];
-  private _filterQos: number[] = [];
   private _nextPacketId = 1;
   /** Keep-alive, dead-link, reconnect, stable-connection and pace timers, by the indexes above. */
   private _timers: (TimerHandle | null)[] = [null, null, null, null, null];
@@ -194,12 +193,14 @@ export class MqttSession implements SocketHandlers {
     this._close("stopped", NETWORK);
   }
 
-  /** Adds a subscription kept across reconnects; sent now when connected. */
-  subscribe(filter: string, qos: number): void {
+  /**
+   * Adds a subscription at QoS 1 (every message ThingsBoard sends a device matters), kept
+   * across reconnects; sent now when connected.
+   */
+  subscribe(filter: string): void {
     if (this._filters.indexOf(filter) >= 0) return;
     this._filters.push(filter);
-    this._filterQos.push(qos);
-    if (this.state === CONNECTED) this._sendSubscribe([filter], [qos]);
+    if (this.state === CONNECTED) this._sendSubscribe([filter]);
   }
 
   /**
@@ -303,7 +304,7 @@ export class MqttSession implements SocketHandlers {
           this._tokensAt = this._platform.now();
           log("I", "mqtt", "connected to " + this._where());
           this._startTimer(STABLE_TIMER, STABLE_AFTER_MS);
-          if (this._filters.length > 0) this._sendSubscribe(this._filters, this._filterQos);
+          if (this._filters.length > 0) this._sendSubscribe(this._filters);
           // Resend in order what was not acknowledged; ones sent before carry DUP.
           let resent = 0;
           for (let i = 0; i < inflight.length; i++) if (inflight[i][WRITTEN_ON] > 0) resent++;
@@ -349,9 +350,9 @@ export class MqttSession implements SocketHandlers {
     }
   }
 
-  private _sendSubscribe(filters: string[], qos: number[]): void {
+  private _sendSubscribe(filters: string[]): void {
     this._subscribeOutstanding = true;
-    if (this._send(encodeSubscribe(this._allocatePacketId(), filters, qos))) this._arm("no SUBACK");
+    if (this._send(encodeSubscribe(this._allocatePacketId(), filters))) this._arm("no SUBACK");
   }
 
   /** Writes, in order and at the pace set, the messages not yet written on this connection. */

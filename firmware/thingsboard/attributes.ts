@@ -24,7 +24,7 @@ export function attributesFeature(context: DeviceContext): void {
   /** The id of the attribute request not answered yet ("" when none). */
   let pending = "";
 
-  session.subscribe(ATTRIBUTES_TOPIC, 1);
+  session.subscribe(ATTRIBUTES_TOPIC);
 
   const report = (problems: string | null) => {
     if (problems !== null) publishJson(session, ATTRIBUTES_TOPIC, { config_error: problems }, null);

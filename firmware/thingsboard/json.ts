@@ -28,7 +28,7 @@ export function field(value: unknown, key: string): unknown {
  * no wrapper closure per prefix).
  */
 export function onTopicPrefix(context: DeviceContext, prefix: string, handle: (id: string, payload: Uint8Array) => void): void {
-  context.session.subscribe(prefix + "+", 1);
+  context.session.subscribe(prefix + "+");
   context.topics.push(prefix);
   context.onMessage.push(handle);
 }

@@ -171,8 +171,8 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
       }
       // Only now: each filter the session keeps costs RAM for good. Sent before the first
       // chunk request, on the same connection, so in place when its answer comes.
-      context.session.subscribe(CHUNK_RESPONSE + "+/chunk/+", 1);
-      context.session.subscribe(FW_ERROR, 1);
+      context.session.subscribe(CHUNK_RESPONSE + "+/chunk/+");
+      context.session.subscribe(FW_ERROR);
       // The slot the running image is not in; the chunk size fixed for the whole download.
       this._file = IMAGE_SLOTS[running === IMAGE_SLOTS[0] ? 1 : 0];
       this._chunkBytes = Math.min(context.config.otaChunkBytes, context.limits[2]);
@@ -340,8 +340,8 @@ export function otaFeature(context: DeviceContext): void {
     if (updater === null) updater = wakeUpdater(context, record, running);
     if (!updater.update(title, version, values)) updater = null;
   };
-  session.subscribe(ATTRIBUTES_TOPIC, 1);
-  session.subscribe(ATTRIBUTE_RESPONSE + "+", 1);
+  session.subscribe(ATTRIBUTES_TOPIC);
+  session.subscribe(ATTRIBUTE_RESPONSE + "+");
   // First, for every topic: attribute messages are the attributes feature's too, so they are passed on.
   context.topics.unshift("");
   context.onMessage.unshift((topic, payload) => {

@@ -33,25 +33,32 @@ function readOverrides(context: DeviceContext): { [key: string]: unknown } {
   return {};
 }
 
+/**
+ * The console commands. Apart from provisionFeature: they live for the whole run, and
+ * closures there would keep its variables too (on Espruino, JsVars for every name).
+ */
+function addCommands(context: DeviceContext): void {
+  context.platform.command("tbForgetToken", () => {
+    const overrides = readOverrides(context);
+    delete overrides.token;
+    context.platform.storageWrite(OVERRIDE_FILE, JSON.stringify(overrides));
+    context.log("W", "provision", "stored token forgotten: the next boot provisions again");
+  });
+  context.platform.command("tbClaim", (secretKey: unknown, durationMs: unknown) => {
+    publishJson(context.session, CLAIM_TOPIC, { secretKey: secretKey, durationMs: durationMs }, null);
+    context.log("I", "provision", "claim request sent");
+  });
+}
+
 export function provisionFeature(context: DeviceContext): void {
+  // Not inlined by terser: the commands would then keep this scope again.
+  /*#__NOINLINE__*/ addCommands(context);
   const config = context.config;
+  if (config.token !== "" || !config.provisionKey) return;
   const platform = context.platform;
   const log = context.log;
   const startSession = context.startSession;
   let refusals = 0;
-
-  platform.command("tbForgetToken", () => {
-    const overrides = readOverrides(context);
-    delete overrides.token;
-    platform.storageWrite(OVERRIDE_FILE, JSON.stringify(overrides));
-    log("W", "provision", "stored token forgotten: the next boot provisions again");
-  });
-  platform.command("tbClaim", (secretKey: unknown, durationMs: unknown) => {
-    publishJson(context.session, CLAIM_TOPIC, { secretKey: secretKey, durationMs: durationMs }, null);
-    log("I", "provision", "claim request sent");
-  });
-
-  if (config.token !== "" || !config.provisionKey) return;
   const deviceName = config.board + "-" + platform.chipId();
 
   const provision = () => {
@@ -91,7 +98,7 @@ export function provisionFeature(context: DeviceContext): void {
       log,
       () => 0.5
     );
-    session.subscribe(RESPONSE_TOPIC, 1);
+    session.subscribe(RESPONSE_TOPIC);
     session.start();
   };
   context.startSession = provision;
