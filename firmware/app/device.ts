@@ -138,8 +138,9 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   } catch (e) {
     log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
   }
-  // The built configuration gives way to the one with the overrides, so that it is not kept too.
-  config = applyOverrides(config, overrides, (problem) => log("E", "config", problem));
+  // The built configuration gives way to the one with the overrides, so that it is not kept
+  // too; a copy either way, since keys read only while starting are deleted from it below.
+  config = applyOverrides(Object.assign({}, config), overrides, (problem) => log("E", "config", problem));
   overrides = null;
   const defaults = defaultSettings(config);
   const settings: Settings = Object.assign({}, defaults);
@@ -193,8 +194,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     log,
     random
   );
-  const spill = config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null;
-  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, spill, false);
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null, false);
   // Sampling and uploading apart: readings taken every samplingIntervalMs go out every
   // uploadIntervalMs, an upload's worth in one message where the queue allows.
   // Counted in readings rather than timed, so an upload always carries the reading just taken.
@@ -312,6 +312,17 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   // functions can go (loaded into RAM, Espruino keeps each function's text with it).
   // splice, not `length = 0`: Espruino's array length cannot be assigned.
   features.splice(0, features.length);
+  // Read only while starting (the settings, the limits and the stores have them now): on
+  // Espruino every key left on the configuration costs JsVars for the whole run.
+  delete (config as Partial<DeviceConfig>).telemetryIntervalMs;
+  delete (config as Partial<DeviceConfig>).uploadIntervalMs;
+  delete (config as Partial<DeviceConfig>).batchSize;
+  delete (config as Partial<DeviceConfig>).statusIntervalMs;
+  delete (config as Partial<DeviceConfig>).debug;
+  delete (config as Partial<DeviceConfig>).rateLimits;
+  delete (config as Partial<DeviceConfig>).dataPointLimits;
+  delete (config as Partial<DeviceConfig>).maxPayloadBytes;
+  delete (config as Partial<DeviceConfig>).spillBatches;
 
   let wifiTimer: TimerHandle | null = null;
   let stopped = false;
