@@ -24,7 +24,10 @@ import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE, TELEMETRY_TOPI
 /** Which image runs, which is on trial, and what failed: read by the boot loader too. */
 export const BOOT_FILE = "tb-boot.json";
 /** The two flash files an update goes to, in turn: the running one is never overwritten. */
-export const IMAGE_SLOTS = ["tb-fw-a.js", "tb-fw-b.js"];
+const SLOT_A = "tb-fw-a.js";
+const SLOT_B = "tb-fw-b.js";
+/** For the tools and tests; the image uses the names, so that it keeps no array of them. */
+export const IMAGE_SLOTS = [SLOT_A, SLOT_B];
 /** Firmware topics exist only in the v2 form, whichever topics the rest uses. */
 const CHUNK_REQUEST = "v2/fw/request/";
 const CHUNK_RESPONSE = "v2/fw/response/";
@@ -174,7 +177,7 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
       context.session.subscribe(CHUNK_RESPONSE + "+/chunk/+");
       context.session.subscribe(FW_ERROR);
       // The slot the running image is not in; the chunk size fixed for the whole download.
-      this._file = IMAGE_SLOTS[running === IMAGE_SLOTS[0] ? 1 : 0];
+      this._file = running === SLOT_A ? SLOT_B : SLOT_A;
       this._chunkBytes = Math.min(context.config.otaChunkBytes, context.limits[2]);
       // Cut by a restart: the same package into the same file in the same chunks goes on
       // where it stopped (written parts of a flash file cannot be written again).
