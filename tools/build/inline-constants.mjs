@@ -12,6 +12,7 @@
 
 import { parse } from "acorn";
 import { fullAncestor } from "acorn-walk";
+import { applyEdits } from "./shrink.mjs";
 
 /** @typedef {{ type: string, start: number, end: number, [key: string]: any }} Node */
 
@@ -101,12 +102,5 @@ export function inlineConstants(code) {
       edits.push({ at: use.node.start, end: use.node.end, text: use.shorthand ? name + ":" + value : value });
     }
   }
-  edits.sort((a, b) => a.at - b.at);
-  let result = "";
-  let from = 0;
-  for (const edit of edits) {
-    result += code.slice(from, edit.at) + edit.text;
-    from = edit.end;
-  }
-  return result + code.slice(from);
+  return applyEdits(code, edits);
 }

@@ -174,6 +174,16 @@ export function shrinkImage(code) {
     children(node, visit);
   };
   visit(program);
+  return applyEdits(code, edits);
+}
+
+/**
+ * `code` with each edit's range [at, end) replaced by its text (ranges do not overlap).
+ * @param {string} code
+ * @param {{ at: number, end: number, text: string }[]} edits
+ * @returns {string}
+ */
+export function applyEdits(code, edits) {
   edits.sort((a, b) => a.at - b.at || a.end - b.end);
   let result = "";
   let from = 0;
