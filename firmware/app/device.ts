@@ -313,7 +313,8 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   // splice, not `length = 0`: Espruino's array length cannot be assigned.
   features.splice(0, features.length);
   // Read only while starting (the settings, the limits and the stores have them now): on
-  // Espruino every key left on the configuration costs JsVars for the whole run.
+  // Espruino every key left on the configuration costs JsVars for the whole run. The cast
+  // each time rather than an alias: a variable here would be kept for the run too.
   delete (config as Partial<DeviceConfig>).telemetryIntervalMs;
   delete (config as Partial<DeviceConfig>).uploadIntervalMs;
   delete (config as Partial<DeviceConfig>).batchSize;

@@ -57,14 +57,20 @@ export function inlineConstants(code) {
   }
   if (candidates.size === 0) return code;
 
-  // Every declaration of each name, and every identifier that reads one.
+  // Every declaration of each name, every name written to (an error for a const, which
+  // TypeScript reports first; checked anyway), and every identifier that reads one.
   /** @type {Map<string, number>} */
   const declared = new Map();
   const declare = (/** @type {Node} */ id) => declared.set(id.name, (declared.get(id.name) ?? 0) + 1);
+  /** @type {Set<string>} */
+  const written = new Set();
+  const write = (/** @type {Node} */ id) => written.add(id.name);
   /** @type {{ node: Node, shorthand: boolean }[]} */
   const uses = [];
   fullAncestor(/** @type {any} */ (program), (/** @type {Node} */ node, _state, /** @type {Node[]} */ ancestors) => {
     if (node.type === "VariableDeclarator") bindingNames(node.id, declare);
+    else if (node.type === "AssignmentExpression" || node.type === "ForInStatement" || node.type === "ForOfStatement") bindingNames(node.left, write);
+    else if (node.type === "UpdateExpression") bindingNames(node.argument, write);
     else if (node.type === "FunctionDeclaration" || node.type === "FunctionExpression" || node.type === "ArrowFunctionExpression") {
       if (node.id) declare(node.id);
       for (const param of node.params) bindingNames(param, declare);
@@ -83,16 +89,9 @@ export function inlineConstants(code) {
 
   /** @type {{ at: number, end: number, text: string }[]} */
   const edits = [];
-  /** @type {Set<string>} names written to, or declared more than once: left alone */
-  const kept = new Set();
-  for (const [name] of candidates) if (declared.get(name) !== 1) kept.add(name);
-  // A write to a const is an error TypeScript reports first; an update expression or assignment is checked anyway.
-  fullAncestor(/** @type {any} */ (program), (/** @type {Node} */ node) => {
-    if (node.type === "AssignmentExpression") bindingNames(node.left, (id) => kept.add(id.name));
-    else if (node.type === "UpdateExpression" && node.argument.type === "Identifier") kept.add(node.argument.name);
-  });
   for (const [name, statement] of candidates) {
-    if (kept.has(name)) continue;
+    // Declared more than once (shadowed somewhere) or written to: left alone.
+    if (declared.get(name) !== 1 || written.has(name)) continue;
     const init = statement.declarations[0].init;
     // Parenthesised: `1000.toString()` would not parse; terser drops what is not needed.
     const value = typeof init.value === "number" ? "(" + init.raw + ")" : init.raw;
