@@ -10,14 +10,14 @@
 
 import typescript from "@rollup/plugin-typescript";
 import terser from "@rollup/plugin-terser";
-import { withBootLoader } from "./tools/build/boot-loader.mjs";
+import { withBootLoader, withBuildId } from "./tools/build/boot-loader.mjs";
 import { ESPRUINO_GLOBALS, ESPRUINO_KEYWORDS, shrinkImage } from "./tools/build/shrink.mjs";
 import { inlineConstants } from "./tools/build/inline-constants.mjs";
 
 export const ENTRY_ID = "\0tb-entry";
 
 /** Modules the Moddable runtime provides; the bundle imports them. */
-export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c", "embedded:io/analog", "onewire"];
+export const MODDABLE_EXTERNALS = ["socket", "securesocket", "timer", "preference", "wifi", "sntp", "time", "net", "Resource", "embedded:io/i2c", "embedded:io/analog", "onewire", "tb-restart", "flash", "crypt", "modules"];
 
 /** Moddable's own ECMA-419 sensor drivers, imported by the entries of boards that have those sensors. */
 export const MODDABLE_SENSOR_DRIVER = /^embedded:sensor\//;
@@ -44,7 +44,7 @@ export const INTERNAL_PROPERTIES = [
   "queueReading", "clockSet", "bootAt", "startSession",
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
-  "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "i2c", "restart", "command",
+  "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "fileSeal", "oneUpdateSlot", "i2c", "restart", "command",
   "oneWire", "analogRead", "chipTemperature", "socketWrite", "socketClose",
   // Socket handlers, session events
   "socketOpened", "socketData", "socketClosed", "onConnected", "onRoom", "onDisconnected",
@@ -173,11 +173,14 @@ export function imageOptions(o) {
       strict: false,
       // Before terser: the literal constants go where they are used. After it: the shrink
       // pass, the pretokenise flag, then the boot loader (tools/build/boot-loader.mjs) in
-      // front of Espruino images that update themselves.
+      // front of Espruino images that update themselves. Moddable images that update
+      // themselves get their build id.
       plugins:
         o.runtime === "espruino"
           ? [inlineConstantsPlugin(), terser(o.readable ? ESPRUINO_TERSER_READABLE : ESPRUINO_TERSER), ...(o.readable ? [] : [shrinkPlugin()]), pretokenisePlugin(), ...(o.bootLoader ? [bootLoaderPlugin(o.bootLoader.confirmMs)] : [])]
-          : [],
+          : o.bootLoader
+            ? [{ name: "tb-build-id", renderChunk: (code) => ({ code: withBuildId(code), map: null }) }]
+            : [],
     },
   };
 }

@@ -204,8 +204,23 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
   assert.ok(manifest.include.includes("$(MODDABLE)/examples/manifest_net.json"));
   assert.deepEqual(manifest.resources, { "*": ["./ca-root"] });
   assert.ok(manifest.config.tls.DHE_RSA);
-  assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json", "$(MODDABLE)/modules/network/wifi/manifest.json"]);
+  assert.deepEqual(manifest.platforms.esp32.include, ["$(MODDABLE)/modules/io/manifest.json", "$(MODDABLE)/modules/network/wifi/manifest.json", "$(MODDABLE)/modules/files/flash/manifest.json"]);
   assert.equal(manifest.platforms.lin.modules["embedded:io/i2c"], "./host-i2c");
+  // Updates are mods: a host of mods (mcconfig then makes the ESP32's "xs" partition), the
+  // flash partition on the chip, a file standing in for it in the simulator; restarts on both.
+  assert.deepEqual(manifest.defines, { XS_MODS: 1 });
+  assert.deepEqual(manifest.strip, []);
+  assert.ok(manifest.include.includes("$(MODDABLE)/modules/base/modules/manifest.json"));
+  assert.deepEqual(manifest.platforms.esp32.modules, { "tb-restart": "./device-restart" });
+  assert.equal(manifest.platforms.lin.modules.flash, "./host-flash");
+  assert.equal(manifest.platforms.lin.modules["tb-restart"], "./host-restart");
+  assert.deepEqual(manifest.platforms.lin.include, ["$(MODDABLE)/modules/files/file/manifest.json"]);
+  const telemetryManifest = JSON.parse(readFileSync(join(out, "moddable/esp32-devkitc-telemetry/manifest.json"), "utf8"));
+  assert.equal(telemetryManifest.defines, undefined, "no mods without the ota feature");
+  assert.equal(telemetryManifest.platforms.lin.modules.flash, undefined);
+  const withUpdates = readFileSync(join(out, "moddable/esp32-devkitc/main.js"), "utf8");
+  assert.match(withUpdates, /moddableBoot\(moddablePlatform, Modules\.has\(UPDATE_MODULE\), "[0-9a-f]{12}", 300000\)/, "the build id in place of its placeholder");
+  assert.doesNotMatch(readFileSync(join(out, "moddable/esp32-devkitc-telemetry/main.js"), "utf8"), /moddableBoot|from ['"]flash['"]/);
   const caDer = loadCa(join(ROOT, "certs/ca-root.pem")).der;
   assert.ok(readFileSync(join(out, "moddable/esp32-devkitc/ca-root.der")).equals(caDer));
   // Espruino: the CA beside the image for Storage, and not in the image (neither as DER nor base64).
@@ -215,7 +230,7 @@ test("build: one Espruino script and one Moddable app per board, size report, CA
     assert.ok(!image.includes(caDer.toString("base64").slice(0, 64)) && !image.includes(caDer.subarray(0, 64).toString("latin1")), board + ": the CA is not in the image");
     assert.ok(image.includes(JSON.stringify(CA_FILE)), board + ": the image reads " + CA_FILE);
   }
-  for (const stub of ["host-wifi", "host-sntp", "host-i2c", "host-time"]) assert.ok(existsSync(join(out, "moddable/sim", stub + ".js")));
+  for (const stub of ["host-wifi", "host-sntp", "host-i2c", "host-time", "host-restart", "host-flash", "device-restart"]) assert.ok(existsSync(join(out, "moddable/sim", stub + ".js")));
   const moddableMain = readFileSync(join(out, "moddable/sim/main.js"), "utf8");
   assert.match(moddableMain, /from ['"]securesocket['"]/);
   assert.doesNotMatch(moddableMain, /getSerial|I2C1/, "no Espruino API in the Moddable image");

@@ -160,7 +160,7 @@ test("an OTA file that is not an image is refused on the page; the device's own 
   await form.locator('input[name="version"]').fill("2.0.0");
   await form.locator('input[type="file"]').setInputFiles({ name: "photo.png", mimeType: "image/png", buffer: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]) });
   await form.locator("button").click();
-  await textMatching(DEVICE + " .ota-form .result.error", /^photo\.png: the file is binary, not an Espruino image \(dist\/espruino\/<board>\.js\); nothing was assigned$/);
+  await textMatching(DEVICE + " .ota-form .result.error", /^photo\.png: the file is binary, not an Espruino image \(dist\/espruino\/<board>\.js\) nor a Moddable mod archive \(<board>\.xsa from npm run moddable -- build\); nothing was assigned$/);
   await form.locator('input[type="file"]').setInputFiles({ name: "notes.js", mimeType: "text/javascript", buffer: Buffer.from("console.log('hello')") });
   await form.locator("button").click();
   await textMatching(DEVICE + " .ota-form .result.error", /^notes\.js: the file is not an Espruino image of this firmware/);

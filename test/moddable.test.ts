@@ -7,10 +7,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../tools/build/build.ts";
 import { findModdable, mcconfigArgs } from "../tools/device/moddable.ts";
+import { SIM_MOD_PARTITION, SIM_RESTART_LINE } from "../tools/build/moddable-manifest.ts";
 
 const tsx = join(ROOT, "node_modules/.bin/tsx");
 
@@ -32,8 +34,32 @@ mkdir -p "$out/bin/lin/release/app" && touch "$out/bin/lin/release/app/mc.so"
 exit \${FAKE_EXIT:-0}
 `
   );
-  writeFileSync(join(bin, "mcsim"), `#!/bin/sh\necho "mcsim $*" >> "${log}"\necho "[I][boot] tb-firmware in the stand-in simulator"\n`);
+  // mcrun: records, and makes a mod archive (size 16, "XS_A") where mcrun puts one for the ESP32.
+  writeFileSync(
+    join(bin, "mcrun"),
+    `#!/bin/sh
+echo "mcrun $* | cwd=$PWD | manifest=$(test -f manifest.json && echo yes) | main=$(test -f main.js && echo yes)" >> "${log}"
+out=""; prev=""; for a in "$@"; do [ "$prev" = "-o" ] && out="$a"; prev="$a"; done
+mkdir -p "$out/bin/esp32/release/mod" && printf '\\000\\000\\000\\020XS_Aabcdefgh' > "$out/bin/esp32/release/mod/mod.xsa"
+`
+  );
+  // mcsim: the first start stands in for a device that writes an update to its mod
+  // partition (a file in its working folder) and restarts; the second prints a line and exits.
+  writeFileSync(
+    join(bin, "mcsim"),
+    `#!/bin/sh
+echo "mcsim $* | cwd=$PWD" >> "${log}"
+if [ "$FAKE_RESTART" = 1 ] && [ ! -f restarted ]; then
+  touch restarted
+  printf '\\000\\000\\000\\020XS_Aabcdefgh' > ${SIM_MOD_PARTITION}
+  echo ${JSON.stringify(SIM_RESTART_LINE)}
+  sleep 60
+fi
+echo "[I][boot] tb-firmware in the stand-in simulator"
+`
+  );
   chmodSync(join(bin, "mcconfig"), 0o755);
+  chmodSync(join(bin, "mcrun"), 0o755);
   chmodSync(join(bin, "mcsim"), 0o755);
   return { root, log };
 }
@@ -82,17 +108,30 @@ test("build and flash: the board's app made, then mcconfig in its folder for the
   assert.match(flash.output, /moddable: flashed esp32-devkitc on \/dev\/ttyUSB7/);
   const calls = readFileSync(sdk.log, "utf8").trim().split("\n");
   const outDir = join(appDir, "mc-esp32");
+  const modDir = join(appDir, "mod");
+  // The board has the ota feature: its update package is the same main.js built as a mod.
+  const mcrun = `mcrun -m -p esp32 -t build -o ${join(modDir, "out")} | cwd=${modDir} | manifest=yes | main=yes`;
   assert.deepEqual(calls, [
     `mcconfig -m -p esp32 -t build -o ${outDir} | cwd=${appDir} | port= | manifest=yes`,
+    mcrun,
     `mcconfig -m -p esp32 -o ${outDir} | cwd=${appDir} | port=/dev/ttyUSB7 | manifest=yes`,
+    mcrun,
   ]);
+  assert.deepEqual(JSON.parse(readFileSync(join(modDir, "manifest.json"), "utf8")), { include: "$(MODDABLE)/examples/manifest_mod.json", modules: { "tb-update": "./main" } });
+  assert.ok(readFileSync(join(modDir, "main.js")).equals(readFileSync(join(appDir, "main.js"))));
+  const archive = readFileSync(join(appDir, "esp32-devkitc.xsa"));
+  assert.deepEqual(JSON.parse(readFileSync(join(appDir, "esp32-devkitc.ota.json"), "utf8")), {
+    file: "esp32-devkitc.xsa", title: "tb-firmware", version: JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version, size: 16,
+    sha256: createHash("sha256").update(archive).digest("hex"), checksumAlgorithm: "SHA256", platform: "esp32",
+  });
+  assert.match(build.output, /moddable: OTA package .*esp32-devkitc\.xsa {2}title tb-firmware {2}version \S+ {2}16 B {2}SHA256 [0-9a-f]{64}/);
   assert.doesNotMatch(build.output + flash.output, /moddable-test-token/, "the token is not printed");
 
   // An ESP32-C3 board builds for Moddable's esp32c3 target.
   const c3 = run(["build", "--out", out, "--board", "esp32-c3-devkitm"], { ...env, IDF_PATH: "/opt/esp-idf" });
   assert.equal(c3.status, 0, c3.output);
   const c3Dir = join(out, "moddable", "esp32-c3-devkitm");
-  assert.equal(readFileSync(sdk.log, "utf8").trim().split("\n")[2], `mcconfig -m -p esp32/esp32c3 -t build -o ${join(c3Dir, "mc-esp32-esp32c3")} | cwd=${c3Dir} | port= | manifest=yes`);
+  assert.equal(readFileSync(sdk.log, "utf8").trim().split("\n")[4], `mcconfig -m -p esp32/esp32c3 -t build -o ${join(c3Dir, "mc-esp32-esp32c3")} | cwd=${c3Dir} | port= | manifest=yes`);
 
   const failed = run(["build", "--out", out], { ...env, IDF_PATH: "/opt/esp-idf", FAKE_EXIT: "3" });
   assert.equal(failed.status, 1);
@@ -118,5 +157,18 @@ test("sim: the emulator first, the sim app built against it for the host, then m
   assert.ok(existsSync(join(appDir, "ca-root.der")));
   const calls = readFileSync(sdk.log, "utf8").trim().split("\n");
   assert.equal(calls[0], `mcconfig -m -p lin -t build -o ${join(appDir, "mc-lin")} | cwd=${appDir} | port= | manifest=yes`);
-  assert.equal(calls[1], `mcsim ${join(appDir, "mc-lin", "bin", "lin", "release", "app", "mc.so")}`);
+  assert.equal(calls[1], `mcsim ${join(appDir, "mc-lin", "bin", "lin", "release", "app", "mc.so")} | cwd=${join(simDir, "moddable")}`);
+});
+
+test("sim: when the device restarts, mcsim is started again, with the mod partition as its mod once it holds an archive", () => {
+  const sdk = fakeSdk();
+  const out = mkdtempSync(join(tmpdir(), "tbfw-moddable-out-"));
+  const simDir = mkdtempSync(join(tmpdir(), "tbfw-sim-"));
+  const result = run(["sim", "--out", out, "--timeout", "60"], { MODDABLE: sdk.root, DISPLAY: ":99", TBFW_SIM_DIR: simDir, FAKE_RESTART: "1" });
+  assert.equal(result.status, 0, result.output);
+  const app = join(out, "moddable", "sim", "mc-lin", "bin", "lin", "release", "app", "mc.so");
+  const partition = join(simDir, "moddable", SIM_MOD_PARTITION);
+  const calls = readFileSync(sdk.log, "utf8").trim().split("\n");
+  assert.deepEqual(calls.slice(1), [`mcsim ${app} | cwd=${join(simDir, "moddable")}`, `mcsim ${app} ${partition} | cwd=${join(simDir, "moddable")}`]);
+  assert.ok(result.output.indexOf("device  | " + SIM_RESTART_LINE) < result.output.indexOf("device  | [I][boot] tb-firmware in the stand-in simulator"), result.output);
 });

@@ -232,12 +232,12 @@ test("npm run tb -- ota: the control endpoint refuses a file that is not an imag
     writeFileSync(binary, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1]));
     await assert.rejects(
       sendControl(requestFor(["ota", binary], { title: "tb-firmware", version: "1.1.0" }), portFile),
-      /image\.bin: the file is binary, not an Espruino image \(dist\/espruino\/<board>\.js\); nothing was assigned/
+      /image\.bin: the file is binary, not an Espruino image \(dist\/espruino\/<board>\.js\) nor a Moddable mod archive \(<board>\.xsa from npm run moddable -- build\); nothing was assigned/
     );
     assert.equal(emulator.device(DEVICE).shared.fw_version, undefined);
     assert.throws(() => requestFor(["ota", binary], { title: "tb-firmware" }), /ota needs --version \(the version the package holds, e.g. 1.1.0\)/);
     await assert.rejects(sendControl(requestFor(["ota"], { version: "1.1.0" }), portFile), /ota needs a FILE here: only npm start can build its image at another version/);
-    assert.throws(() => requestFor(["ota", binary], { title: "tb-firmware", version: "1", algorithm: "md5" }), /--algorithm: SHA256, SHA384, SHA512 or CRC32/);
+    assert.throws(() => requestFor(["ota", binary], { title: "tb-firmware", version: "1", algorithm: "murmur3_32" }), /--algorithm: SHA256, SHA384, SHA512, CRC32 or MD5 \(Moddable only\): what the device can check; got murmur3_32/);
 
     // The 1.1.0 image assigned as 1.3.0: it runs, says so, and is not downloaded again.
     const mislabelled = join(mkdtempSync(join(tmpdir(), "tbfw-ota-")), "sim.js");

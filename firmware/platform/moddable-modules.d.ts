@@ -1,6 +1,7 @@
 // The Moddable modules the moddable adapter imports, as typed in the Moddable SDK's
 // typings/ folder (socket, securesocket, timer, preference, wifi, sntp, time, net,
-// Resource, embedded:io/i2c). Only firmware/platform/moddable.ts may import them.
+// Resource, embedded:io/i2c), and tb-restart. Only firmware/platform/moddable.ts may import them;
+// the generated entry also imports flash, crypt and modules for updates.
 
 declare module "socket" {
   export class Socket {
@@ -90,4 +91,9 @@ declare module "onewire" {
     write(data: number | Uint8Array): void;
     read(count: number): number | ArrayBuffer | Uint8Array;
   }
+}
+
+declare module "tb-restart" {
+  /** This project's module (tools/build/moddable-manifest.ts): System.restart on the ESP32, a stand-in in the simulator. */
+  export default function restartDevice(): void;
 }

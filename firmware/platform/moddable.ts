@@ -12,6 +12,7 @@ import Time from "time";
 import Net from "net";
 import I2C from "embedded:io/i2c";
 import Resource from "Resource";
+import restartDevice from "tb-restart";
 import type { I2CBus, I2CPins, Platform, Socket, SocketHandlers, SocketOptions, WifiState } from "./types";
 import { CLOCK_SET_AFTER_MS } from "./types";
 
@@ -160,7 +161,7 @@ export const moddablePlatform: Platform = {
 
   // No console to type into: xsbug shows logs only.
   command: () => undefined,
-  restart: () => {
-    trace("[E][boot] restart is not available on this Moddable target\n");
-  },
+  // ESP32: Moddable's System.restart. Desktop simulator: a stand-in whose line
+  // npm run moddable -- sim answers by starting mcsim again (tools/build/moddable-manifest.ts).
+  restart: () => restartDevice(),
 };

@@ -107,14 +107,26 @@ export interface Platform {
   /**
    * Writes `bytes` into the flash file `name` at `offset`: offset 0 (re)creates it with room
    * for `size` bytes, later writes fill it in, each part once (flash is written once between
-   * erases). Only on runtimes the OTA feature supports (Espruino's Storage).
+   * erases). Only where the ota feature is (Espruino's Storage files, Moddable's mod partition).
    */
   fileWrite?: (name: string, bytes: Uint8Array, offset: number, size: number) => void;
   /**
-   * The checksum of the flash file `name` as lowercase hex, by ThingsBoard's algorithm name
-   * (SHA256, SHA384, SHA512, CRC32); "" when the runtime cannot compute that one.
+   * The checksum of the first `size` bytes of the flash file `name` as lowercase hex, by
+   * ThingsBoard's algorithm name (SHA256, SHA384, SHA512, CRC32, MD5 where the runtime has
+   * it); "" when the runtime cannot compute that one.
    */
-  fileDigest?: (name: string, algorithm: string) => string;
+  fileDigest?: (name: string, algorithm: string, size: number) => string;
+  /**
+   * Makes a verified file bootable, where writing it did not (Moddable: the mod archive's
+   * header is written last, so that a partly written archive is never mapped at boot).
+   */
+  fileSeal?: (name: string, size: number) => void;
+  /**
+   * Whether updates share one place in flash (Moddable's mod partition) that cannot be
+   * written while the update in it runs: the device then restarts into the flashed
+   * firmware to download the next one.
+   */
+  oneUpdateSlot?: boolean;
   i2c(pins: I2CPins): I2CBus;
   /** Set by the entry only on boards with a OneWire sensor. */
   oneWire?: (pin: number) => OneWireBus;

@@ -6,10 +6,11 @@
 //   written to a flash file at once (never more than one chunk in RAM), asked for again
 //   with backoff when it does not come; a reconnect, and a restart, resume at the first
 //   missing chunk (the boot record keeps the next chunk).
-// - Verify: the checksum (SHA256, SHA384, SHA512 or CRC32) of the file as it lies in
-//   flash, by the runtime's own hash, so what boots is what was checked.
+// - Verify: the checksum (SHA256, SHA384, SHA512, CRC32; MD5 on Moddable) of the file as
+//   it lies in flash, so what boots is what was checked.
 // - Switch: the boot record (BOOT_FILE) names the new image as the one to try; the boot
-//   loader in front of the image (tools/build/boot-loader.ts) runs it, counts its boots
+//   loader (Espruino: tools/build/boot-loader.mjs in front of the image; Moddable: the host's
+//   firmware/platform/moddable-update.ts, the update being a mod) runs it, counts its boots
 //   and rolls back when it fails to start, restarts too often or reaches no PUBACK in
 //   time. The new image confirms itself with its first acknowledged message (UPDATED).
 // States go out as telemetry fw_state (and fw_progress, fw_error), as ThingsBoard expects.
@@ -172,6 +173,17 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
         this._fail(problem, true);
         return false;
       }
+      if (running !== "" && context.platform.oneUpdateSlot) {
+        // This update runs from the only slot, which cannot be written under it: the flashed
+        // firmware, which the record now names, downloads the next one after the restart.
+        context.log("I", "ota", version + ": restarting into the flashed firmware to download it");
+        record.ok = record.try = "";
+        this._saveRecord();
+        this._target = null;
+        context.queue.persist();
+        context.platform.restart();
+        return false;
+      }
       // Only now: each filter the session keeps costs RAM for good. Sent before the first
       // chunk request, on the same connection, so in place when its answer comes.
       context.session.subscribe(CHUNK_RESPONSE + "+/chunk/+");
@@ -259,7 +271,7 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
       record.dl = null;
       this._report("DOWNLOADED", { fw_progress: 100 }, null);
       // What boots is what is checked: the file as it lies in flash.
-      const actual = platform.fileDigest!(this._file, target[4]);
+      const actual = platform.fileDigest!(this._file, target[4], target[2]);
       // ThingsBoard prints a CRC32 with its bytes reversed (Guava's HashCode): both orders pass.
       const swapped = actual.substring(6, 8) + actual.substring(4, 6) + actual.substring(2, 4) + actual.substring(0, 2);
       if (actual === "") this._fail("checksum algorithm " + target[4] + " not available on this device", true);
@@ -269,6 +281,13 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
 
     private _install(): void {
       const target = this._target!;
+      const platform = context.platform;
+      try {
+        if (platform.fileSeal) platform.fileSeal(this._file, target[2]);
+      } catch (e) {
+        this._fail("cannot write " + this._file + ": " + errorText(e), false);
+        return;
+      }
       this._report("VERIFIED", null, null);
       record.try = this._file;
       record.boots = 0;
@@ -278,9 +297,9 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
       this._saveRecord();
       const restart = () => {
         context.queue.persist();
-        context.platform.restart();
+        platform.restart();
       };
-      context.platform.setTimeout(restart, 10000);
+      platform.setTimeout(restart, 10000);
       this._report("UPDATING", null, restart);
     }
 

@@ -72,3 +72,17 @@ export function withBootLoader(image, confirmMs) {
     "S.write(" + boot + ",JSON.stringify(R));E.reboot()})(require(\"Storage\"))}"
   );
 }
+
+/** Written in a Moddable image's entry where its build id goes (withBuildId). */
+export const BUILD_ID_PLACEHOLDER = "tb-build-id";
+
+/**
+ * A Moddable image with its build id: what its boot logic (firmware/platform/moddable-update.ts)
+ * compares with the boot record's, as this loader does, so that flashing other firmware
+ * forgets the updates of the one before.
+ * @param {string} code the bundle, with BUILD_ID_PLACEHOLDER in its entry
+ */
+export function withBuildId(code) {
+  const buildId = createHash("sha256").update(code).digest("hex").slice(0, 12);
+  return code.split(JSON.stringify(BUILD_ID_PLACEHOLDER)).join(JSON.stringify(buildId));
+}

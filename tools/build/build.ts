@@ -25,6 +25,7 @@ import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts
 import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
 import { moddableManifest, MODDABLE_HOST_STUBS, MODDABLE_SENSOR_DRIVERS } from "./moddable-manifest.ts";
 import { imageOptions, MODDABLE_TERSER } from "../../rollup.config.mjs";
+import { BUILD_ID_PLACEHOLDER } from "./boot-loader.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -67,12 +68,12 @@ function configSource(config: DeviceConfig, features: string[]): string {
   return JSON.stringify(read);
 }
 
-/** The board's features this runtime has: updates (ota) need Espruino's Storage files and its boot loader. */
+/** The board's features this runtime has (every runtime has them all now: Moddable updates are mods). */
 export function runtimeFeatures(board: Board, runtime: Runtime): string[] {
-  return board.features.filter((name) => runtime === "espruino" || name !== "ota");
+  return runtime === "espruino" || runtime === "moddable" ? board.features : [];
 }
 
-function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): string {
+function entrySource(runtime: Runtime, board: Board, config: DeviceConfig, bootLoader?: { confirmMs: number }): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
   const models = [...new Set(board.sensors.map((sensor) => sensor.model))];
@@ -101,15 +102,28 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
   const features = featureNames.map((name) => FEATURES[name]);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
-  // Flash files for updates only where the ota feature is (Espruino); deep sleep only where the sleep feature is.
-  const files = featureNames.includes("ota") ? ["espruinoFileWrite", "espruinoFileDigest"] : [];
+  // Flash files for updates only where the ota feature is; deep sleep only where the sleep feature is.
+  const updates = featureNames.includes("ota");
+  const files = updates && runtime === "espruino" ? ["espruinoFileWrite", "espruinoFileDigest"] : [];
   if (featureNames.includes("sleep")) files.push("espruinoDeepSleep");
+  // Moddable: the update is a mod in the "xs" partition, run by the flashed firmware as its host.
+  const moddableUpdates = updates && runtime === "moddable";
+  const moddableUpdate = join(ROOT, "firmware/platform/moddable-update.ts");
   return [
     `import { main } from ${JSON.stringify(join(ROOT, "firmware/main.ts"))};`,
     `import { ${[platformObject, ...(facts ? [facts] : []), ...files].join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", platformFile))};`,
     `${platformObject}.hasWifi = ${board.wifi};`,
     ...(facts ? [`${platformObject}.facts = ${facts};`] : []),
-    ...(featureNames.includes("ota") ? [`${platformObject}.fileWrite = espruinoFileWrite;`, `${platformObject}.fileDigest = espruinoFileDigest;`] : []),
+    ...(updates && runtime === "espruino" ? [`${platformObject}.fileWrite = espruinoFileWrite;`, `${platformObject}.fileDigest = espruinoFileDigest;`] : []),
+    ...(moddableUpdates
+      ? [
+          `import { moddableBoot, moddableUpdateFiles, runUpdate, UPDATE_MODULE } from ${JSON.stringify(moddableUpdate)};`,
+          `import Flash from "flash";`,
+          `import { Digest } from "crypt";`,
+          `import Modules from "modules";`,
+          `moddableUpdateFiles(${platformObject}, () => new Flash("xs"), Digest);`,
+        ]
+      : []),
     ...(featureNames.includes("sleep") ? [`${platformObject}.deepSleep = espruinoDeepSleep;`] : []),
     ...(sensorPlatform.length ? [`import { ${sensorPlatform.map(([, name]) => name).join(", ")} } from ${JSON.stringify(join(ROOT, "firmware/platform", sensorPlatformFile))};`] : []),
     ...sensorPlatform.map(([member, name]) => `${platformObject}.${member} = ${name};`),
@@ -117,7 +131,15 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
     ...driverImports,
     ...features.map(([file, name]) => `import { ${name} } from ${JSON.stringify(join(ROOT, "firmware", file))};`),
     `import { errorText } from ${JSON.stringify(join(ROOT, "firmware/util/log.ts"))};`,
-    `try {`,
+    // The flashed firmware runs its update, if there is one to run; the update's own copy
+    // of this entry sees tbImage set and starts.
+    ...(moddableUpdates
+      ? [
+          `const tbUpdate = typeof tbImage == "string" ? "" : moddableBoot(${platformObject}, Modules.has(UPDATE_MODULE), ${JSON.stringify(BUILD_ID_PLACEHOLDER)}, ${bootLoader!.confirmMs});`,
+          `if (tbUpdate) runUpdate(${platformObject}, tbUpdate, () => Modules.importNow(UPDATE_MODULE));`,
+          `else try {`,
+        ]
+      : [`try {`]),
     `  main(${platformObject}, ${configSource(config, featureNames)}, [${board.sensors.map((sensor) => factoryName(sensor.model)).join(", ")}], [${features.map(([, name]) => name).join(", ")}]);`,
     // Members used only while starting (the sensors open their bus, features add console
     // commands): on Espruino each would be JsVars for the whole run.
@@ -125,7 +147,7 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig): stri
     `} catch (e) {`,
     `  ${platformObject}.log("[E][boot] start-up failed: " + errorText(e));`,
     // An update that cannot start goes back to the boot loader, which rolls it back.
-    ...(featureNames.includes("ota") ? [`  if (typeof tbImage == "string" && tbImage) throw e;`] : []),
+    ...(updates ? [`  if (typeof tbImage == "string" && tbImage) throw e;`] : []),
     `}`,
     "",
   ].join("\n");
@@ -166,8 +188,8 @@ function collectProblems(problems: string[]) {
 
 /**
  * Bundles `source` (the generated entry) with the TypeScript it imports, with the options
- * of rollup.config.mjs; fails on any type error. Returns the raw bundle and, for
- * Espruino, the minified image.
+ * of rollup.config.mjs; fails on any type error. Returns the raw bundle and the image
+ * (Espruino: minified; Moddable: the raw bundle, with its build id if it updates itself).
  */
 export async function bundleSource(
   runtime: Runtime,
@@ -188,8 +210,8 @@ export async function bundleSource(
     throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + [...problems, (e as Error).message].join("\n  "));
   }
   const raw = (await build.generate({ ...options.output, file: undefined, plugins: [] })).output[0].code;
-  // Only Espruino's output has plugins (terser): Moddable's image is the raw bundle.
-  const image = runtime === "espruino" ? (await build.generate({ ...options.output, file: undefined })).output[0].code : raw;
+  // Espruino's output plugins minify; Moddable's image is the raw bundle, with its build id when it updates itself.
+  const image = runtime === "espruino" || bootLoader ? (await build.generate({ ...options.output, file: undefined })).output[0].code : raw;
   await build.close();
   // TypeScript 6 prints type errors as warnings and still emits: never ship that.
   if (problems.length > 0) throw new ConfigError("the firmware does not type-check or bundle cleanly:\n  " + problems.join("\n  "));
@@ -244,7 +266,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
       }
       const updates = runtimeFeatures(board, runtime).includes("ota");
       const bootLoader = updates ? { confirmMs: options.firmware?.otaConfirmMs ?? FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
-      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config), undefined, undefined, options.readable === true, options.settings.topics, bootLoader);
+      const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config, bootLoader), undefined, undefined, options.readable === true, options.settings.topics, bootLoader);
       if (runtime === "espruino") {
         const minified = image.trimEnd();
         const file = join(options.outDir, "espruino", board.name + ".js");
@@ -259,11 +281,11 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         rmSync(dir, { recursive: true, force: true });
         mkdirSync(dir, { recursive: true });
         // XS compiles modules to bytecode, so ship readable source for xsbug; report the minified size too.
-        writeSecretFile(join(dir, "main.js"), raw);
+        writeSecretFile(join(dir, "main.js"), image);
         writeFileSync(join(dir, "ca-root.der"), ca.der);
         for (const [name, source] of Object.entries(MODDABLE_HOST_STUBS)) writeFileSync(join(dir, name + ".js"), source);
         writeSecretFile(join(dir, "manifest.json"), JSON.stringify(moddableManifest(board, options.settings), null, 2) + "\n");
-        const minified = (await minify(raw, MODDABLE_TERSER)).code ?? "";
+        const minified = (await minify(image, MODDABLE_TERSER)).code ?? "";
         reports.push({ board: board.name, runtime, file: join(dir, "main.js"), raw: Buffer.byteLength(raw), minified: Buffer.byteLength(minified), gzip: gzipSync(minified).length });
       }
     }
@@ -337,7 +359,7 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(runtime === "espruino" ? caFileFor(file) : join(dirname(file), "ca-root.der"), ca.der);
   const bootLoader = runtimeFeatures(board, runtime).includes("ota") ? { confirmMs: FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
-  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file, bootLoader });
+  return imageOptions({ runtime, entrySource: entrySource(runtime, board, config, bootLoader), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file, bootLoader });
 }
 
 export function packageVersion(): string {

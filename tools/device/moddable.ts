@@ -11,19 +11,28 @@
 // app pointed at it (its CA, host, port and token), and runs it in Moddable's desktop
 // simulator, mcsim, under xvfb-run when there is no display; the device's log and the
 // telemetry the emulator receives are printed as npm start prints them.
+// Boards with the ota feature also get their update package: the app's main.js built by
+// mcrun as a mod (<board>.xsa, with <board>.ota.json). In sim, npm run tb -- ota --version V
+// builds one at version V, and when the device restarts (an update, or the reboot RPC)
+// mcsim is started again, with the simulator's mod partition (a file) as its mod.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { delimiter, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, MODDABLE_PLATFORMS, loadBoard } from "../build/boards.ts";
 import { ROOT, buildImages, packageVersion } from "../build/build.ts";
+import { SIM_MOD_PARTITION, SIM_RESTART_LINE } from "../build/moddable-manifest.ts";
+import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
+import { UPDATE_MODULE } from "../../firmware/platform/moddable-update.ts";
 import { DEFAULT_SETTINGS, resolveSettings } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { startControl } from "../sim/control.ts";
 import { startLocalEmulator } from "../sim/local-emulator.ts";
 import { startLocalDashboard } from "../sim/dashboard.ts";
-import { CONTROL_FILE, SIM_TOKEN } from "../sim/paths.ts";
+import { CONTROL_FILE, SIM_DIR, SIM_TOKEN } from "../sim/paths.ts";
 
 const HOST_PLATFORM: Record<string, string> = { linux: "lin", darwin: "mac", win32: "win" };
 
@@ -41,6 +50,7 @@ export const INSTALL_MODDABLE = [
 export interface ModdableTools {
   root: string;
   mcconfig: string;
+  mcrun: string;
   mcsim: string;
 }
 
@@ -57,7 +67,7 @@ export function findModdable(env: NodeJS.ProcessEnv = process.env): ModdableTool
   };
   const mcconfig = tool("mcconfig");
   if (!mcconfig) return "mcconfig is not built: not in " + bin + " nor on PATH.\n" + INSTALL_MODDABLE;
-  return { root, mcconfig, mcsim: tool("mcsim") ?? join(bin, "mcsim") };
+  return { root, mcconfig, mcrun: tool("mcrun") ?? join(bin, "mcrun"), mcsim: tool("mcsim") ?? join(bin, "mcsim") };
 }
 
 /** mcconfig's arguments: -m (make), -p platform, -d (debug: xsbug), -t build (build only, no flashing or launching), -o output folder. */
@@ -65,41 +75,90 @@ export function mcconfigArgs(options: { platform: string; debug: boolean; buildO
   return ["-m", ...(options.debug ? ["-d"] : []), "-p", options.platform, ...(options.buildOnly ? ["-t", "build"] : []), "-o", options.outDir];
 }
 
-/** The simulator library (mc.so) mcconfig made under `outDir`, newest first. */
-function findSimulatorApp(outDir: string): string | null {
+/** The newest file under `outDir` whose name passes `wanted`: the simulator library (mc.so) mcconfig made, the archive mcrun made. */
+function findBuilt(outDir: string, wanted: (name: string) => boolean): string | null {
   const found: string[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (entry.isDirectory()) walk(join(dir, entry.name));
-      else if (entry.name === "mc.so" || entry.name === "mc.dll" || entry.name === "mc.dylib") found.push(join(dir, entry.name));
+      else if (wanted(entry.name)) found.push(join(dir, entry.name));
     }
   };
   if (existsSync(outDir)) walk(outDir);
   return found.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0] ?? null;
 }
 
+const isSimulatorApp = (name: string) => name === "mc.so" || name === "mc.dll" || name === "mc.dylib";
+
+/** Whether `file` begins with an XS archive (its size, then "XS_A") that fits in it: what mcsim can map as a mod. */
+export function holdsArchive(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const data = readFileSync(file);
+  return data.length >= 8 && data.toString("latin1", 4, 8) === "XS_A" && data.readUInt32BE(0) <= data.length;
+}
+
+/** Stops a process started `detached` and everything it started. */
+function killGroup(child: ChildProcess): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
+  } catch {
+    child.kill();
+  }
+}
+
 function hasCommand(name: string): boolean {
   return spawnSync("sh", ["-c", "command -v " + name], { stdio: "ignore" }).status === 0;
 }
 
-/** Runs mcconfig in the app's folder; its output goes to the terminal. Resolves with its exit code. */
-function runMcconfig(tools: ModdableTools, appDir: string, args: string[], extraEnv: NodeJS.ProcessEnv): Promise<number> {
-  console.log("moddable: " + tools.mcconfig + " " + args.join(" ") + "   (in " + appDir + ")");
+/** Runs mcconfig (or mcrun) in the app's folder; its output goes to the terminal. Resolves with its exit code. */
+function runMcconfig(tools: ModdableTools, appDir: string, args: string[], extraEnv: NodeJS.ProcessEnv, tool = tools.mcconfig): Promise<number> {
+  console.log("moddable: " + tool + " " + args.join(" ") + "   (in " + appDir + ")");
   // mcconfig's makefiles call the SDK's other tools (xsc, xsl, mcrez...) by name.
   const path = dirname(tools.mcconfig) + delimiter + (process.env.PATH ?? "");
-  const child = spawn(tools.mcconfig, args, { cwd: appDir, stdio: "inherit", env: { ...process.env, ...extraEnv, PATH: path } });
+  const child = spawn(tool, args, { cwd: appDir, stdio: "inherit", env: { ...process.env, ...extraEnv, PATH: path } });
   return new Promise((resolve) => {
     child.on("error", (e) => {
-      console.error("moddable: cannot run mcconfig: " + e.message);
+      console.error("moddable: cannot run " + tool + ": " + e.message);
       resolve(127);
     });
     child.on("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
 }
 
-async function buildApp(outDir: string, board: string, settings: DeviceSettings, debug: boolean): Promise<string> {
-  await buildImages({ boards: [board], outDir, settings, version: packageVersion(), quiet: true, debug });
+async function buildApp(outDir: string, board: string, settings: DeviceSettings, debug: boolean, version = packageVersion()): Promise<string> {
+  await buildImages({ boards: [board], outDir, settings, version, quiet: true, debug });
   return join(outDir, "moddable", board);
+}
+
+/**
+ * The update package of the app in `appDir`: its main.js built by mcrun as a mod for
+ * `platform`, holding the firmware as UPDATE_MODULE (what the flashed firmware imports,
+ * firmware/platform/moddable-update.ts). Written to `<appDir>/<board>.xsa`, described in
+ * `<board>.ota.json` as ThingsBoard's form wants it. Returns the .xsa file.
+ */
+export async function buildModPackage(tools: ModdableTools, appDir: string, board: string, platform: string, version: string): Promise<string> {
+  const modDir = join(appDir, "mod");
+  rmSync(modDir, { recursive: true, force: true });
+  mkdirSync(modDir, { recursive: true });
+  // The image holds the device's token: so does the mod made from it (owner-only files).
+  copyFileSync(join(appDir, "main.js"), join(modDir, "main.js"));
+  chmodSync(join(modDir, "main.js"), 0o600);
+  writeFileSync(join(modDir, "manifest.json"), JSON.stringify({ include: "$(MODDABLE)/examples/manifest_mod.json", modules: { [UPDATE_MODULE]: "./main" } }, null, 2) + "\n");
+  const outDir = join(modDir, "out");
+  mkdirSync(outDir);
+  const code = await runMcconfig(tools, modDir, ["-m", "-p", platform, "-t", "build", "-o", outDir], {}, tools.mcrun);
+  if (code !== 0) throw new ConfigError("mcrun failed (exit " + code + "): see its output above");
+  const archive = findBuilt(outDir, (name) => name.endsWith(".xsa"));
+  if (!archive) throw new ConfigError("mcrun made no mod archive (.xsa) under " + outDir);
+  const file = join(appDir, board + ".xsa");
+  copyFileSync(archive, file);
+  chmodSync(file, 0o600);
+  const bytes = readFileSync(file);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const info = { file: board + ".xsa", title: FIRMWARE_TITLE, version, size: bytes.length, sha256, checksumAlgorithm: "SHA256", platform };
+  writeFileSync(join(appDir, board + ".ota.json"), JSON.stringify(info, null, 2) + "\n");
+  console.log("moddable: OTA package " + file + "  title " + FIRMWARE_TITLE + "  version " + version + "  " + bytes.length + " B  SHA256 " + sha256);
+  return file;
 }
 
 async function main(): Promise<number> {
@@ -140,6 +199,7 @@ async function main(): Promise<number> {
     const env = values.port ? { UPLOAD_PORT: values.port } : {};
     const code = await runMcconfig(tools, appDir, mcconfigArgs({ platform, debug: values.debug, buildOnly: command === "build", outDir }), env);
     if (code !== 0) throw new ConfigError("mcconfig failed (exit " + code + "): see its output above");
+    if (board.features.includes("ota")) await buildModPackage(tools, appDir, board.name, platform, packageVersion());
     console.log("moddable: " + (command === "build" ? "built " + board.name + " for " + platform + " in " + outDir : "flashed " + board.name + (values.port ? " on " + values.port : "")));
     return 0;
   }
@@ -157,9 +217,6 @@ async function main(): Promise<number> {
   const { emulator, tls } = await startLocalEmulator((received) => {
     if (messages > 0 && received >= messages) finish(0);
   });
-  // No firmware updates on Moddable: npm run tb -- ota says so instead of building one.
-  const control = await startControl(emulator, CONTROL_FILE);
-  const dashboard = await startLocalDashboard(values["dashboard-port"], values["no-dashboard"], { emulator, imageDirs: [] });
   const settings: DeviceSettings = {
     ...DEFAULT_SETTINGS,
     host: "127.0.0.1",
@@ -169,10 +226,16 @@ async function main(): Promise<number> {
     ca: tls.caCert,
     telemetryIntervalMs: interval,
   };
+  const platform = HOST_PLATFORM[process.platform] ?? "lin";
+  // npm run tb -- ota --version V (and the dashboard): this app at version V, as a mod.
+  const buildPackage = board.features.includes("ota")
+    ? async (version: string) => buildModPackage(tools, await buildApp(join(SIM_DIR, "ota", version), board.name, settings, true, version), board.name, platform, version)
+    : undefined;
+  const control = await startControl(emulator, CONTROL_FILE, buildPackage);
+  const dashboard = await startLocalDashboard(values["dashboard-port"], values["no-dashboard"], { emulator, imageDirs: [], buildPackage });
   console.log("moddable: ThingsBoard emulator on 127.0.0.1:" + emulator.plainPort + " (plain) and :" + emulator.tlsPort + " (tls, CA " + tls.caCert + ")");
   console.log("moddable: drive the device from another terminal: npm run tb -- rpc getStatus | attr set samplingIntervalMs 5000 | telemetry --last 5");
   const appDir = await buildApp(values.out, board.name, settings, true);
-  const platform = HOST_PLATFORM[process.platform] ?? "lin";
   const outDir = join(appDir, "mc-" + platform);
   mkdirSync(outDir, { recursive: true });
   const stop = async (code: number) => {
@@ -186,7 +249,7 @@ async function main(): Promise<number> {
     console.error("moddable: mcconfig failed (exit " + built + "): see its output above");
     return stop(1);
   }
-  const app = findSimulatorApp(outDir);
+  const app = findBuilt(outDir, isSimulatorApp);
   if (!app) {
     console.error("moddable: mcconfig made no simulator app (mc.so) under " + outDir);
     return stop(1);
@@ -195,25 +258,48 @@ async function main(): Promise<number> {
   const line = hasCommand("stdbuf") ? ["stdbuf", "-oL", "-eL"] : [];
   const argv = [...(display ? [] : ["xvfb-run", "-a"]), ...line, tools.mcsim, app];
   const [program, args] = [argv[0], argv.slice(1)];
-  console.log("moddable: " + program + " " + args.join(" ") + " (Ctrl-C to stop)");
-  const simulator = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
-  // The app's trace() lines: the same [L][tag] lines the board prints on its console.
-  let pending = "";
-  const onOutput = (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      if (line.trim() === "") continue;
-      console.log("device  | " + line);
-      dashboard?.consoleLine(line);
-    }
+  // mcsim's working folder holds the simulator's mod partition (tools/build/moddable-manifest.ts, host-flash).
+  const simDir = join(SIM_DIR, "moddable");
+  mkdirSync(simDir, { recursive: true });
+  const partition = join(simDir, SIM_MOD_PARTITION);
+  let simulator: ChildProcess | null = null;
+  let restarting = false;
+  const launch = () => {
+    // A sealed archive in the partition is the mod, as XS maps the ESP32's "xs" partition at boot.
+    const withMod = holdsArchive(partition) ? [partition] : [];
+    console.log("moddable: " + program + " " + [...args, ...withMod].join(" ") + " (Ctrl-C to stop)");
+    // Its own process group: xvfb-run leaves mcsim running when it alone is killed.
+    const child = spawn(program, [...args, ...withMod], { cwd: simDir, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    simulator = child;
+    // The app's trace() lines: the same [L][tag] lines the board prints on its console.
+    let pending = "";
+    const onOutput = (chunk: Buffer) => {
+      const lines = (pending + chunk.toString()).split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.trim() === "") continue;
+        console.log("device  | " + line);
+        dashboard?.consoleLine(line);
+        if (line.trim() === SIM_RESTART_LINE && !restarting) {
+          // The device restarts: mcsim cannot, so it is started again (RAM lost, Preference and the partition kept).
+          restarting = true;
+          killGroup(child);
+        }
+      }
+    };
+    child.stdout!.on("data", onOutput);
+    child.stderr!.on("data", onOutput);
+    child.on("exit", (code) => {
+      if (restarting) {
+        restarting = false;
+        launch();
+        return;
+      }
+      console.log("moddable: mcsim exited (" + code + ")");
+      finish(code === 0 ? 0 : 1);
+    });
   };
-  simulator.stdout.on("data", onOutput);
-  simulator.stderr.on("data", onOutput);
-  simulator.on("exit", (code) => {
-    console.log("moddable: mcsim exited (" + code + ")");
-    finish(code === 0 ? 0 : 1);
-  });
+  launch();
   process.on("SIGINT", () => finish(0));
   process.on("SIGTERM", () => finish(0));
   const timeoutS = Number(values.timeout);
@@ -224,7 +310,8 @@ async function main(): Promise<number> {
     }, timeoutS * 1000).unref();
   }
   const code = await done;
-  simulator.kill();
+  restarting = false;
+  if (simulator) killGroup(simulator);
   return stop(code);
 }
 

@@ -167,11 +167,17 @@ export function assignPackage(emulator: ThingsBoardEmulator, device: string, dat
   return { device, online, attributes };
 }
 
-/** Why `data` cannot be an Espruino image for an update ("" when it can): a built image is JavaScript text that starts with the boot loader. */
+/**
+ * Why `data` cannot be an update ("" when it can): an Espruino image is JavaScript text that
+ * starts with the boot loader; a Moddable update is a mod archive (its size, then "XS_A").
+ */
 export function packageProblem(data: Buffer): string {
   if (data.length === 0) return "the file is empty";
   if (data.length > MAX_IMAGE_BYTES) return "the file is " + data.length + " B; an update is at most " + MAX_IMAGE_BYTES + " B";
-  if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js)";
+  if (data.length >= 8 && data.toString("latin1", 4, 8) === "XS_A") {
+    return data.readUInt32BE(0) === data.length ? "" : "the mod archive says " + data.readUInt32BE(0) + " B but the file has " + data.length + " B (cut short?)";
+  }
+  if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js) nor a Moddable mod archive (<board>.xsa from npm run moddable -- build)";
   if (!data.subarray(0, LOADER_START.length).equals(Buffer.from(LOADER_START))) return "the file is not an Espruino image of this firmware with the ota feature (dist/espruino/<board>.js starts with its boot loader)";
   return "";
 }

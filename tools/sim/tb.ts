@@ -29,7 +29,7 @@ const USAGE = `usage: npm run tb -- COMMAND [--device NAME]
   claims                           whether the device can be claimed, and until when
   provision-key KEY SECRET         accept a provisioning key and secret
   add-device NAME TOKEN            register a device with an access token
-  ota [FILE] --version V [--title tb-firmware] [--algorithm SHA256|SHA384|SHA512|CRC32]
+  ota [FILE] --version V [--title tb-firmware] [--algorithm SHA256|SHA384|SHA512|CRC32|MD5]
                                    assign a firmware package (an Espruino image built for
                                    this emulator) and follow the update; without FILE,
                                    npm start builds its image at version V`;
@@ -95,7 +95,7 @@ export function requestFor(positionals: string[], values: { device?: string; tim
     case "ota": {
       if (!values.version) throw new Error("ota needs --version (the version the package holds, e.g. 1.1.0)\n" + USAGE);
       const algorithm = (values.algorithm ?? "SHA256").toUpperCase();
-      if (!["SHA256", "SHA384", "SHA512", "CRC32"].includes(algorithm)) throw new Error("--algorithm: SHA256, SHA384, SHA512 or CRC32 (what the device can check), got " + values.algorithm);
+      if (!["SHA256", "SHA384", "SHA512", "CRC32", "MD5"].includes(algorithm)) throw new Error("--algorithm: SHA256, SHA384, SHA512, CRC32 or MD5 (Moddable only): what the device can check; got " + values.algorithm);
       return { command: "ota", device, file: rest[0] === undefined ? undefined : resolve(rest[0]), title: values.title ?? "tb-firmware", version: values.version, algorithm };
     }
     default:
