@@ -17,6 +17,7 @@
 // Moddable's classes come in as arguments (from the entry), so this runs in Node's tests.
 
 import { BOOT_FILE } from "../thingsboard/ota";
+import type { BootRecord } from "../thingsboard/ota";
 import { crc32Update } from "../util/crc32";
 import { errorText } from "../util/log";
 import type { Platform } from "./types";
@@ -41,16 +42,6 @@ export interface FlashPartition {
 /** Moddable's crypt Digest (MD5, SHA1, SHA224, SHA256, SHA384, SHA512; throws for others). */
 export interface DigestConstructor {
   new (algorithm: string): { write(data: ArrayBuffer | Uint8Array): void; close(): ArrayBuffer };
-}
-
-/** The keys of the boot record this file reads (firmware/thingsboard/ota.ts has them all). */
-interface BootRecord {
-  base?: string;
-  ok?: string;
-  try?: string;
-  boots?: number;
-  ver?: string;
-  fail?: string;
 }
 
 function archiveHeader(size: number): Uint8Array {

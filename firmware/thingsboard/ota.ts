@@ -40,8 +40,8 @@ const REQUEST_ID_BASE = 900000;
 export const MAX_IMAGE_BYTES = 262144;
 const CHUNK_TRIES = 6;
 
-/** The boot record; keys are shared with the boot loader, so they are JSON, not mangled. */
-interface BootRecord {
+/** The boot record; keys are shared with the boot loaders, so they are JSON, not mangled. */
+export interface BootRecord {
   base?: string;
   /** Confirmed image file ("" : the flashed image). */
   ok?: string;
