@@ -134,9 +134,7 @@ export function moddableBoot(platform: Platform, hasUpdate: boolean, buildId: st
       platform.setTimeout(() => {
         const now = readRecord(platform);
         if (!now || now.try !== file) return;
-        now.try = "";
-        now.fail = "image " + now.ver + " got no message acknowledged within " + Math.round(confirmMs / 1000) + " s; rolled back";
-        saveRecord(platform, now);
+        rollBack(platform, file, "image " + now.ver + " got no message acknowledged within " + Math.round(confirmMs / 1000) + " s; rolled back");
         platform.restart();
       }, confirmMs);
     }
