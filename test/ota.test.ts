@@ -180,9 +180,17 @@ for (const [what, program, reason] of [
     assert.equal(device.sandbox.reboots(), 2, "into the new image, and back");
     assert.equal(emulator.device(DEVICE).client.current_fw_version, "1.0.0");
     assert.equal(bootRecord(device).try, "");
-    // Not tried again: no third restart.
+    // Not tried again: no third restart, and none after a power cycle either.
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal(device.sandbox.reboots(), 2);
+    const requests = emulator.chunkRequests.get(DEVICE)!.length;
+    const connects = () => device.serial.filter((l) => l.includes("[I][mqtt] connected")).length;
+    const before = connects();
+    device.sandbox.reboot();
+    await device.waitFor(() => connects() > before, 10000, "connected after the power cycle");
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal(emulator.chunkRequests.get(DEVICE)!.length, requests, "the rolled-back package is not downloaded again");
+    assert.equal(device.sandbox.reboots(), 3);
   });
 }
 

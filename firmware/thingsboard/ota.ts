@@ -132,6 +132,8 @@ function wakeUpdater(context: DeviceContext, record: BootRecord, running: string
           this._report("FAILED", { fw_error: "the package for " + record.ver + " holds firmware " + version }, confirm);
         }
       } else if (record.fail) {
+        // Rolled back by the boot loader: that package is not downloaded again after a restart.
+        record.failed = record.key;
         this._report("FAILED", { fw_error: record.fail }, null);
         record.fail = "";
         this._saveRecord();
