@@ -68,11 +68,6 @@ function configSource(config: DeviceConfig, features: string[]): string {
   return JSON.stringify(read);
 }
 
-/** The board's features this runtime has (every runtime has them all now: Moddable updates are mods). */
-export function runtimeFeatures(board: Board, runtime: Runtime): string[] {
-  return runtime === "espruino" || runtime === "moddable" ? board.features : [];
-}
-
 function entrySource(runtime: Runtime, board: Board, config: DeviceConfig, bootLoader?: { confirmMs: number }): string {
   const platformFile = runtime === "espruino" ? "espruino.ts" : "moddable.ts";
   const platformObject = runtime === "espruino" ? "espruinoPlatform" : "moddablePlatform";
@@ -98,7 +93,8 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig, bootL
     return [[entry[0], name]];
   });
   const sensorPlatformFile = runtime === "espruino" ? platformFile : "moddable-io.ts";
-  const featureNames = runtimeFeatures(board, runtime);
+  // Both runtimes have every feature (Moddable's updates are mods).
+  const featureNames = board.features;
   const features = featureNames.map((name) => FEATURES[name]);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
@@ -264,7 +260,7 @@ export async function buildImages(options: BuildOptions): Promise<SizeReport[]> 
         rmSync(join(options.outDir, "moddable", board.name), { recursive: true, force: true });
         continue;
       }
-      const updates = runtimeFeatures(board, runtime).includes("ota");
+      const updates = board.features.includes("ota");
       const bootLoader = updates ? { confirmMs: options.firmware?.otaConfirmMs ?? FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
       const { raw, image } = await bundleSource(runtime, entrySource(runtime, board, config, bootLoader), undefined, undefined, options.readable === true, options.settings.topics, bootLoader);
       if (runtime === "espruino") {
@@ -358,7 +354,7 @@ export function rollupOptionsFor(boardName: string, runtime: string) {
   // The CA goes beside the image, as npm run build writes it (npm run flash puts both on the board).
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(runtime === "espruino" ? caFileFor(file) : join(dirname(file), "ca-root.der"), ca.der);
-  const bootLoader = runtimeFeatures(board, runtime).includes("ota") ? { confirmMs: FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
+  const bootLoader = board.features.includes("ota") ? { confirmMs: FIRMWARE_DEFAULTS.otaConfirmMs } : undefined;
   return imageOptions({ runtime, entrySource: entrySource(runtime, board, config, bootLoader), tsconfig, include: [join(ROOT, "firmware/**/*.ts")], topics: settings.topics, file, bootLoader });
 }
 
