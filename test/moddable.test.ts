@@ -49,6 +49,10 @@ mkdir -p "$out/bin/esp32/release/mod" && printf '\\000\\000\\000\\020XS_Aabcdefg
     join(bin, "mcsim"),
     `#!/bin/sh
 echo "mcsim $* | cwd=$PWD" >> "${log}"
+if [ "$FAKE_CRASH" -gt 0 ] 2>/dev/null && [ "$(ls crashed.* 2>/dev/null | wc -l)" -lt "$FAKE_CRASH" ]; then
+  touch crashed.$$
+  exit 139
+fi
 if [ "$FAKE_RESTART" = 1 ] && [ ! -f restarted ]; then
   touch restarted
   printf '\\000\\000\\000\\020XS_Aabcdefgh' > ${SIM_MOD_PARTITION}
@@ -171,4 +175,20 @@ test("sim: when the device restarts, mcsim is started again, with the mod partit
   const calls = readFileSync(sdk.log, "utf8").trim().split("\n");
   assert.deepEqual(calls.slice(1), [`mcsim ${app} | cwd=${join(simDir, "moddable")}`, `mcsim ${app} ${partition} | cwd=${join(simDir, "moddable")}`]);
   assert.ok(result.output.indexOf("device  | " + SIM_RESTART_LINE) < result.output.indexOf("device  | [I][boot] tb-firmware in the stand-in simulator"), result.output);
+});
+
+test("sim: mcsim that crashes or is killed (a power cut) is started again, as a board boots after a reset; four times within a minute stops the run", () => {
+  const sdk = fakeSdk();
+  const out = mkdtempSync(join(tmpdir(), "tbfw-moddable-out-"));
+  const simDir = mkdtempSync(join(tmpdir(), "tbfw-sim-"));
+  const once = run(["sim", "--out", out, "--timeout", "60"], { MODDABLE: sdk.root, DISPLAY: ":99", TBFW_SIM_DIR: simDir, FAKE_CRASH: "1" });
+  assert.equal(once.status, 0, once.output);
+  assert.match(once.output, /moddable: mcsim ended \(139\); starting it again, as a board boots after a reset\n/);
+  assert.match(once.output, /device {2}\| \[I\]\[boot\] tb-firmware in the stand-in simulator/);
+  assert.equal(readFileSync(sdk.log, "utf8").trim().split("\n").filter((l) => l.startsWith("mcsim ")).length, 2);
+
+  const simDir2 = mkdtempSync(join(tmpdir(), "tbfw-sim-"));
+  const always = run(["sim", "--out", out, "--timeout", "60"], { MODDABLE: sdk.root, DISPLAY: ":99", TBFW_SIM_DIR: simDir2, FAKE_CRASH: "9" });
+  assert.equal(always.status, 1, always.output);
+  assert.match(always.output, /moddable: mcsim ended 4 times within a minute; stopping\nmoddable: mcsim exited \(139\)/);
 });

@@ -14,7 +14,8 @@
 // Boards with the ota feature also get their update package: the app's main.js built by
 // mcrun as a mod (<board>.xsa, with <board>.ota.json). In sim, npm run tb -- ota --version V
 // builds one at version V, and when the device restarts (an update, or the reboot RPC)
-// mcsim is started again, with the simulator's mod partition (a file) as its mod.
+// mcsim is started again, with the simulator's mod partition (a file) as its mod; so it is
+// when mcsim crashes or is killed (a power cut), up to 3 times a minute.
 
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -35,6 +36,8 @@ import { startLocalDashboard } from "../sim/dashboard.ts";
 import { CONTROL_FILE, SIM_DIR, SIM_TOKEN } from "../sim/paths.ts";
 
 const HOST_PLATFORM: Record<string, string> = { linux: "lin", darwin: "mac", win32: "win" };
+/** mcsim crashes (or kills) within a minute that sim answers by starting it again. */
+const MAX_CRASHES_PER_MINUTE = 3;
 
 /** What to install, said once for every way the SDK can be missing. */
 export const INSTALL_MODDABLE = [
@@ -264,6 +267,9 @@ async function main(): Promise<number> {
   const partition = join(simDir, SIM_MOD_PARTITION);
   let simulator: ChildProcess | null = null;
   let restarting = false;
+  let stopping = false;
+  /** When mcsim ended on its own lately: it is started again, as a board resets, unless that keeps happening. */
+  const crashes: number[] = [];
   const launch = () => {
     // A sealed archive in the partition is the mod, as XS maps the ESP32's "xs" partition at boot.
     const withMod = holdsArchive(partition) ? [partition] : [];
@@ -289,13 +295,25 @@ async function main(): Promise<number> {
     };
     child.stdout!.on("data", onOutput);
     child.stderr!.on("data", onOutput);
-    child.on("exit", (code) => {
+    child.on("exit", (code, signal) => {
       if (restarting) {
         restarting = false;
         launch();
         return;
       }
-      console.log("moddable: mcsim exited (" + code + ")");
+      if (code !== 0 && !stopping) {
+        // A crash or a kill (a power cut, by hand): a board would boot again, with its flash.
+        const now = Date.now();
+        while (crashes.length > 0 && now - crashes[0] > 60000) crashes.shift();
+        crashes.push(now);
+        if (crashes.length <= MAX_CRASHES_PER_MINUTE) {
+          console.log("moddable: mcsim ended (" + (signal ?? code) + "); starting it again, as a board boots after a reset");
+          launch();
+          return;
+        }
+        console.log("moddable: mcsim ended " + crashes.length + " times within a minute; stopping");
+      }
+      console.log("moddable: mcsim exited (" + (signal ?? code) + ")");
       finish(code === 0 ? 0 : 1);
     });
   };
@@ -311,6 +329,7 @@ async function main(): Promise<number> {
   }
   const code = await done;
   restarting = false;
+  stopping = true;
   if (simulator) killGroup(simulator);
   return stop(code);
 }
