@@ -306,12 +306,13 @@ export interface OtaPackage {
 }
 
 /**
- * Describes an Espruino image as an OTA package in `<image>.ota.json` beside it: the image
- * file itself is the package; the title and version go in ThingsBoard's form.
+ * Describes a package (an Espruino image, a Moddable mod archive) in `<name>.ota.json`
+ * beside it: the file itself is the package; the title and version go in ThingsBoard's
+ * form. `extra`: more fields for the description (the mod's platform).
  */
-function writeOtaPackage(file: string, bytes: Buffer, version: string): OtaPackage {
+export function writeOtaPackage(file: string, bytes: Buffer, version: string, extra: Record<string, string> = {}): OtaPackage {
   const ota: OtaPackage = { file, title: FIRMWARE_TITLE, version, size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
-  writeFileSync(file.replace(/\.js$/, ".ota.json"), JSON.stringify({ ...ota, file: basename(file), checksumAlgorithm: "SHA256" }, null, 2) + "\n");
+  writeFileSync(file.replace(/\.[^./]+$/, ".ota.json"), JSON.stringify({ ...ota, file: basename(file), checksumAlgorithm: "SHA256", ...extra }, null, 2) + "\n");
   return ota;
 }
 

@@ -15,6 +15,12 @@ const unavailable = (what: string) =>
 export const SIM_RESTART_LINE = "[I][boot] restarting (npm run moddable -- sim starts the simulator again)";
 /** The simulator's mod partition: a file in mcsim's working folder (npm run moddable -- sim: .sim/moddable/). */
 export const SIM_MOD_PARTITION = "tb-mod-partition.xsa";
+/** The size an XS archive (a mod) says it has: its first atom, a big-endian size then "XS_A"; -1 when `data` is not one. */
+export function xsArchiveBytes(data: Uint8Array): number {
+  if (data.length < 8 || String.fromCharCode(data[4], data[5], data[6], data[7]) !== "XS_A") return -1;
+  return ((data[0] << 24) | (data[1] << 16) | (data[2] << 8) | data[3]) >>> 0;
+}
+
 /** As mcconfig makes the ESP32's mod partition when XS_MODS is defined (tools/mcmanifest.js). */
 export const MOD_PARTITION_BYTES = 0x40000;
 

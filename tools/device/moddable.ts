@@ -20,13 +20,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { delimiter, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, MODDABLE_PLATFORMS, loadBoard } from "../build/boards.ts";
-import { ROOT, buildImages, packageVersion } from "../build/build.ts";
-import { SIM_MOD_PARTITION, SIM_RESTART_LINE } from "../build/moddable-manifest.ts";
-import { FIRMWARE_TITLE } from "../../firmware/thingsboard/attributes.ts";
+import { ROOT, buildImages, packageVersion, writeOtaPackage } from "../build/build.ts";
+import { SIM_MOD_PARTITION, SIM_RESTART_LINE, xsArchiveBytes } from "../build/moddable-manifest.ts";
 import { UPDATE_MODULE } from "../../firmware/platform/moddable-update.ts";
 import { DEFAULT_SETTINGS, resolveSettings } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
@@ -97,7 +95,8 @@ const isSimulatorApp = (name: string) => name === "mc.so" || name === "mc.dll" |
 export function holdsArchive(file: string): boolean {
   if (!existsSync(file)) return false;
   const data = readFileSync(file);
-  return data.length >= 8 && data.toString("latin1", 4, 8) === "XS_A" && data.readUInt32BE(0) <= data.length;
+  const archiveBytes = xsArchiveBytes(data);
+  return archiveBytes >= 0 && archiveBytes <= data.length;
 }
 
 /** Stops a process started `detached` and everything it started. */
@@ -156,11 +155,8 @@ export async function buildModPackage(tools: ModdableTools, appDir: string, boar
   const file = join(appDir, board + ".xsa");
   copyFileSync(archive, file);
   chmodSync(file, 0o600);
-  const bytes = readFileSync(file);
-  const sha256 = createHash("sha256").update(bytes).digest("hex");
-  const info = { file: board + ".xsa", title: FIRMWARE_TITLE, version, size: bytes.length, sha256, checksumAlgorithm: "SHA256", platform };
-  writeFileSync(join(appDir, board + ".ota.json"), JSON.stringify(info, null, 2) + "\n");
-  console.log("moddable: OTA package " + file + "  title " + FIRMWARE_TITLE + "  version " + version + "  " + bytes.length + " B  SHA256 " + sha256);
+  const ota = writeOtaPackage(file, readFileSync(file), version, { platform });
+  console.log("moddable: OTA package " + file + "  title " + ota.title + "  version " + version + "  " + ota.size + " B  SHA256 " + ota.sha256);
   return file;
 }
 

@@ -8,6 +8,7 @@ import { dirname } from "node:path";
 import type { Attributes, JsonValue, ThingsBoardEmulator } from "./emulator.ts";
 import { MAX_IMAGE_BYTES } from "../../firmware/thingsboard/ota.ts";
 import { LOADER_START } from "../build/boot-loader.mjs";
+import { xsArchiveBytes } from "../build/moddable-manifest.ts";
 
 /** How long `attr set` waits for the device's answer (its client attributes). */
 const ANSWER_WAIT_MS = 5000;
@@ -174,9 +175,8 @@ export function assignPackage(emulator: ThingsBoardEmulator, device: string, dat
 export function packageProblem(data: Buffer): string {
   if (data.length === 0) return "the file is empty";
   if (data.length > MAX_IMAGE_BYTES) return "the file is " + data.length + " B; an update is at most " + MAX_IMAGE_BYTES + " B";
-  if (data.length >= 8 && data.toString("latin1", 4, 8) === "XS_A") {
-    return data.readUInt32BE(0) === data.length ? "" : "the mod archive says " + data.readUInt32BE(0) + " B but the file has " + data.length + " B (cut short?)";
-  }
+  const archiveBytes = xsArchiveBytes(data);
+  if (archiveBytes >= 0) return archiveBytes === data.length ? "" : "the mod archive says " + archiveBytes + " B but the file has " + data.length + " B (cut short?)";
   if (data.includes(0)) return "the file is binary, not an Espruino image (dist/espruino/<board>.js) nor a Moddable mod archive (<board>.xsa from npm run moddable -- build)";
   if (!data.subarray(0, LOADER_START.length).equals(Buffer.from(LOADER_START))) return "the file is not an Espruino image of this firmware with the ota feature (dist/espruino/<board>.js starts with its boot loader)";
   return "";
