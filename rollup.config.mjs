@@ -41,7 +41,7 @@ export const PRIVATE_PROPERTIES = /^_/;
 export const INTERNAL_PROPERTIES = [
   // DeviceContext
   "platform", "session", "settings", "defaults", "applySettings", "topics", "onMessage", "onConnect", "sampleNow",
-  "queueReading", "clockSet", "bootAt", "startSession",
+  "queueReading", "clockSet", "bootAt", "startSession", "remoteConfig", "clientRpc",
   // Platform
   "chipId", "clockIsSet", "clearTimeout", "hasWifi", "wifiConnect", "syncClock", "setClock", "facts",
   "storageRead", "storageWrite", "storageRemove", "fileWrite", "fileDigest", "fileSeal", "oneUpdateSlot", "i2c", "restart", "command",

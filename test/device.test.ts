@@ -6,6 +6,7 @@ import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
 import { createLogger, logLevelNames } from "../firmware/util/log.ts";
 import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
+import { remoteConfigService } from "../firmware/app/remote-config.ts";
 import { attributesFeature } from "../firmware/thingsboard/attributes.ts";
 import { createSht3x } from "../firmware/sensors/sht3x.ts";
 import { createSimulated } from "../firmware/sensors/simulated.ts";
@@ -92,7 +93,7 @@ test("client id comes from the chip id: letters and digits, at most 23 character
 
 test("store and forward: readings taken offline are replayed in batches with their ts, each leaving on PUBACK", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, CONFIG, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, CONFIG, [createSimulated], [remoteConfigService, rpcFeature]);
   // Boot sample, then four more while the broker is unreachable.
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 5);
@@ -130,7 +131,7 @@ test("store and forward: readings taken offline are replayed in batches with the
 test("after a close that looks like a rate limit the replay goes on in half-size batches, one message at a time, and back to full batches after a stable 30 s", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 50, batchSize: 8, maxInflight: 4, responseTimeoutMs: 60000, keepAliveS: 600, backoffMaxMs: 15000 };
-  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   for (let i = 0; i < 39; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 40);
   const ack = (socket: FakeSocket, id: number) => socket.receive([0x40, 2, id >> 8, id & 0xff]);
@@ -166,7 +167,7 @@ test("after a close that looks like a rate limit the replay goes on in half-size
 
 test("a full queue drops the oldest waiting reading and says so", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, [createSimulated], [remoteConfigService, rpcFeature]);
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 3);
   assert.equal(device.queue.droppedCount(), 2);
@@ -176,7 +177,7 @@ test("a full queue drops the oldest waiting reading and says so", () => {
 
 test("Wi-Fi: joins, retries with backoff when dropped, and never logs the password or token", () => {
   const platform = fakePlatform({ hasWifi: true });
-  const device = startDevice(platform, CONFIG, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, CONFIG, [createSimulated], [remoteConfigService, rpcFeature]);
   assert.equal(platform.wifiStates.length, 1);
   assert.equal(platform.sockets.length, 0, "no MQTT before Wi-Fi is up");
   platform.wifiStates[0]("disconnected", "auth failed");
@@ -250,7 +251,7 @@ const NACKING_BUS = {
 
 test("a sensor that fails is reported as sensor_error and the device keeps sampling", () => {
   const platform = fakePlatform({ bus: NACKING_BUS });
-  const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, sensors: [{ model: "sht3x", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }] }, [createSht3x], [remoteConfigService, rpcFeature]);
   platform.clock.advance(10000);
   assert.equal(device.queue.size(), 2);
   assert.ok(platform.logs.includes("[E][sensor] sht3x: no ACK at 0x44 (I2C Error: no ACK)"));
@@ -266,7 +267,7 @@ test("several sensors: one reading with prefixed keys, a failing one beside the 
   // The simulated sensor, and an SHT3x (prefixed "out_") whose bus never ACKs.
   const platform = fakePlatform({ bus: NACKING_BUS });
   const sensors: SensorConfig[] = [{ model: "simulated" }, { model: "sht3x", prefix: "out_", address: 0x44, sda: 21, scl: 22, bitrate: 100000 }];
-  const device = startDevice(platform, { ...CONFIG, sensors, maxInflight: 20 }, [createSimulated, createSht3x], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, sensors, maxInflight: 20 }, [createSimulated, createSht3x], [remoteConfigService, rpcFeature]);
   assert.deepEqual(device.context.settings, { ...device.context.defaults, simulatedEnabled: true, out_sht3xEnabled: true });
   const socket = platform.sockets[0];
   socket.open();
@@ -314,7 +315,7 @@ test("sensors that answer within sample() (errors, Moddable's synchronous driver
     },
   }));
   const sensors: SensorConfig[] = Array.from({ length: count }, (_, i) => ({ model: "simulated", prefix: "s" + i + "_" }));
-  const device = startDevice(platform, { ...CONFIG, sensors }, factories, [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, sensors }, factories, [remoteConfigService, rpcFeature]);
   let reading: Record<string, unknown> | null = null;
   device.context.sampleNow((r) => (reading = r));
   assert.ok(reading, "answered at once");
@@ -369,7 +370,7 @@ function repliesOn(socket: FakeSocket, prefix: string): { topic: string; body: u
 
 test("server-side RPC: subscribed on every connect, answered on the response topic, bad requests get an error", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [remoteConfigService, rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -418,7 +419,7 @@ function deliverAll(socket: FakeSocket, limit = 50): number[] {
 test("offline, every full batch goes to flash at once; online they come back oldest first, each reading delivered once", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 6, batchSize: 2, spillBatches: 10, maxInflight: 1 };
-  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   for (let i = 0; i < 9; i++) platform.clock.advance(10000);
   // Ten readings, five batches of two in flash, nothing left only in RAM.
   assert.equal(device.queue.size(), 0);
@@ -485,7 +486,7 @@ test("online with the window blocked (no PUBACK), RAM full moves the oldest batc
 test("RPC reboot: the readings waiting in RAM (uploads held for the upload interval) go to flash before the restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, uploadIntervalMs: 600000, queueCapacity: 100, spillBatches: 10, maxInflight: 4, responseTimeoutMs: 1e9, keepAliveS: 100000 };
-  const device = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -511,7 +512,7 @@ test("RPC reboot: the readings waiting in RAM (uploads held for the upload inter
 test("readings in flash survive a restart", () => {
   const platform = fakePlatform();
   const config = { ...CONFIG, queueCapacity: 4, batchSize: 2, spillBatches: 10 };
-  const before = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  const before = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   // Six readings offline: three full batches, each in flash as soon as it is full.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(before.queue.spilledBatches(), 3);
@@ -519,7 +520,7 @@ test("readings in flash survive a restart", () => {
   before.stop();
   platform.clock.advance(1);
   // Power cycle: RAM is gone, flash stays.
-  const after = startDevice(platform, config, [createSimulated], [rpcFeature]);
+  const after = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   assert.ok(platform.logs.includes("[I][queue] 3 batch(es) in flash from before the restart"));
   const socket = platform.sockets[platform.sockets.length - 1];
   socket.open();
@@ -536,7 +537,7 @@ test("readings in flash survive a restart", () => {
 
 test("a full flash queue drops its oldest batch and counts the readings", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, [createSimulated], [remoteConfigService, rpcFeature]);
   // Six readings offline, each its own batch: flash keeps the last two.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
   assert.equal(device.queue.spilledBatches(), 2);
@@ -547,7 +548,7 @@ test("a full flash queue drops its oldest batch and counts the readings", () => 
 
 test("a damaged flash batch is skipped and each reading it held is counted as lost, not the batch as one", () => {
   const platform = fakePlatform();
-  const device = startDevice(platform, { ...CONFIG, queueCapacity: 10, batchSize: 3, spillBatches: 5 }, [createSimulated], [rpcFeature]);
+  const device = startDevice(platform, { ...CONFIG, queueCapacity: 10, batchSize: 3, spillBatches: 5 }, [createSimulated], [remoteConfigService, rpcFeature]);
   // Nine readings offline: three batches of three in flash, none in RAM yet.
   for (let i = 0; i < 8; i++) platform.clock.advance(10000);
   assert.equal(device.queue.spilledBatches(), 3);
@@ -584,7 +585,7 @@ test("the publish pace keeps every window of ThingsBoard's rate limits, for mess
 test("attribute messages that are not JSON are logged and change nothing (a garbled answer does not reset the settings)", () => {
   const platform = fakePlatform();
   platform.storage["tb-shared.json"] = '{"batchSize":2}';
-  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [attributesFeature]);
+  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [remoteConfigService, attributesFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -604,7 +605,7 @@ test("attribute messages that are not JSON are logged and change nothing (a garb
 
 test("attribute request: only the answer with the latest id is taken; no answer is logged after the response timeout", () => {
   const platform = fakePlatform();
-  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [attributesFeature]);
+  startDevice(platform, { ...CONFIG, maxInflight: 4 }, [createSimulated], [remoteConfigService, attributesFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -626,7 +627,7 @@ test("attribute request: only the answer with the latest id is taken; no answer 
 
 test("telemetry waiting behind attributes and RPC replies in the in-flight window goes out when their PUBACKs arrive, not at the next sample", () => {
   const platform = fakePlatform();
-  startDevice(platform, { ...CONFIG, maxInflight: 3, telemetryIntervalMs: 60000 }, [createSimulated], [attributesFeature]);
+  startDevice(platform, { ...CONFIG, maxInflight: 3, telemetryIntervalMs: 60000 }, [createSimulated], [remoteConfigService, attributesFeature]);
   const socket = platform.sockets[0];
   socket.open();
   socket.receive([0x20, 2, 0, 0]);
@@ -643,7 +644,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
   const config = { ...CONFIG, watchdogMs: 180000, spillBatches: 10 };
   // The server accepts the first connection, then answers nothing more: the watchdog,
   // checking every minute, sees progress at 1 min, none at 2, 3 and 4 min.
-  const device = startDevice(platform, config, [createSimulated], [attributesFeature]);
+  const device = startDevice(platform, config, [createSimulated], [remoteConfigService, attributesFeature]);
   const first = platform.sockets[0];
   first.open();
   first.receive([0x20, 2, 0, 0]);
@@ -656,7 +657,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
   assert.ok(device.queue.spilledBatches() > 0, "the readings taken while stalled are in flash");
   device.stop();
   // After the restart: logged, reported as a client attribute, the file gone.
-  const after = startDevice(platform, config, [createSimulated], [attributesFeature]);
+  const after = startDevice(platform, config, [createSimulated], [remoteConfigService, attributesFeature]);
   assert.ok(platform.logs.includes("[W][boot] restarted: watchdog: no delivery and no connection for 3 min"));
   assert.equal(platform.storage["tb-restart.txt"], undefined);
   const socket = platform.sockets[platform.sockets.length - 1];

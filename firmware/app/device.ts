@@ -10,6 +10,8 @@ import { telemetryJson } from "../thingsboard/telemetry";
 import type { Logger } from "../util/log";
 import { createLogger, errorText, seconds } from "../util/log";
 import { hashString, seededRandom } from "../util/random";
+import type { RemoteConfig } from "./remote-config";
+import type { ClientRpc } from "../thingsboard/client-rpc";
 import { SpillStore } from "./spill-store";
 import { TelemetryQueue } from "./telemetry-queue";
 
@@ -64,6 +66,15 @@ export interface DeviceContext {
   startSession(): void;
   /** Why the device restarted itself last time ("" when it did not): reported once connected. */
   restartReason: string;
+  /**
+   * Shared by features, made by services: the build puts remoteConfigService before the
+   * first feature that reads it (attributes, rpc), clientRpcService before clock and
+   * limits. A service is in the features list rather than made on first use by a module
+   * function: such a function is a global of the Espruino image, kept with its code for
+   * the whole run, while the list is let go once started.
+   */
+  remoteConfig?: RemoteConfig;
+  clientRpc?: ClientRpc;
 }
 
 /** The one `key` object of a device, made on first use: the features that need it share it. */

@@ -4,7 +4,6 @@
 // default. Problems are returned as text for the client attribute config_error.
 
 import type { DeviceContext } from "./device";
-import { single } from "./device";
 import type { ValueCheck } from "../config";
 import { valueProblem } from "../config";
 import { errorText, logLevelNames } from "../util/log";
@@ -92,7 +91,7 @@ function createRemoteConfig(context: DeviceContext): RemoteConfig {
   return update;
 }
 
-/** The one RemoteConfig of a device, shared by the features that use it. */
-export function remoteConfig(context: DeviceContext): RemoteConfig {
-  return single(context, "remoteConfig", () => createRemoteConfig(context));
+/** Makes the device's one RemoteConfig, for the features that use it (DeviceContext.remoteConfig). */
+export function remoteConfigService(context: DeviceContext): void {
+  context.remoteConfig = createRemoteConfig(context);
 }

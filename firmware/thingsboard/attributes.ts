@@ -7,7 +7,6 @@
 // - uptime and queue counters as telemetry every statusIntervalMs.
 
 import type { DeviceContext } from "../app/device";
-import { remoteConfig } from "../app/remote-config";
 import { telemetryJson } from "./telemetry";
 import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
 import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
@@ -19,7 +18,8 @@ export function attributesFeature(context: DeviceContext): void {
   const session = context.session;
   const config = context.config;
   const settings = context.settings;
-  const remote = remoteConfig(context);
+  // Made by remoteConfigService, which the build runs before this feature.
+  const remote = context.remoteConfig!;
   let requestId = 0;
   /** The id of the attribute request not answered yet ("" when none). */
   let pending = "";

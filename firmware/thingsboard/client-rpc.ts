@@ -6,7 +6,6 @@ import type { DeviceContext } from "../app/device";
 import type { TimerHandle } from "../platform/types";
 import { RPC_REQUEST, RPC_RESPONSE } from "./topics";
 import { onTopicPrefix, parsePayload, publishJson } from "./json";
-import { single } from "../app/device";
 
 export type ReplyHandler = (reply: unknown) => void;
 
@@ -46,7 +45,7 @@ function createClientRpc(context: DeviceContext): ClientRpc {
   };
 }
 
-/** The one ClientRpc of a device, shared by the features that call the server. */
-export function clientRpc(context: DeviceContext): ClientRpc {
-  return single(context, "clientRpc", () => createClientRpc(context));
+/** Makes the device's one ClientRpc, for the features that call the server (DeviceContext.clientRpc). */
+export function clientRpcService(context: DeviceContext): void {
+  context.clientRpc = createClientRpc(context);
 }

@@ -6,14 +6,14 @@
 import type { DeviceContext } from "../app/device";
 import type { Reading } from "../sensors/types";
 import { CLOCK_SET_AFTER_MS } from "../platform/types";
-import { clientRpc } from "./client-rpc";
 import { field } from "./json";
 
 export function clockFeature(context: DeviceContext): void {
   const platform = context.platform;
   // Set already (kept across a restart): nothing to hold, nothing to ask, nothing kept in RAM.
   if (platform.clockIsSet()) return;
-  const rpc = clientRpc(context);
+  // Made by clientRpcService, which the build runs before this feature.
+  const rpc = context.clientRpc!;
   const queueReading = context.queueReading;
   const clockSet = context.clockSet;
   let held: [number, Reading][] | null = [];

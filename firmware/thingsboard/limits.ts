@@ -4,11 +4,11 @@
 // telemetryDataPoints rate limits. Without an answer the configured defaults stay.
 
 import type { DeviceContext } from "../app/device";
-import { clientRpc } from "./client-rpc";
 import { field } from "./json";
 
 export function limitsFeature(context: DeviceContext): void {
-  const rpc = clientRpc(context);
+  // Made by clientRpcService, which the build runs before this feature.
+  const rpc = context.clientRpc!;
   // First after a connect: the answer sets the pace for everything that follows.
   context.onConnect.unshift(() => {
     rpc("getSessionLimits", {}, (reply) => {

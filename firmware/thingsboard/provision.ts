@@ -34,10 +34,13 @@ function readOverrides(context: DeviceContext): { [key: string]: unknown } {
 }
 
 /**
- * The console commands. Apart from provisionFeature: they live for the whole run, and
- * closures there would keep its variables too (on Espruino, JsVars for every name).
+ * The console commands, which the build runs before provisionFeature. Apart from it: they
+ * live for the whole run, and closures there would keep its variables too (on Espruino,
+ * JsVars for every name). In the features list rather than called by provisionFeature:
+ * a function called from there would be a global of the Espruino image, its code kept
+ * for the whole run.
  */
-function addCommands(context: DeviceContext): void {
+export function provisionCommands(context: DeviceContext): void {
   context.platform.command("tbForgetToken", () => {
     const overrides = readOverrides(context);
     delete overrides.token;
@@ -51,8 +54,6 @@ function addCommands(context: DeviceContext): void {
 }
 
 export function provisionFeature(context: DeviceContext): void {
-  // Not inlined by terser: the commands would then keep this scope again.
-  /*#__NOINLINE__*/ addCommands(context);
   const config = context.config;
   if (config.token !== "" || !config.provisionKey) return;
   const platform = context.platform;

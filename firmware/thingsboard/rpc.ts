@@ -5,7 +5,6 @@
 // with an error reply, never dropped silently.
 
 import type { DeviceContext } from "../app/device";
-import { remoteConfig } from "../app/remote-config";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC, RPC_REQUEST, RPC_RESPONSE } from "./topics";
 import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
@@ -102,7 +101,8 @@ export function rpcServer(context: DeviceContext): RpcServer {
 export function rpcFeature(context: DeviceContext): void {
   const config = context.config;
   const platform = context.platform;
-  const remote = remoteConfig(context);
+  // Made by remoteConfigService, which the build runs before this feature.
+  const remote = context.remoteConfig!;
   // One function for all built-ins: every function object costs JsVars on Espruino.
   const builtIn: RpcHandler = (params, reply, method) => {
     if (method === "getStatus") {

@@ -23,6 +23,33 @@ export const FEATURES: Record<string, [file: string, factory: string]> = {
   sleep: ["app/sleep.ts", "sleepFeature"],
 };
 
+const REMOTE_CONFIG: [string, string] = ["app/remote-config.ts", "remoteConfigService"];
+const CLIENT_RPC: [string, string] = ["thingsboard/client-rpc.ts", "clientRpcService"];
+
+/**
+ * What runs before a feature, once per board, in the features list (DeviceContext.remoteConfig):
+ * the objects features share, and provision's console commands. Let go with the list once the
+ * device has started, where a module function making them on first use would be a global
+ * of the Espruino image, its code kept for the whole run.
+ */
+export const FEATURE_SERVICES: Record<string, [file: string, factory: string][]> = {
+  attributes: [REMOTE_CONFIG],
+  rpc: [REMOTE_CONFIG],
+  clock: [CLIENT_RPC],
+  limits: [CLIENT_RPC],
+  provision: [["thingsboard/provision.ts", "provisionCommands"]],
+};
+
+/** The board's features with the services each needs in front of it, each once, in order. */
+export function featureFactories(featureNames: string[]): [file: string, factory: string][] {
+  const factories: [string, string][] = [];
+  for (const name of featureNames) {
+    for (const service of FEATURE_SERVICES[name] ?? []) if (!factories.some((f) => f[1] === service[1])) factories.push(service);
+    factories.push(FEATURES[name]);
+  }
+  return factories;
+}
+
 /** What a board gets when its file lists no "features": all but deep sleep, which only battery boards want. */
 export const DEFAULT_FEATURES = Object.keys(FEATURES).filter((name) => name !== "sleep");
 

@@ -18,7 +18,7 @@ import { minify } from "terser";
 import ts from "typescript";
 import type { DeviceConfig } from "../../firmware/config.ts";
 import type { Board, Runtime, SensorModel } from "./boards.ts";
-import { ConfigError, FEATURES, loadBoard, loadBoards } from "./boards.ts";
+import { ConfigError, featureFactories, loadBoard, loadBoards } from "./boards.ts";
 import { caFileFor, loadCa } from "./ca.ts";
 import type { DeviceSettings } from "./config.ts";
 import { FIRMWARE_DEFAULTS, deviceConfigFor, resolveSettings } from "./config.ts";
@@ -95,7 +95,7 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig, bootL
   const sensorPlatformFile = runtime === "espruino" ? platformFile : "moddable-io.ts";
   // Both runtimes have every feature (Moddable's updates are mods).
   const featureNames = board.features;
-  const features = featureNames.map((name) => FEATURES[name]);
+  const features = featureFactories(featureNames);
   // The runtime's facts (client attributes) are linked only with the attributes feature.
   const facts = board.features.includes("attributes") ? (runtime === "espruino" ? "espruinoFacts" : "moddableFacts") : null;
   // Flash files for updates only where the ota feature is; deep sleep only where the sleep feature is.
