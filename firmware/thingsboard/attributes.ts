@@ -9,7 +9,7 @@
 import type { DeviceContext } from "../app/device";
 import { telemetryJson } from "./telemetry";
 import { ATTRIBUTES_TOPIC, ATTRIBUTE_REQUEST, ATTRIBUTE_RESPONSE } from "./topics";
-import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
+import { deviceStatus, field, parsePayload, publishJson } from "./json";
 
 export const FIRMWARE_TITLE = "tb-firmware";
 
@@ -47,23 +47,25 @@ export function attributesFeature(context: DeviceContext): void {
     }, config.responseTimeoutMs);
   });
 
-  onTopicPrefix(context, ATTRIBUTE_RESPONSE, (id, payload) => {
-    // Only the answer to the latest request: an older one may predate a change.
-    if (id !== pending) return;
-    pending = "";
-    const answer = parsePayload(payload);
-    // Garbage is no answer: taken as one, it would reset every setting to the board's.
-    if (answer === undefined) return context.log("W", "config", "attributes not JSON: ignored");
-    const shared = field(answer, "shared");
-    report(remote(shared === undefined ? {} : shared, null, true, false));
-  });
-  // After the responses, whose topics start with this one: they never get here.
+  session.subscribe(ATTRIBUTE_RESPONSE + "+");
+  // Updates and the answers to requests in one entry of the topic table, whose topics
+  // start with this one: on Espruino every handler is JsVars for the whole run.
   context.topics.push(ATTRIBUTES_TOPIC);
-  context.onMessage.push((_rest, payload) => {
-    const update = parsePayload(payload);
-    if (update === undefined) context.log("W", "config", "attributes not JSON: ignored");
-    const deleted = field(update, "deleted");
-    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(update, null, false, false));
+  context.onMessage.push((rest, payload) => {
+    const message = parsePayload(payload);
+    if (rest !== "") {
+      // Only the answer to the latest request: an older one may predate a change.
+      if (ATTRIBUTES_TOPIC + rest !== ATTRIBUTE_RESPONSE + pending) return;
+      pending = "";
+      // Garbage is no answer: taken as one, it would reset every setting to the board's.
+      if (message === undefined) return context.log("W", "config", "attributes not JSON: ignored");
+      const shared = field(message, "shared");
+      report(remote(shared === undefined ? {} : shared, null, true, false));
+      return;
+    }
+    if (message === undefined) context.log("W", "config", "attributes not JSON: ignored");
+    const deleted = field(message, "deleted");
+    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(message, null, false, false));
   });
 
   const sendStatus = () => {
