@@ -28,6 +28,8 @@ export class TelemetryQueue {
   private _handed = 0;
   /** The batches of those readings, kept until their PUBACK so a planned restart or deep sleep can move them to flash. */
   private _flight: string[][] = [];
+  /** Each batch's message at the same index of _flight: its PUBACK names the batch by it. */
+  private _flightPayloads: Uint8Array[] = [];
   /** Readings acknowledged since boot; read-only outside the class (a field: no method object on Espruino). */
   deliveredTotal = 0;
   private _dropped = 0;
@@ -110,7 +112,10 @@ export class TelemetryQueue {
   persist(): void {
     const spill = this._spill;
     const flight = this._flight;
-    while (spill !== null && flight.length > 0 && spill.push(flight[0])) this._handed -= flight.shift()!.length;
+    while (spill !== null && flight.length > 0 && spill.push(flight[0])) {
+      this._handed -= flight.shift()!.length;
+      this._flightPayloads.shift();
+    }
     while (this._waiting.length > 0 && this._spillOldest("restarting")) {
       // One batch at a time, oldest first.
     }
@@ -152,8 +157,6 @@ export class TelemetryQueue {
 
   /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
   pump(): void {
-    // Arrows use this const, not `this`: see "arrow function using this" in tools/check-espruino.ts.
-    const queue = this;
     const session = this._session;
     const spill = this._spill;
     const waiting = this._waiting;
@@ -176,23 +179,29 @@ export class TelemetryQueue {
       }
       const batch = waiting.slice(0, count);
       // Several readings in one message: a JSON array, which ThingsBoard accepts as is.
-      if (!session.publish(TELEMETRY_TOPIC, utf8Encode(count === 1 ? batch[0] : "[" + batch.join(",") + "]"), 1, () => queue._acknowledge(batch))) return;
+      const payload = utf8Encode(count === 1 ? batch[0] : "[" + batch.join(",") + "]");
+      if (!session.publish(TELEMETRY_TOPIC, payload, 1, TelemetryQueue._acknowledge, this)) return;
       this._takeFront(count);
       this._handed += count;
       this._flight.push(batch);
+      this._flightPayloads.push(payload);
     }
   }
 
-  private _acknowledge(batch: string[]): void {
-    const count = batch.length;
-    const at = this._flight.indexOf(batch);
-    // Not there: persist() moved it to flash before its PUBACK came.
-    if (at >= 0) {
-      this._flight.splice(at, 1);
-      this._handed -= count;
-    }
-    this.deliveredTotal += count;
-    this._log("D", "queue", "delivered " + count + " reading(s), " + this.size() + " waiting");
-    this.pump();
+  /** A batch's PUBACK. Static, given the queue by the session: no closure per message. */
+  private static _acknowledge(queue: TelemetryQueue, payload: Uint8Array): void {
+    const flight = queue._flight;
+    // Espruino compares typed arrays by content (=== and indexOf alike): an equal payload
+    // is an equal batch (the same readings), so taking either keeps the count right.
+    const at = queue._flightPayloads.indexOf(payload);
+    // Not there: persist() moved it to flash before its PUBACK came, and it goes again from there (at least once).
+    if (at < 0) return;
+    const count = flight[at].length;
+    flight.splice(at, 1);
+    queue._flightPayloads.splice(at, 1);
+    queue._handed -= count;
+    queue.deliveredTotal += count;
+    queue._log("D", "queue", "delivered " + count + " reading(s), " + queue.size() + " waiting");
+    queue.pump();
   }
 }

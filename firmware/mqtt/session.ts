@@ -48,16 +48,26 @@ const WAITING = 3;
 const STOPPED = 4;
 
 /**
+ * What runs on a message's PUBACK: `onAck(target, payload)` with the target given to
+ * publish. A function that lives for the run and the object it works on, rather than a
+ * closure made per message: on Espruino a closure keeps the scope it was made in, JsVars
+ * for as long as the message waits for its PUBACK (across a reconnect: at the TLS handshake).
+ */
+export type AckHandler<T> = (target: T, payload: Uint8Array) => void;
+
+/**
  * A QoS 1 message handed over and not yet acknowledged, as an array (no property names
  * in the image): packet id, topic, payload, the connection it was last written on (0:
- * never sent; an older one: (re)send it, with DUP when sent before), and what runs on its PUBACK.
+ * never sent; an older one: (re)send it, with DUP when sent before), and what runs on
+ * its PUBACK with what.
  */
-type InflightMessage = [number, string, Uint8Array, number, (() => void) | null];
+type InflightMessage = [number, string, Uint8Array, number, AckHandler<unknown> | null, unknown];
 const ID = 0;
 const TOPIC = 1;
 const PAYLOAD = 2;
 const WRITTEN_ON = 3;
 const ON_ACK = 4;
+const ACK_TARGET = 5;
 
 const PING_TIMER = 0;
 const RESPONSE_TIMER = 1;
@@ -205,13 +215,13 @@ export class MqttSession implements SocketHandlers {
 
   /**
    * QoS 1: the message is kept until its PUBACK arrives, across reconnects, and
-   * `onAck` runs then. Returns false (nothing kept) when maxInflight is reached.
-   * QoS 0: sent only when connected; returns whether it was written.
+   * `onAck(ackTarget, payload)` runs then. Returns false (nothing kept) when maxInflight
+   * is reached. QoS 0: sent only when connected; returns whether it was written.
    */
-  publish(topic: string, payload: Uint8Array, qos: number, onAck: (() => void) | null): boolean {
+  publish<T>(topic: string, payload: Uint8Array, qos: number, onAck: AckHandler<T> | null, ackTarget?: T): boolean {
     if (qos === 0) return this.state === CONNECTED && this._send(encodePublish(topic, payload, 0, 0, false));
     if (this.state === STOPPED || this.inflight.length >= this._options.maxInflight) return false;
-    this.inflight.push([this._allocatePacketId(), topic, payload, 0, onAck]);
+    this.inflight.push([this._allocatePacketId(), topic, payload, 0, onAck as AckHandler<unknown> | null, ackTarget]);
     this._sendWaiting();
     return true;
   }
@@ -323,14 +333,14 @@ export class MqttSession implements SocketHandlers {
               found = true;
               this.progress++;
               inflight.splice(i, 1);
-              if (message[ON_ACK] !== null) this._call(message[ON_ACK], "PUBACK");
+              if (message[ON_ACK] !== null) this._call(message[ON_ACK], "PUBACK", message[ACK_TARGET], message[PAYLOAD]);
               if (events.onRoom) this._call(events.onRoom, "PUBACK");
             }
           }
           if (!found) log("W", "mqtt", "PUBACK for unknown packet id " + packet.id);
         } else if (type === PUBLISH) {
           if (packet.qos === 1) this._send(new Uint8Array([PUBACK << 4, 2, packet.id >> 8, packet.id]));
-          this._call(() => events.onMessage(packet.topic, packet.payload as Uint8Array), packet.topic);
+          this._call(events.onMessage, packet.topic, packet.topic, packet.payload as Uint8Array);
         } else if (type === SUBACK) {
           this._subscribeOutstanding = false;
           if (packet.code === 0x80) log("E", "mqtt", "server refused a subscription (SUBACK 0x80)");
@@ -383,10 +393,13 @@ export class MqttSession implements SocketHandlers {
     }
   }
 
-  /** Runs application code: what it throws is logged, never let into the session. */
-  private _call(handler: () => void, what: string): void {
+  /**
+   * Runs application code, `handler(a, b)` (no closure per call): what it throws is logged,
+   * never let into the session. Called on its own: the handlers use no `this`.
+   */
+  private _call<A, B>(handler: (a: A, b: B) => void, what: string, a?: A, b?: B): void {
     try {
-      handler();
+      handler(a as A, b as B);
     } catch (e) {
       this._log("E", "mqtt", what + " handler failed: " + errorText(e));
     }
@@ -498,8 +511,7 @@ export class MqttSession implements SocketHandlers {
     this._startTimer(RECONNECT_TIMER, delay);
     const events = this._events;
     if (wasConnected && events.onDisconnected) {
-      const onDisconnected = events.onDisconnected;
-      this._call(() => onDisconnected(reason), "disconnect");
+      this._call(events.onDisconnected, "disconnect", reason);
     }
   }
 }
