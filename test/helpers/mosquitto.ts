@@ -14,6 +14,10 @@ export interface Mosquitto {
   plainPort: number;
   tlsPort: number | null;
   output: () => string;
+  /** Freezes the broker (SIGSTOP): connections stay open and nothing is answered, as on a stalled link. */
+  pause(): void;
+  /** Lets a paused broker run again (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -83,6 +87,12 @@ export async function startMosquitto(options: { tls?: TlsFiles; plainPort?: numb
     plainPort,
     tlsPort,
     output: () => log,
+    pause: () => {
+      child.kill("SIGSTOP");
+    },
+    resume: () => {
+      child.kill("SIGCONT");
+    },
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();

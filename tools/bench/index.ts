@@ -19,7 +19,7 @@ import { ROOT, buildImages, packageVersion } from "../build/build.ts";
 import type { SizeReport } from "../build/build.ts";
 import { loadCa } from "../build/ca.ts";
 import { CA_FILE } from "../../firmware/platform/types.ts";
-import { DEFAULT_SETTINGS } from "../build/config.ts";
+import { DEFAULT_SETTINGS, FIRMWARE_DEFAULTS } from "../build/config.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { createTlsFiles } from "../sim/dev-ca.ts";
 import { bootToFirstPuback } from "./boot.ts";
@@ -49,6 +49,10 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs takes a whole n
 const only = new Set((values.only as string).split(","));
 for (const s of only) if (!SECTIONS.includes(s)) throw new Error("--only: unknown section " + s + " (known: " + SECTIONS.join(", ") + ")");
 const ramSeconds = Number(values["ram-seconds"]);
+/** The reconnect figure's timeline (section "ram"): the broker frozen from, and until, and the run's length. */
+const STALL_FROM_MS = 6000;
+const STALL_UNTIL_MS = 27000;
+const STALL_RUN_S = 40;
 
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
@@ -165,8 +169,40 @@ try {
         }
       }
       subscriber.end();
+
+      // The peak a device meets in the field rather than at its first connect: a reconnect with
+      // messages waiting for their PUBACK. A broker of its own is frozen while the device
+      // publishes, the device declares the link dead (no PUBACK within responseTimeoutMs) and
+      // reconnects, and the broker runs again during that TLS handshake: the device then
+      // resends what was not acknowledged (at most maxInflight - 1 telemetry messages).
+      const stalled = await startMosquitto({ tls });
+      const stallImage = await buildFor(["esp32-devkitc"], { port: stalled.tlsPort!, tls: true, telemetryIntervalMs: 1000 });
+      const stallCode = WIFI_STAND_IN + readFileSync(stallImage["esp32-devkitc"], "utf8");
+      const stall = {} as Record<RamMode, Figure>;
+      try {
+        for (const mode of ["ram", "flash"] as RamMode[]) {
+          const peaks = await repeat(runs, async () => {
+            const pause = setTimeout(() => stalled.pause(), STALL_FROM_MS);
+            const resume = setTimeout(() => stalled.resume(), STALL_UNTIL_MS);
+            try {
+              const run = await measureRam(bin, stallCode, caDer, mode, STALL_RUN_S);
+              if (!/resending \d+ unacknowledged/.test(run.output)) throw new Error("esp32-devkitc (" + mode + ", broker stalled): no reconnect with messages to resend:\n" + run.output.slice(-1500));
+              return run.peak;
+            } finally {
+              clearTimeout(pause);
+              clearTimeout(resume);
+              stalled.resume();
+            }
+          });
+          stall[mode] = summarize(peaks);
+          console.log("ram: esp32-devkitc reconnecting, " + mode + " " + formatFigure(stall[mode]));
+        }
+      } finally {
+        await stalled.stop();
+      }
+
       const base = ram["baseline: EspruinoDocs MQTT + publish loop"];
-      results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram, inCyclesAtEnd: cycles };
+      results.ram = { interpreter: "Espruino " + version + " (Linux build)", seconds: ramSeconds, peakJsVars: ram, inCyclesAtEnd: cycles, reconnectWithMessagesInFlight: stall };
       md.push("### RAM on the real interpreter (peak `process.memory().usage`, JsVars)", "");
       md.push("Espruino " + version + " Linux build (ESPRUINO_BIN), publishing every second over TLS to mosquitto for " + ramSeconds + " s; median (min-max) of " + runs + " runs.", "");
       table(
@@ -175,6 +211,10 @@ try {
       );
       md.push("In reference cycles: the blocks a garbage collection frees " + (ramSeconds - 2) + " s into the run (Espruino frees everything else as soon as nothing refers to it, and collects only when memory runs short, so the peak includes them).", "");
       if (!base) md.push("No baseline: set `ESPRUINO_MQTT_MODULE` to EspruinoDocs' `modules/MQTT.js` for the ratios.", "");
+      md.push(
+        "Reconnecting with messages in flight (espruino/esp32-devkitc; the baseline has no reconnect): the broker is frozen (SIGSTOP) " + STALL_FROM_MS / 1000 + " s into the run and runs again at " + STALL_UNTIL_MS / 1000 + " s, while the device, which declared the link dead after " + FIRMWARE_DEFAULTS.responseTimeoutMs / 1000 + " s without a PUBACK, reconnects; peak over " + STALL_RUN_S + " s: " + formatFigure(stall.ram) + " loaded into RAM, " + formatFigure(stall.flash) + " saved to flash" + (base ? " (" + ratio(stall.ram.median, base.ram.median) + " and " + ratio(stall.flash.median, base.flash.median) + " of the baseline's first-connect peak)" : "") + ". Readings wait in RAM and the unacknowledged messages are resent over the new link: the peak a device meets on a bad network.",
+        ""
+      );
     }
   });
 
