@@ -159,14 +159,18 @@ export class TelemetryQueue {
   pump(): void {
     const session = this._session;
     const spill = this._spill;
-    const waiting = this._waiting;
+    let waiting = this._waiting;
     if (!this._released || session.state !== CONNECTED) return;
     // Online with room to spare: bring back flash batches, oldest first, ahead of what is in
     // RAM (flash holds the oldest data).
     while (spill !== null && spill.batches() > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
       const batch = spill.take();
       if (batch === null) break;
-      for (let i = 0; i < batch.length; i++) waiting.splice(this._restored++, 0, batch[i]);
+      // A new array, not splice(at, 0, reading): each element Espruino 2v29's splice inserts
+      // leaves JsVars that only a garbage collection frees (about 3.5 per reading, measured).
+      const restored = this._restored;
+      waiting = this._waiting = waiting.slice(0, restored).concat(batch, waiting.slice(restored));
+      this._restored = restored + batch.length;
     }
     for (;;) {
       if (!session.canPublish()) return;
