@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, esp32AdcPinProblem, esp32I2cPinProblem, loadBoards, validateBoard } from "../tools/build/boards.ts";
+import { ConfigError, esp32AdcPinProblem, esp32I2cPinProblem, featureFactories, loadBoards, validateBoard } from "../tools/build/boards.ts";
 import { loadCa, pemToDer } from "../tools/build/ca.ts";
 import { CA_FILE } from "../firmware/platform/types.ts";
 import { DEFAULT_SETTINGS, deviceConfigFor, resolveSettings } from "../tools/build/config.ts";
@@ -45,6 +45,16 @@ test("the committed boards validate", () => {
     { model: "ds18b20", prefix: "probe_", pin: 4 },
     { model: "ntc", prefix: "ntc_", pin: 34, beta: 3950, ohms: 10000, seriesOhms: 10000 },
   ]);
+});
+
+test("features: each service a feature needs runs once, before the first feature that needs it", () => {
+  const names = (features: string[]) => featureFactories(features).map(([, factory]) => factory);
+  assert.deepEqual(names(["attributes", "rpc", "clock", "limits", "provision", "ota"]), [
+    "remoteConfigService", "attributesFeature", "rpcFeature", "clientRpcService", "clockFeature", "limitsFeature", "provisionCommands", "provisionFeature", "otaFeature",
+  ]);
+  assert.deepEqual(names(["limits", "rpc"]), ["clientRpcService", "limitsFeature", "remoteConfigService", "rpcFeature"]);
+  assert.deepEqual(names(["sleep"]), ["sleepFeature"]);
+  assert.deepEqual(names([]), []);
 });
 
 test("every board has a page (docs/boards/<name>.md) with its wiring: each sensor's pins, build and flash commands, and its console", () => {
