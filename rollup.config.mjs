@@ -50,8 +50,8 @@ export const INTERNAL_PROPERTIES = [
   "socketOpened", "socketData", "socketClosed", "onConnected", "onRoom", "onDisconnected",
   // MqttSession, PacketDecoder
   "state", "inflight", "canPublish", "setPace", "retryDelayMs", "subscribe", "publish", "squeeze",
-  // TelemetryQueue, SpillStore
-  "setLimits", "flush", "spilledBatches", "deliveredTotal", "droppedCount", "pump", "batches", "lost", "take",
+  // TelemetryQueue
+  "setLimits", "flush", "spilledBatches", "deliveredTotal", "droppedCount", "pump",
   // Sensors, SensorConfig
   "sample", "bus", "sensors", "prefix", "beta", "ohms", "seriesOhms", "toGround",
   // DeviceConfig, SessionOptions: what the build sets and nothing overrides

@@ -170,7 +170,7 @@ test("a full queue drops the oldest waiting reading and says so", () => {
   const device = startDevice(platform, { ...CONFIG, queueCapacity: 3 }, [createSimulated], [remoteConfigService, rpcFeature]);
   for (let i = 0; i < 4; i++) platform.clock.advance(10000);
   assert.equal(device.queue.size(), 3);
-  assert.equal(device.queue.droppedCount(), 2);
+  assert.equal(device.queue.droppedCount, 2);
   assert.ok(platform.logs.includes("[W][queue] full (3 readings): dropped the oldest, 2 dropped so far"));
   device.stop();
 });
@@ -423,8 +423,8 @@ test("offline, every full batch goes to flash at once; online they come back old
   for (let i = 0; i < 9; i++) platform.clock.advance(10000);
   // Ten readings, five batches of two in flash, nothing left only in RAM.
   assert.equal(device.queue.size(), 0);
-  assert.equal(device.queue.spilledBatches(), 5);
-  assert.equal(device.queue.droppedCount(), 0);
+  assert.equal(device.queue.spilledBatches, 5);
+  assert.equal(device.queue.droppedCount, 0);
   assert.deepEqual(Object.keys(platform.storage).sort(), ["tbq-0", "tbq-1", "tbq-2", "tbq-3", "tbq-4", "tbq-index"]);
   assert.ok(platform.logs.includes("[I][queue] offline: moved 2 reading(s) to flash (1 batch(es) there)"));
   const socket = platform.sockets[platform.sockets.length - 1];
@@ -433,7 +433,7 @@ test("offline, every full batch goes to flash at once; online they come back old
   const delivered = deliverAll(socket);
   const all = Array.from({ length: 10 }, (_, i) => 1700000000000 + i * 10000);
   assert.deepEqual(delivered, all, "every reading delivered exactly once, in order");
-  assert.equal(device.queue.spilledBatches(), 0);
+  assert.equal(device.queue.spilledBatches, 0);
   assert.deepEqual(Object.keys(platform.storage), ["tbq-index"]);
   assert.equal(device.queue.deliveredTotal, 10);
   device.stop();
@@ -452,19 +452,19 @@ test("before a planned restart or deep sleep, readings in flight go to flash too
   assert.equal(device.queue.size(), 2);
   device.queue.persist();
   assert.equal(device.queue.size(), 0);
-  assert.equal(device.queue.spilledBatches(), 2);
+  assert.equal(device.queue.spilledBatches, 2);
   // A restart now: both come back from flash (the one in flight is sent again: at least once).
   const next = fakePlatform();
   next.storage = { ...platform.storage };
   const restarted = startDevice(next, config, [createSimulated], []);
-  assert.equal(restarted.queue.spilledBatches(), 2);
+  assert.equal(restarted.queue.spilledBatches, 2);
   restarted.stop();
   // No restart, and the PUBACK comes after all: not taken off twice, and not counted as
   // delivered yet: the pump brings both batches back from flash, so that reading goes out
   // again and counts when that copy is acknowledged.
   socket.receive([0x40, 2, inFlight.id >> 8, inFlight.id & 0xff]);
   assert.equal(device.queue.deliveredTotal, 0);
-  assert.equal(device.queue.spilledBatches(), 0);
+  assert.equal(device.queue.spilledBatches, 0);
   assert.equal(device.queue.size(), 2);
   device.stop();
 });
@@ -480,7 +480,7 @@ test("online with the window blocked (no PUBACK), RAM full moves the oldest batc
   for (let i = 0; i < 8; i++) platform.clock.advance(10000);
   assert.ok(platform.logs.includes("[I][queue] RAM full: moved 2 reading(s) to flash (1 batch(es) there)"), platform.logs.join("\n"));
   assert.ok(device.queue.size() <= 6);
-  assert.equal(device.queue.droppedCount(), 0);
+  assert.equal(device.queue.droppedCount, 0);
   device.stop();
 });
 
@@ -503,7 +503,7 @@ test("RPC reboot: the readings waiting in RAM (uploads held for the upload inter
   // Nothing left in RAM: the boot reading in flight (never acknowledged here) is in flash
   // too, and an upload's worth is one batch: all of the held ones in one flash file.
   assert.equal(device.queue.size(), 0);
-  assert.equal(device.queue.spilledBatches(), 2);
+  assert.equal(device.queue.spilledBatches, 2);
   assert.ok(platform.logs.includes("[I][queue] restarting: moved " + held + " reading(s) to flash (2 batch(es) there)"), platform.logs.join("\n"));
   assert.equal(JSON.parse(platform.storage["tbq-0"]).length, 1);
   assert.equal(JSON.parse(platform.storage["tbq-1"]).length, held);
@@ -516,7 +516,7 @@ test("readings in flash survive a restart", () => {
   const before = startDevice(platform, config, [createSimulated], [remoteConfigService, rpcFeature]);
   // Six readings offline: three full batches, each in flash as soon as it is full.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
-  assert.equal(before.queue.spilledBatches(), 3);
+  assert.equal(before.queue.spilledBatches, 3);
   assert.equal(before.queue.size(), 0);
   before.stop();
   platform.clock.advance(1);
@@ -532,7 +532,7 @@ test("readings in flash survive a restart", () => {
   const all = Array.from({ length: 6 }, (_, i) => 1700000000000 + i * 10000);
   assert.deepEqual([...delivered].sort(), [...all, 1700000050001], "every reading taken before the restart came back from flash");
   assert.deepEqual(delivered.filter((t) => t !== 1700000050001), all, "in order");
-  assert.equal(after.queue.spilledBatches(), 0);
+  assert.equal(after.queue.spilledBatches, 0);
   after.stop();
 });
 
@@ -541,8 +541,8 @@ test("a full flash queue drops its oldest batch and counts the readings", () => 
   const device = startDevice(platform, { ...CONFIG, queueCapacity: 2, batchSize: 1, spillBatches: 2 }, [createSimulated], [remoteConfigService, rpcFeature]);
   // Six readings offline, each its own batch: flash keeps the last two.
   for (let i = 0; i < 5; i++) platform.clock.advance(10000);
-  assert.equal(device.queue.spilledBatches(), 2);
-  assert.equal(device.queue.droppedCount(), 4);
+  assert.equal(device.queue.spilledBatches, 2);
+  assert.equal(device.queue.droppedCount, 4);
   assert.ok(platform.logs.includes("[W][queue] flash queue full (2 batches): dropped the oldest batch, 4 reading(s) lost so far"));
   device.stop();
 });
@@ -552,7 +552,7 @@ test("a damaged flash batch is skipped and each reading it held is counted as lo
   const device = startDevice(platform, { ...CONFIG, queueCapacity: 10, batchSize: 3, spillBatches: 5 }, [createSimulated], [remoteConfigService, rpcFeature]);
   // Nine readings offline: three batches of three in flash, none in RAM yet.
   for (let i = 0; i < 8; i++) platform.clock.advance(10000);
-  assert.equal(device.queue.spilledBatches(), 3);
+  assert.equal(device.queue.spilledBatches, 3);
   // The middle batch cut short (power lost mid-write), the first one gone.
   platform.storage["tbq-1"] = platform.storage["tbq-1"].slice(0, -12);
   delete platform.storage["tbq-0"];
@@ -565,7 +565,7 @@ test("a damaged flash batch is skipped and each reading it held is counted as lo
     const last = sent[sent.length - 1];
     socket.receive([0x40, 2, last.id >> 8, last.id & 0xff]);
   }
-  assert.equal(device.queue.droppedCount(), 4, "3 readings of the damaged batch, 1 for the missing file (its count is unknown)");
+  assert.equal(device.queue.droppedCount, 4, "3 readings of the damaged batch, 1 for the missing file (its count is unknown)");
   assert.equal(device.queue.deliveredTotal, 3, "the intact batch");
   assert.ok(platform.logs.some((l) => l.startsWith("[E][queue] flash batch tbq-1 unreadable (")));
   device.stop();
@@ -655,7 +655,7 @@ test("watchdog: no connection accepted for watchdogMs: RAM to flash, the reason 
   assert.equal(platform.restarts, 1);
   assert.ok(platform.logs.some((l) => l.startsWith("[E][boot] watchdog: no delivery and no connection for 3 min; restarting")), platform.logs.join("\n"));
   assert.equal(platform.storage["tb-restart.txt"], "watchdog: no delivery and no connection for 3 min");
-  assert.ok(device.queue.spilledBatches() > 0, "the readings taken while stalled are in flash");
+  assert.ok(device.queue.spilledBatches > 0, "the readings taken while stalled are in flash");
   device.stop();
   // After the restart: logged, reported as a client attribute, the file gone.
   const after = startDevice(platform, config, [createSimulated], [remoteConfigService, attributesFeature]);

@@ -12,7 +12,6 @@ import { createLogger, errorText, seconds } from "../util/log";
 import { hashString, seededRandom } from "../util/random";
 import type { RemoteConfig } from "./remote-config";
 import type { ClientRpc } from "../thingsboard/client-rpc";
-import { SpillStore } from "./spill-store";
 import { TelemetryQueue } from "./telemetry-queue";
 
 export interface Device {
@@ -205,7 +204,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     log,
     random
   );
-  const queue = new TelemetryQueue(session, log, config.queueCapacity, config.batchSize, config.spillBatches > 0 ? new SpillStore(platform, log, config.spillBatches) : null, false);
+  const queue = new TelemetryQueue(session, log, config.queueCapacity, platform, config.spillBatches);
   // Sampling and uploading apart: readings taken every samplingIntervalMs go out every
   // uploadIntervalMs, an upload's worth in one message where the queue allows.
   // Counted in readings rather than timed, so an upload always carries the reading just taken.

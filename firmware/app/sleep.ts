@@ -25,7 +25,7 @@ export function sleepFeature(context: DeviceContext): void {
     const awakeMs = platform.now() - context.bootAt;
     connectedMs = session.state === CONNECTED ? connectedMs + CHECK_MS : 0;
     // This wake's reading (and every earlier one) acknowledged, nothing held back.
-    const delivered = queue.deliveredTotal > 0 && queue.size() === 0 && queue.spilledBatches() === 0 && session.inflight.length === 0;
+    const delivered = queue.deliveredTotal > 0 && queue.size() === 0 && queue.spilledBatches === 0 && session.inflight.length === 0;
     if (!(delivered && connectedMs >= SETTLE_MS) && awakeMs < context.config.awakeMaxMs) {
       platform.setTimeout(check, CHECK_MS);
       return;
@@ -33,7 +33,7 @@ export function sleepFeature(context: DeviceContext): void {
     // Nothing in RAM survives deep sleep: in-flight and waiting readings go to flash.
     queue.persist();
     const sleepMs = Math.max(MIN_SLEEP_MS, context.settings.samplingIntervalMs - awakeMs);
-    context.log("I", "sleep", "awake " + seconds(awakeMs) + (delivered ? ", all delivered" : ", " + queue.spilledBatches() + " batch(es) kept in flash") + "; sleeping " + seconds(sleepMs));
+    context.log("I", "sleep", "awake " + seconds(awakeMs) + (delivered ? ", all delivered" : ", " + queue.spilledBatches + " batch(es) kept in flash") + "; sleeping " + seconds(sleepMs));
     platform.deepSleep!(sleepMs);
   };
   platform.setTimeout(check, CHECK_MS);

@@ -1,25 +1,51 @@
 // Store-and-forward queue: a reading leaves only when the PUBACK for the message that
 // carried it arrives. While offline readings accumulate (each with its own ts) and are
 // replayed in batches, a few messages in flight at a time, so a backlog flush stays
-// under ThingsBoard's per-device rate limits. When RAM is full the oldest readings go to
-// flash (SpillStore) and come back, oldest first, once the device is online again.
+// under ThingsBoard's per-device rate limits. When RAM is full (a long outage), or a batch
+// is complete while offline, the oldest readings are written to flash as one small file per
+// batch instead of being dropped, and come back, oldest first, once the device is online
+// again. Flash is written only then, so a device that stays online never wears it. Batches
+// in flash survive a restart.
+//
+// The flash overflow is part of this class rather than a class of its own: on Espruino a
+// class, its prototype, constructor and methods cost JsVars for the whole run.
 
 import type { MqttSession } from "../mqtt/session";
 import { CONNECTED } from "../mqtt/session";
-import type { SpillStore } from "./spill-store";
 import type { Logger } from "../util/log";
+import { errorText } from "../util/log";
 import { utf8Encode } from "../util/utf8";
 import { TELEMETRY_TOPIC } from "../thingsboard/topics";
+
+/** The slice of the platform's storage the flash overflow needs. */
+export interface KeyValueStore {
+  storageRead(key: string): string | null;
+  storageWrite(key: string, value: string): void;
+  storageRemove(key: string): void;
+}
+
+const INDEX_KEY = "tbq-index";
+const BATCH_PREFIX = "tbq-";
 
 export class TelemetryQueue {
   private readonly _session: MqttSession;
   private readonly _log: Logger;
   private readonly _capacity: number;
-  private _batchSize: number;
+  /** Readings per message: setLimits() sets it before the first reading. */
+  private _batchSize = 1;
   /** Characters and data points one message may carry (ThingsBoard's session limits). */
   private _maxChars = 60000;
   private _maxPoints = 1000;
-  private readonly _spill: SpillStore | null;
+  /** Where batches go when RAM is full or the device is offline, at most _maxBatches of them (0: nowhere). */
+  private readonly _store: KeyValueStore;
+  private readonly _maxBatches: number;
+  /** Flash batches _first.._next-1 are there. */
+  private _first = 0;
+  private _next = 0;
+  /** Batches of readings waiting in flash; read-only outside the class (a field: no method object on Espruino). */
+  spilledBatches = 0;
+  /** Readings lost: dropped when RAM was full and flash could not take them, or unreadable in flash. Read-only outside the class. */
+  droppedCount = 0;
   /** Readings not yet handed to the session, oldest first, as JSON. */
   private _waiting: string[] = [];
   /** How many at the front of _waiting came back from flash: older than the rest, newer than what is still there. */
@@ -30,25 +56,40 @@ export class TelemetryQueue {
   private _flight: string[][] = [];
   /** Each batch's message at the same index of _flight: its PUBACK names the batch by it. */
   private _flightPayloads: Uint8Array[] = [];
-  /** Readings acknowledged since boot; read-only outside the class (a field: no method object on Espruino). */
+  /** Readings acknowledged since boot; read-only outside the class. */
   deliveredTotal = 0;
-  private _dropped = 0;
   /** False while readings wait for the next upload (flush); always true without an upload interval. */
-  private _released: boolean;
-  private _holdBetweenUploads: boolean;
+  private _released = true;
+  private _holdBetweenUploads = false;
 
   /**
-   * `holdBetweenUploads`: readings are sent only when flush() is called (every upload
-   * interval), all that wait at once, in batches of `batchSize`; else each as it comes.
+   * `maxBatches`: batches `store` may hold (0: no flash overflow). Batches left there
+   * before a restart are found again. Call setLimits() before the first reading.
    */
-  constructor(session: MqttSession, log: Logger, capacity: number, batchSize: number, spill: SpillStore | null, holdBetweenUploads: boolean) {
+  constructor(session: MqttSession, log: Logger, capacity: number, store: KeyValueStore, maxBatches: number) {
     this._session = session;
     this._log = log;
     this._capacity = capacity;
-    this._batchSize = batchSize;
-    this._spill = spill;
-    this._holdBetweenUploads = holdBetweenUploads;
-    this._released = !holdBetweenUploads;
+    this._store = store;
+    this._maxBatches = maxBatches;
+    if (maxBatches === 0) return;
+    let index: unknown = null;
+    try {
+      const text = store.storageRead(INDEX_KEY);
+      index = text === null ? null : JSON.parse(text);
+    } catch (e) {
+      log("E", "queue", "flash index unreadable (" + errorText(e) + "); starting empty");
+    }
+    if (index !== null && typeof index === "object") {
+      const first = (index as { first?: unknown }).first;
+      const next = (index as { next?: unknown }).next;
+      if (typeof first === "number" && typeof next === "number" && first >= 0 && next >= first && next - first <= maxBatches) {
+        this._first = first;
+        this._next = next;
+        this.spilledBatches = next - first;
+        if (next > first) log("I", "queue", next - first + " batch(es) in flash from before the restart");
+      }
+    }
   }
 
   /**
@@ -74,15 +115,6 @@ export class TelemetryQueue {
     return this._waiting.length + this._handed;
   }
 
-  /** Batches of readings waiting in flash. */
-  spilledBatches(): number {
-    return this._spill === null ? 0 : this._spill.batches();
-  }
-
-  droppedCount(): number {
-    return this._dropped + (this._spill === null ? 0 : this._spill.lost);
-  }
-
   add(json: string): void {
     const waiting = this._waiting;
     const log = this._log;
@@ -91,9 +123,9 @@ export class TelemetryQueue {
     if (this.size() >= this._capacity && !this._spillOldest("RAM full")) {
       if (waiting.length > 0) {
         this._takeFront(1);
-        log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + ++this._dropped + " dropped so far");
+        log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + ++this.droppedCount + " dropped so far");
       } else {
-        log("W", "queue", "full: dropped the new reading, " + ++this._dropped + " dropped so far");
+        log("W", "queue", "full: dropped the new reading, " + ++this.droppedCount + " dropped so far");
         return;
       }
     }
@@ -110,9 +142,8 @@ export class TelemetryQueue {
    * flight (sent again if their PUBACK was only lost: at least once), then those waiting.
    */
   persist(): void {
-    const spill = this._spill;
     const flight = this._flight;
-    while (spill !== null && flight.length > 0 && spill.push(flight[0])) {
+    while (flight.length > 0 && this._spill(flight[0])) {
       this._handed -= flight.shift()!.length;
       this._flightPayloads.shift();
     }
@@ -129,12 +160,69 @@ export class TelemetryQueue {
 
   /** Moves the oldest batch not on the wire to flash; false if there is none or it could not. */
   private _spillOldest(why: string): boolean {
-    const spill = this._spill;
     const count = this._batchLength(this._batchSize);
-    if (spill === null || count === 0 || !spill.push(this._waiting.slice(0, count))) return false;
+    if (count === 0 || !this._spill(this._waiting.slice(0, count))) return false;
     this._takeFront(count);
-    this._log("I", "queue", why + ": moved " + count + " reading(s) to flash (" + spill.batches() + " batch(es) there)");
+    this._log("I", "queue", why + ": moved " + count + " reading(s) to flash (" + this.spilledBatches + " batch(es) there)");
     return true;
+  }
+
+  /** Writes readings (oldest first) as one flash batch; returns false if it could not. */
+  private _spill(readings: string[]): boolean {
+    if (this._maxBatches === 0) return false;
+    if (this.spilledBatches >= this._maxBatches) {
+      const oldest = this._unspill();
+      this.droppedCount += oldest === null ? 0 : oldest.length;
+      this._log("W", "queue", "flash queue full (" + this._maxBatches + " batches): dropped the oldest batch, " + this.droppedCount + " reading(s) lost so far");
+    }
+    try {
+      this._store.storageWrite(BATCH_PREFIX + this._next, JSON.stringify(readings));
+      this._next++;
+      this._saveIndex();
+      return true;
+    } catch (e) {
+      this._log("E", "queue", "cannot write to flash: " + errorText(e));
+      return false;
+    }
+  }
+
+  /** Removes and returns the oldest flash batch, or null when there is none. */
+  private _unspill(): string[] | null {
+    const store = this._store;
+    while (this._first < this._next) {
+      const key = BATCH_PREFIX + this._first;
+      let readings: unknown = null;
+      let text: string | null = null;
+      try {
+        text = store.storageRead(key);
+        readings = text === null ? null : JSON.parse(text);
+        store.storageRemove(key);
+      } catch (e) {
+        this._log("E", "queue", "flash batch " + key + " unreadable (" + errorText(e) + "); skipped");
+      }
+      this._first++;
+      if (this._first === this._next) {
+        // Empty again: restart numbering so keys stay short.
+        this._first = 0;
+        this._next = 0;
+      }
+      this._saveIndex();
+      if (Array.isArray(readings)) return readings as string[];
+      // A batch is a JSON array of reading strings: their inner quotes are escaped, so '","'
+      // only separates readings, and counts them in a damaged file too (a missing one: 1).
+      this.droppedCount += text ? text.split("\",\"").length : 1;
+    }
+    return null;
+  }
+
+  /** Writes where the flash batches are, and counts them. */
+  private _saveIndex(): void {
+    this.spilledBatches = this._next - this._first;
+    try {
+      this._store.storageWrite(INDEX_KEY, JSON.stringify({ first: this._first, next: this._next }));
+    } catch (e) {
+      this._log("E", "queue", "cannot write flash index: " + errorText(e));
+    }
   }
 
   /** How many of the oldest waiting readings one message may carry, at most `max` (at least one, if any wait). */
@@ -158,13 +246,12 @@ export class TelemetryQueue {
   /** Hands waiting readings to the session while it has room. Call on connect and on ack. */
   pump(): void {
     const session = this._session;
-    const spill = this._spill;
     let waiting = this._waiting;
     if (!this._released || session.state !== CONNECTED) return;
     // Online with room to spare: bring back flash batches, oldest first, ahead of what is in
     // RAM (flash holds the oldest data).
-    while (spill !== null && spill.batches() > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
-      const batch = spill.take();
+    while (this.spilledBatches > 0 && this.size() + 2 * this._batchSize <= this._capacity) {
+      const batch = this._unspill();
       if (batch === null) break;
       // A new array, not splice(at, 0, reading): each element Espruino 2v29's splice inserts
       // leaves JsVars that only a garbage collection frees (about 3.5 per reading, measured).

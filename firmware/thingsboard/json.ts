@@ -44,8 +44,8 @@ export function deviceStatus(context: DeviceContext): { [key: string]: number | 
   return {
     uptime_s: Math.floor((context.platform.now() - context.bootAt) / 1000),
     queued: queue.size(),
-    in_flash: queue.spilledBatches(),
+    in_flash: queue.spilledBatches,
     delivered: queue.deliveredTotal,
-    dropped: queue.droppedCount(),
+    dropped: queue.droppedCount,
   };
 }

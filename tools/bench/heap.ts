@@ -67,7 +67,9 @@ export function heapPerQueuedReading(): number {
   // Not connected (state is no CONNECTED), no room to publish.
   const offline = { state: -1, canPublish: () => false } as unknown as MqttSession;
   const fill = () => {
-    const queue = new TelemetryQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, 10, null, false);
+    // No flash overflow (0 batches): every reading stays in RAM.
+    const queue = new TelemetryQueue(offline, createLogger(() => undefined, { logLevel: "info" }), count, { storageRead: () => null, storageWrite: () => undefined, storageRemove: () => undefined }, 0);
+    queue.setLimits(10, 60000, 1000, false);
     for (let i = 0; i < count; i++) queue.add(reading(i));
     return queue;
   };

@@ -3,7 +3,7 @@
 // Every timed figure is the median of --runs runs (default 5) with min and max; every
 // comparison is a ratio against a baseline measured in the same run.
 //
-//   npm run bench [-- --runs 5] [-- --only size,wire,...]
+//   npm run bench [-- --runs 5] [-- --only size,ram,features,wire,...]
 //   ESPRUINO_BIN=/path/to/espruino ESPRUINO_MQTT_MODULE=/path/to/EspruinoDocs/modules/MQTT.js npm run bench
 
 import { spawnSync } from "node:child_process";
@@ -20,6 +20,7 @@ import type { SizeReport } from "../build/build.ts";
 import { loadCa } from "../build/ca.ts";
 import { CA_FILE } from "../../firmware/platform/types.ts";
 import { DEFAULT_SETTINGS, FIRMWARE_DEFAULTS } from "../build/config.ts";
+import { DEFAULT_FEATURES } from "../build/boards.ts";
 import type { DeviceSettings } from "../build/config.ts";
 import { createTlsFiles } from "../sim/dev-ca.ts";
 import { bootToFirstPuback } from "./boot.ts";
@@ -35,7 +36,7 @@ import { MESSAGES, WINDOW, buildDeviceBench, runDeviceBench, runMqttJsBench } fr
 import type { Target } from "./throughput.ts";
 import { V1_TOPIC, V2_TOPIC, measureTlsOverhead, plainWire } from "./wire.ts";
 
-const SECTIONS = ["size", "ram", "heap", "flash", "wire", "throughput", "boot", "codec"];
+const SECTIONS = ["size", "ram", "features", "heap", "flash", "wire", "throughput", "boot", "codec"];
 
 const { values } = parseArgs({
   options: {
@@ -103,6 +104,30 @@ async function buildFor(boards: string[], settings: Partial<DeviceSettings>, deb
   return Object.fromEntries(boards.map((b) => [b, join(dir, "espruino", b + ".js")]));
 }
 
+/**
+ * Peak JsVars of `code` on the interpreter, loaded into RAM and saved to flash, `runs` runs
+ * each; a run fails unless the independent subscriber counted its telemetry.
+ */
+async function measurePeaks(bin: string, name: string, code: string, subscriber: { reset(): void; count(): number }): Promise<{ peaks: Record<RamMode, Figure>; cycles: Record<RamMode, Figure> }> {
+  const peaks = {} as Record<RamMode, Figure>;
+  const cycles = {} as Record<RamMode, Figure>;
+  for (const mode of ["ram", "flash"] as RamMode[]) {
+    const freed: number[] = [];
+    const figures = await repeat(runs, async () => {
+      subscriber.reset();
+      const run = await measureRam(bin, code, caDer, mode, ramSeconds);
+      if (subscriber.count() < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + subscriber.count() + " messages:\n" + run.output.slice(-1500));
+      if (run.cycles < 0) throw new Error(name + " (" + mode + "): no BENCH-CYCLES line before the end of the run:\n" + run.output.slice(-1500));
+      freed.push(run.cycles);
+      return run.peak;
+    });
+    peaks[mode] = summarize(figures);
+    cycles[mode] = summarize(freed);
+    console.log(name + " " + mode + " " + formatFigure(peaks[mode]));
+  }
+  return { peaks, cycles };
+}
+
 try {
   await section("size", async () => {
     // Production settings (the committed CA); placeholders where a real board needs a secret.
@@ -151,22 +176,9 @@ try {
       const cycles: Record<string, Record<RamMode, Figure>> = {};
       const version = interpreterVersion(bin);
       for (const [name, code] of codes) {
-        ram[name] = {} as Record<RamMode, Figure>;
-        cycles[name] = {} as Record<RamMode, Figure>;
-        for (const mode of ["ram", "flash"] as RamMode[]) {
-          const freed: number[] = [];
-          const peaks = await repeat(runs, async () => {
-            subscriber.reset();
-            const run = await measureRam(bin, code, caDer, mode, ramSeconds);
-            if (subscriber.count() < ramSeconds / 3) throw new Error(name + " (" + mode + ") published only " + subscriber.count() + " messages:\n" + run.output.slice(-1500));
-            if (run.cycles < 0) throw new Error(name + " (" + mode + "): no BENCH-CYCLES line before the end of the run:\n" + run.output.slice(-1500));
-            freed.push(run.cycles);
-            return run.peak;
-          });
-          ram[name][mode] = summarize(peaks);
-          cycles[name][mode] = summarize(freed);
-          console.log("ram: " + name + " " + mode + " " + formatFigure(ram[name][mode]));
-        }
+        const measured = await measurePeaks(bin, "ram: " + name, code, subscriber);
+        ram[name] = measured.peaks;
+        cycles[name] = measured.cycles;
       }
       subscriber.end();
 
@@ -216,6 +228,79 @@ try {
         ""
       );
     }
+  });
+
+  await section("features", async () => {
+    // What each device-API feature of esp32-devkitc costs: the board built without it,
+    // measured as the RAM section measures the board, beside the board with all of them and
+    // with none (telemetry only, the same sensor), and the baseline, in this section's run.
+    md.push("### What each feature costs (espruino/esp32-devkitc)", "");
+    const bin = process.env.ESPRUINO_BIN;
+    if (!bin) {
+      results.features = { skipped: "ESPRUINO_BIN is not set" };
+      md.push("Skipped: set `ESPRUINO_BIN` to an Espruino Linux build (see the README).", "");
+      return;
+    }
+    const boardName = "esp32-devkitc";
+    const board = JSON.parse(readFileSync(join(ROOT, "boards", boardName + ".json"), "utf8")) as { features?: string[] };
+    const all = board.features ?? DEFAULT_FEATURES;
+    const variants: [label: string, left: string, features: string[]][] = [
+      ["all features", "", all],
+      ...all.map((name): [string, string, string[]] => ["without " + name, name, all.filter((other) => other !== name)]),
+      ["none (telemetry only)", all.join(", "), []],
+    ];
+    const subscriber = await countTelemetry(broker.plainPort, "bench-features");
+    const rows: { label: string; left: string; minified: number; peaks: Record<RamMode, Figure> }[] = [];
+    let base: Record<RamMode, Figure> | null = null;
+    try {
+      for (const [label, left, features] of variants) {
+        // The board under its own name (the name is in the image), Espruino only.
+        const dir = mkdtempSync(join(out, "features-"));
+        writeFileSync(join(dir, boardName + ".json"), JSON.stringify({ ...board, runtimes: ["espruino"], features }));
+        const [report] = await buildImages({
+          boards: [join(dir, boardName + ".json")],
+          outDir: join(dir, "out"),
+          settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.tlsPort!, tls: true, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", telemetryIntervalMs: 1000 },
+          version: packageVersion(),
+          quiet: true,
+        });
+        const code = WIFI_STAND_IN + readFileSync(join(dir, "out", "espruino", boardName + ".js"), "utf8");
+        rows.push({ label, left, minified: report.minified, peaks: (await measurePeaks(bin, "features: " + label, code, subscriber)).peaks });
+      }
+      const mqttModule = process.env.ESPRUINO_MQTT_MODULE;
+      if (mqttModule) base = (await measurePeaks(bin, "features: baseline", WIFI_STAND_IN + (await baselineImage(mqttModule, "127.0.0.1", broker.tlsPort!)).code, subscriber)).peaks;
+    } finally {
+      subscriber.end();
+    }
+    const full = rows[0];
+    results.features = {
+      board: boardName,
+      interpreter: "Espruino " + interpreterVersion(bin) + " (Linux build)",
+      seconds: ramSeconds,
+      images: rows.map((r) => ({ image: r.label, featuresLeftOut: r.left, minified: r.minified, peakJsVars: r.peaks })),
+      baselinePeakJsVars: base,
+    };
+    md.push(
+      "The board built without one feature at a time, and without all of them, measured as above (median of " + runs + " runs each, in one run with the board with every feature" + (base ? " and the baseline" : "") + "). What a feature costs is the board with every feature less the board without it: bytes minified (the bench's settings), peak JsVars saved to flash and loaded into RAM. A board leaves a feature out with `features` in its board file (see *Boards and runtimes*).",
+      ""
+    );
+    const cost = (r: (typeof rows)[number], mode: RamMode) => (r === full ? "" : String(full.peaks[mode].median - r.peaks[mode].median));
+    table(
+      ["image", "minified", "saved to flash", "loaded into RAM", "cost: bytes", "cost: flash JsVars", "cost: RAM JsVars", "flash / baseline", "RAM / baseline"],
+      rows.map((r) => [
+        r.label,
+        r.minified,
+        formatFigure(r.peaks.flash),
+        formatFigure(r.peaks.ram),
+        r === full ? "" : String(full.minified - r.minified),
+        cost(r, "flash"),
+        cost(r, "ram"),
+        base ? ratio(r.peaks.flash.median, base.flash.median) : "-",
+        base ? ratio(r.peaks.ram.median, base.ram.median) : "-",
+      ])
+    );
+    if (base) md.push("Baseline in this run: " + formatFigure(base.ram) + " loaded into RAM, " + formatFigure(base.flash) + " saved to flash. Goals (budgets.json ramRatio): 1.3 loaded into RAM, 1.15 saved to flash.", "");
+    else md.push("No baseline: set `ESPRUINO_MQTT_MODULE` to EspruinoDocs' `modules/MQTT.js` for the ratios.", "");
   });
 
   await section("heap", async () => {
