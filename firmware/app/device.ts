@@ -30,8 +30,8 @@ export interface DeviceContext {
   log: Logger;
   /** The settings in effect; change them, then call applySettings(). */
   settings: Settings;
-  /** The board's settings, what a deleted shared attribute falls back to. */
-  defaults: Settings;
+  /** The board's settings, what a deleted shared attribute falls back to; only while remoteConfig exists. */
+  defaults?: Settings;
   applySettings(): void;
   /**
    * Topic prefixes and, at the same index in onMessage, their handlers: a message goes to
@@ -152,8 +152,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   // too; a copy either way, since keys read only while starting are deleted from it below.
   config = applyOverrides(Object.assign({}, config), overrides, (problem) => log("E", "config", problem));
   overrides = null;
-  const defaults = defaultSettings(config);
-  const settings: Settings = Object.assign({}, defaults);
+  const settings: Settings = defaultSettings(config);
   log = createLogger(platform.log, settings);
   if (config.token === "" && !config.provisionKey) log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
   let restartReason = "";
@@ -300,7 +299,8 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     queue: queue,
     log: log,
     settings: settings,
-    defaults: defaults,
+    // A copy, not a variable here: this scope is kept for the run.
+    defaults: Object.assign({}, settings),
     applySettings: applySettings,
     topics: [],
     onMessage: [],
@@ -322,6 +322,8 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   // functions can go (loaded into RAM, Espruino keeps each function's text with it).
   // splice, not `length = 0`: Espruino's array length cannot be assigned.
   features.splice(0, features.length);
+  // Only remote configuration falls back to the defaults.
+  if (!context.remoteConfig) delete context.defaults;
   // Read only while starting (the settings, the limits and the stores have them now): on
   // Espruino every key left on the configuration costs JsVars for the whole run. The cast
   // each time rather than an alias: a variable here would be kept for the run too.

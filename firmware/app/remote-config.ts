@@ -25,7 +25,7 @@ function createRemoteConfig(context: DeviceContext): RemoteConfig {
   const stored: { [key: string]: number | string | boolean } = {};
   const update = (values: unknown, deleted: unknown, complete: boolean, strict: boolean): string | null => {
     const settings = context.settings;
-    const defaults = context.defaults;
+    const defaults = context.defaults!;
     const problems: string[] = [];
     const incoming = (values !== null && typeof values === "object" ? values : {}) as { [key: string]: unknown };
     if (strict && incoming !== values) problems.push("expected {\"key\": value, ...}");

@@ -41,7 +41,7 @@ export function attributesFeature(context: DeviceContext): void {
     publishJson(session, ATTRIBUTES_TOPIC, attributes, null);
     // Nothing is pushed on connect: ask for the current values (changes made while offline).
     const id = (pending = String(++requestId));
-    publishJson(session, ATTRIBUTE_REQUEST + id, { sharedKeys: Object.keys(context.defaults).join(",") }, null);
+    publishJson(session, ATTRIBUTE_REQUEST + id, { sharedKeys: Object.keys(context.defaults!).join(",") }, null);
     platform.setTimeout(() => {
       if (pending === id) context.log("W", "config", "no answer to attribute request " + id + " within " + config.responseTimeoutMs + " ms: settings from flash kept");
     }, config.responseTimeoutMs);
