@@ -34,7 +34,8 @@ function cycleProbe(atMs: number): string {
 
 /**
  * The Linux build has no Wifi module: a stand-in that joins at once, added in front of
- * the esp32-devkitc image (and, for equal terms, of the baseline).
+ * the esp32-devkitc image and of the baseline, which both join Wi-Fi through it (on a
+ * board both call the native module, which costs neither the stand-in's functions).
  */
 export const WIFI_STAND_IN =
   'Modules.addCached("Wifi",function(){var l={};exports.on=function(e,f){l[e]=f;};' +
@@ -60,7 +61,7 @@ export interface RamRun {
 
 /**
  * The baseline: EspruinoDocs' MQTT module (minified, cached as Espruino's IDE uploads
- * modules) and a loop publishing the same telemetry at QoS 1 every second over TLS.
+ * modules), joining Wi-Fi, and a loop publishing the same telemetry at QoS 1 every second over TLS.
  */
 export async function baselineImage(mqttModulePath: string, host: string, port: number): Promise<{ code: string; moduleMinified: number }> {
   const module = (await minify(readFileSync(mqttModulePath, "utf8"), { ecma: 5 })).code ?? "";
@@ -70,8 +71,10 @@ export async function baselineImage(mqttModulePath: string, host: string, port: 
     "var mqtt=require(\"MQTT\").create(" + JSON.stringify(host) + ",{port:" + port + ",username:\"bench-token\",client_id:\"bench-baseline\"});" +
     "mqtt.on(\"connected\",function(){setInterval(function(){mqtt.publish(\"v1/devices/me/telemetry\"," +
     "JSON.stringify({ts:Date.now(),values:{temperature:21.5,humidity:40.2}}),{qos:1});},1000);});" +
-    // The same CA file as the firmware reads (measureRam writes it): neither image carries it.
-    "var sock=require(\"tls\").connect({host:" + JSON.stringify(host) + ",port:" + port + ",ca:require(\"Storage\").read(" + JSON.stringify(CA_FILE) + ")},function(){mqtt.connect(sock);});";
+    // Wi-Fi first, as EspruinoDocs' ESP32 examples do and a board must; then the same CA file
+    // as the firmware reads (measureRam writes it): neither image carries it.
+    "var sock;require(\"Wifi\").connect(\"bench\",{password:\"\"},function(err){" +
+    "sock=require(\"tls\").connect({host:" + JSON.stringify(host) + ",port:" + port + ",ca:require(\"Storage\").read(" + JSON.stringify(CA_FILE) + ")},function(){mqtt.connect(sock);});});";
   return { code, moduleMinified: Buffer.byteLength(module) };
 }
 
