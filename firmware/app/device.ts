@@ -50,19 +50,20 @@ export interface DeviceContext {
    */
   sampleNow(done: (reading: Reading | null) => void): void;
   /**
-   * Queues a reading taken at `t` (platform.now() then). Only the clock feature wraps it,
-   * until the clock is set: it then puts back what it wrapped, so a second wrapper would
-   * have to be made before it.
+   * Hooks a feature may set, each unset (no function kept for the run) while nothing needs
+   * it; only one feature sets each. queueReading: takes the readings (taken at `t`,
+   * platform.now() then) instead of the queue; the clock feature holds them until the clock
+   * is set, then unsets it. clockSet: told that the wall clock was set and jumped by
+   * `shiftMs` (bootAt already moved). startSession: starts the MQTT session in place of
+   * session.start() (provision: credentials first).
    */
-  queueReading(t: number, reading: Reading): void;
-  /** The wall clock was set and jumped by `shiftMs`; wrapped as queueReading is. */
-  clockSet(shiftMs: number): void;
+  queueReading?: (t: number, reading: Reading) => void;
+  clockSet?: (shiftMs: number) => void;
   /** ThingsBoard's limits obeyed: message and data point rate limits ("count:seconds,..."), payload bytes; applySettings() after a change. */
   limits: [string, string, number];
   /** platform.now() at boot, moved with the clock (uptime). */
   bootAt: number;
-  /** Starts the MQTT session once the network and clock are ready; a feature may wrap it (provision). */
-  startSession(): void;
+  startSession?: () => void;
   /** Why the device restarted itself last time ("" when it did not): reported once connected. */
   restartReason: string;
   /**
@@ -234,7 +235,10 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     // Every sensor switched off: nothing to report.
     if (reading === null) return;
     if (reading.sensor_error) log("E", "sensor", reading.sensor_error as string);
-    context.queueReading(platform.now(), reading);
+    const t = platform.now();
+    // Without the clock: no ts (server time).
+    if (context.queueReading) context.queueReading(t, reading);
+    else queue.add(telemetryJson(platform.clockIsSet() ? t : null, reading));
     if (++readingsSinceUpload >= readingsPerUpload) {
       readingsSinceUpload = 0;
       queue.flush();
@@ -306,14 +310,8 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     onMessage: [],
     onConnect: [],
     sampleNow: sampleNow,
-    // Without the clock: no ts (server time).
-    queueReading: (t, reading) => queue.add(telemetryJson(platform.clockIsSet() ? t : null, reading)),
-    clockSet: (shiftMs) => {
-      context.bootAt += shiftMs;
-    },
     limits: [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes],
     bootAt: platform.now(),
-    startSession: () => session.start(),
     restartReason: restartReason,
   };
   applySettings();
@@ -348,9 +346,12 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     platform.syncClock((ok, shiftMs) => {
       if (ok) {
         log("I", "clock", "set to " + new Date(platform.now()).toISOString());
-        context.clockSet(shiftMs);
+        context.bootAt += shiftMs;
+        if (context.clockSet) context.clockSet(shiftMs);
       } else log("W", "clock", "no SNTP: no ts until the clock is set");
-      if (!stopped) context.startSession();
+      if (stopped) return;
+      if (context.startSession) context.startSession();
+      else session.start();
     });
   };
 

@@ -61,6 +61,18 @@ export function espruinoFacts(): { [key: string]: string | number } {
 
 let reportWifi: ((state: WifiState, detail: string) => void) | null = null;
 
+// Wi-Fi's listeners and connect callback: module functions rather than arrows made in
+// wifiConnect, which would keep its scope, and the password with it, for the run.
+const wifiConnected = (details: { ip: string }) => {
+  if (reportWifi !== null) reportWifi("connected", details && details.ip ? "ip " + details.ip : "");
+};
+const wifiDisconnected = (details: { reason?: string }) => {
+  if (reportWifi !== null) reportWifi("disconnected", details && details.reason ? String(details.reason) : "");
+};
+const wifiJoined = (error: string | null) => {
+  if (error && reportWifi !== null) reportWifi("disconnected", String(error));
+};
+
 /**
  * The platform, one object at module level rather than made by a factory: on Espruino a
  * function's cost grows with how deeply it is nested (about 5.5 JsVars at the image's top
@@ -100,18 +112,12 @@ export const espruinoPlatform: Platform = {
     const wifi = require("Wifi");
     if (reportWifi === null) {
       // Listeners once: joinWifi runs again on every retry.
-      wifi.on("connected", (details) => {
-        if (reportWifi !== null) reportWifi("connected", details && details.ip ? "ip " + details.ip : "");
-      });
-      wifi.on("disconnected", (details) => {
-        if (reportWifi !== null) reportWifi("disconnected", details && details.reason ? String(details.reason) : "");
-      });
+      wifi.on("connected", wifiConnected);
+      wifi.on("disconnected", wifiDisconnected);
     }
     reportWifi = onState;
     onState("connecting", "");
-    wifi.connect(ssid, { password: password }, (error) => {
-      if (error) onState("disconnected", String(error));
-    });
+    wifi.connect(ssid, { password: password }, wifiJoined);
   },
 
   syncClock: (onDone) => {

@@ -7,6 +7,7 @@ import type { DeviceContext } from "../app/device";
 import type { Reading } from "../sensors/types";
 import { CLOCK_SET_AFTER_MS } from "../platform/types";
 import { field } from "./json";
+import { telemetryJson } from "./telemetry";
 
 export function clockFeature(context: DeviceContext): void {
   const platform = context.platform;
@@ -14,28 +15,25 @@ export function clockFeature(context: DeviceContext): void {
   if (platform.clockIsSet()) return;
   // Made by clientRpcService, which the build runs before this feature.
   const rpc = context.clientRpc!;
-  const queueReading = context.queueReading;
-  const clockSet = context.clockSet;
   let held: [number, Reading][] | null = [];
   // shift: how far the clock jumped; null: it will not be set, send without ts.
   const release = (shift: number | null) => {
     const waiting = held;
     held = null;
     if (waiting === null) return;
-    // What was there before (DeviceContext: no feature wraps these after this one); these wrappers can go.
-    context.queueReading = queueReading;
-    context.clockSet = clockSet;
-    for (let i = 0; i < waiting.length; i++) queueReading(shift === null ? 0 : waiting[i][0] + shift, waiting[i][1]);
+    // The device queues readings itself again; these hooks can go.
+    delete context.queueReading;
+    delete context.clockSet;
+    for (let i = 0; i < waiting.length; i++) context.queue.add(telemetryJson(shift === null ? null : waiting[i][0] + shift, waiting[i][1]));
     context.log("I", "clock", waiting.length + " reading(s) sent " + (shift === null ? "without ts" : "with corrected ts"));
   };
   context.queueReading = (t, reading) => {
     if (held !== null && held.length < context.config.queueCapacity) held.push([t, reading]);
-    else queueReading(t, reading);
+    // Full: queued as the device would queue it.
+    else context.queue.add(telemetryJson(platform.clockIsSet() ? t : null, reading));
   };
-  context.clockSet = (shift) => {
-    clockSet(shift);
-    release(shift);
-  };
+  // The device moved bootAt already.
+  context.clockSet = release;
   context.onConnect.push(() => {
     if (platform.clockIsSet()) return;
     rpc("getCurrentTime", {}, (reply) => {
@@ -45,7 +43,8 @@ export function clockFeature(context: DeviceContext): void {
         const shift = time - platform.now();
         platform.setClock(time);
         context.log("I", "clock", "set from ThingsBoard to " + new Date(time).toISOString());
-        context.clockSet(shift);
+        context.bootAt += shift;
+        release(shift);
       } else {
         context.log("W", "clock", "no time from ThingsBoard: " + JSON.stringify(reply));
         release(null);

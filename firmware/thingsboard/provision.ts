@@ -58,7 +58,6 @@ export function provisionFeature(context: DeviceContext): void {
   if (config.token !== "" || !config.provisionKey) return;
   const platform = context.platform;
   const log = context.log;
-  const startSession = context.startSession;
   let refusals = 0;
   const deviceName = config.board + "-" + platform.chipId();
 
@@ -88,7 +87,8 @@ export function provisionFeature(context: DeviceContext): void {
             }
             config.token = token;
             log("I", "provision", "provisioned as " + deviceName);
-            startSession();
+            // What the device does without this feature (DeviceContext.startSession).
+            context.session.start();
           } else {
             const wait = backoffDelay(refusals++, REFUSED_MIN_MS, REFUSED_MAX_MS, () => 1);
             log("E", "provision", "refused: " + status + " (" + field(answer, "errorMsg") + "); check the provisioning key and secret; next try in " + Math.round(wait / 60000) + " min");
