@@ -138,8 +138,10 @@ function entrySource(runtime: Runtime, board: Board, config: DeviceConfig, bootL
       : [`try {`]),
     `  main(${platformObject}, ${configSource(config, featureNames)}, [${board.sensors.map((sensor) => factoryName(sensor.model)).join(", ")}], [${features.map(([, name]) => name).join(", ")}]);`,
     // Members used only while starting (the sensors open their bus, features add console
-    // commands): on Espruino each would be JsVars for the whole run.
+    // commands), or only by a feature the board has not (setClock: clock): on Espruino each
+    // would be JsVars for the whole run.
     ...(runtime === "espruino" ? [`  delete ${platformObject}.i2c;`, `  delete ${platformObject}.command;`] : []),
+    ...(runtime === "espruino" && !featureNames.includes("clock") ? [`  delete ${platformObject}.setClock;`] : []),
     `} catch (e) {`,
     `  ${platformObject}.log("[E][boot] start-up failed: " + errorText(e));`,
     // An update that cannot start goes back to the boot loader, which rolls it back.
