@@ -1,24 +1,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import mqttPacket from "mqtt-packet";
-import { PacketDecoder, encodeConnect, encodePublish, encodeSubscribe } from "../firmware/mqtt/codec.ts";
+import { encodeConnect, encodePublish, encodeSubscribe } from "../firmware/mqtt/codec.ts";
+import { PacketStream } from "./helpers/packet-stream.ts";
 import { utf8Decode, utf8Encode } from "../firmware/util/utf8.ts";
 import { parsedByMqttPacket } from "./helpers/parse-packet.ts";
-
-/** Bytes the decoder holds that are not yet a packet (private fields: the image has no method for it). */
-const pendingBytes = (decoder: PacketDecoder) => decoder["_end"] - decoder["_start"];
 
 const ascii = (text: string) => [...text].map((c) => c.charCodeAt(0));
 const bytes = (u8: Uint8Array) => [...u8];
 
 function decodeAll(chunks: number[][], max = 1 << 20) {
-  const decoder = new PacketDecoder(max);
+  const decoder = new PacketStream(max);
   const packets = [];
   for (const chunk of chunks) {
     decoder.push(new Uint8Array(chunk));
     for (let p = decoder.next(); p !== null; p = decoder.next()) packets.push(p);
   }
-  return { packets, pending: pendingBytes(decoder) };
+  return { packets, pending: decoder.pending() };
 }
 
 /** A server packet written by mqtt-packet, for the firmware's decoder. */
@@ -37,7 +35,7 @@ test("remaining length: the specification's examples (2.2.3), both ways", () => 
   ];
   for (const [length, encoded] of examples) {
     // The decoder reads the field and waits for the body (or rejects it as too large).
-    const decoder = new PacketDecoder(300000000);
+    const decoder = new PacketStream(300000000);
     decoder.push(new Uint8Array([0x30, ...encoded]));
     if (length === 0) assert.throws(() => decoder.next(), /PUBLISH topic past the end/);
     else assert.equal(decoder.next(), null, "incomplete packet of " + length);
@@ -127,14 +125,14 @@ test("streaming: one byte at a time, and several packets in one read", () => {
   assert.equal(byByte.packets.length, 4);
   assert.deepEqual(byByte.packets, whole.packets);
   assert.equal(whole.pending, 0);
-  // A large payload split at awkward places (buffer growth and compaction).
+  // A large payload split at awkward places.
   const big = bytes(encodePublish("t", new Uint8Array(5000).fill(7), 0, 0, false));
   const pieces = [big.slice(0, 1), big.slice(1, 2), big.slice(2, 3000), big.slice(3000)];
   const result = decodeAll([[0xd0, 0], ...pieces, [0xd0, 0]]);
   assert.equal(result.packets.length, 3);
   assert.equal((result.packets[1] as { payload: Uint8Array }).payload.length, 5000);
   // The payload is a copy: reusing the decoder does not change it.
-  const decoder = new PacketDecoder(1000);
+  const decoder = new PacketStream(1000);
   decoder.push(new Uint8Array([0x30, 4, 0, 1, 0x74, 0x41]));
   const first = decoder.next() as { payload: Uint8Array };
   decoder.push(new Uint8Array([0x30, 4, 0, 1, 0x74, 0x42]));
@@ -161,11 +159,11 @@ test("malformed packets throw an error naming the problem", () => {
     [[0x50, 2, 0, 1], /unexpected packet type 5/],
   ];
   for (const [input, expected] of cases) {
-    const decoder = new PacketDecoder(1000);
+    const decoder = new PacketStream(1000);
     decoder.push(new Uint8Array(input));
     assert.throws(() => decoder.next(), expected, JSON.stringify(input));
   }
-  const small = new PacketDecoder(100);
+  const small = new PacketStream(100);
   small.push(new Uint8Array([0x30, 0x80, 0x01]));
   assert.throws(() => small.next(), /packet of 131 B over the 100 B limit/);
 });

@@ -301,6 +301,35 @@ test("a malformed packet closes the connection with a logged reason and does not
   assert.ok(platform.logs.some((l) => l.startsWith("[E][mqtt] malformed packet from server: remaining length over 4 bytes; retrying in")));
 });
 
+test("packets split across reads, and several in one read, are framed by the session", () => {
+  const { platform, session, messages, events } = setup();
+  session.start();
+  const socket = platform.sockets[0];
+  socket.open();
+  // CONNACK one byte at a time.
+  for (const byte of CONNACK_OK) socket.receive([byte]);
+  assert.equal(events.connected, 1);
+  let acked = 0;
+  session.publish("v1/devices/me/telemetry", new Uint8Array([0x7b, 0x7d]), 1, () => acked++);
+  const id = packetIdOf(socket.written[socket.written.length - 1]);
+  const big = "x".repeat(3000);
+  const publish = [0x30, 0x80 + ((5 + big.length) & 127), (5 + big.length) >> 7, 0, 3, ...[..."a/b"].map((c) => c.charCodeAt(0)), ...[...big].map((c) => c.charCodeAt(0))];
+  // PUBACK, a 3 KB PUBLISH and PINGRESP back to back, cut at awkward places: inside the
+  // PUBACK, inside the PUBLISH's remaining length, in its payload, at a packet's end.
+  const stream = [0x40, 2, id >> 8, id & 0xff, ...publish, 0xd0, 0];
+  for (const [from, to] of [[0, 3], [3, 6], [6, 1000], [1000, 3009], [3009, stream.length]]) socket.receive(stream.slice(from, to));
+  assert.equal(acked, 1);
+  assert.deepEqual(messages, [["a/b", big]]);
+  // And all three in one read.
+  session.publish("v1/devices/me/telemetry", new Uint8Array([0x7b, 0x7d]), 1, () => acked++);
+  const next = packetIdOf(socket.written[socket.written.length - 1]);
+  socket.receive([0x40, 2, next >> 8, next & 0xff, ...publish, 0xd0, 0]);
+  assert.equal(acked, 2);
+  assert.equal(messages.length, 2);
+  assert.equal(sessionStateName(session), "connected");
+  assert.ok(!platform.logs.some((l) => l.startsWith("[W]") || l.startsWith("[E]")), platform.logs.join("\n"));
+});
+
 test("incoming QoS 1 PUBLISH is acknowledged and delivered; a throwing handler is contained", () => {
   const platform = fakePlatform();
   const session = new MqttSession(

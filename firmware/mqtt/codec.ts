@@ -104,63 +104,36 @@ export function encodeSubscribe(packetId: number, filters: string[]): Uint8Array
 }
 
 /**
- * Streaming decoder: push socket reads in any split, take whole packets out. `next()`
- * throws an Error naming the problem on a malformed packet; the caller closes the
- * connection, since the stream can no longer be framed.
+ * Framing without state (the caller keeps what is not decoded yet: MqttSession): the length
+ * of the packet at the front of bytes[start..end), fixed header included, or 0 while it is
+ * incomplete. Throws an Error naming the problem on a malformed remaining length or a
+ * packet over `maxBytes`; the caller closes the connection, since the stream can no longer
+ * be framed. Functions rather than a decoder object: on Espruino a class and its instance
+ * cost JsVars for the whole run.
  */
-export class PacketDecoder {
-  /** The bytes not decoded yet are _buffer[_start.._end]. */
-  private _buffer: Uint8Array = new Uint8Array(0);
-  private _start = 0;
-  private _end = 0;
-  private readonly _maxBytes: number;
-
-  constructor(maxPacketBytes: number) {
-    this._maxBytes = maxPacketBytes;
+export function packetLength(bytes: Uint8Array, start: number, end: number, maxBytes: number): number {
+  let index = start + 1;
+  // Remaining length (2.2.3): at most four bytes.
+  let length = 0;
+  let digit = 128;
+  for (let multiplier = 1; digit & 128; multiplier *= 128) {
+    if (index >= end) return 0;
+    if (index > start + 4) throw new Error("remaining length over 4 bytes");
+    digit = bytes[index++];
+    length += (digit & 127) * multiplier;
   }
-
-  /** Takes `chunk` as it is: the platform never reuses it. */
-  push(chunk: Uint8Array): void {
-    const kept = this._end - this._start;
-    if (kept > 0) {
-      // A packet split across chunks: joined into a new array. Nothing pending (nearly
-      // always), the packets are decoded from the chunk itself: no copy, and no buffer
-      // kept between packets (on Espruino 256 B held for the run were 19 JsVars). A packet
-      // in many chunks is copied once per chunk; ThingsBoard's are small (OTA: 2 KB).
-      const joined = new Uint8Array(kept + chunk.length);
-      joined.set(this._buffer.subarray(this._start, this._end), 0);
-      joined.set(chunk, kept);
-      chunk = joined;
-    }
-    this._buffer = chunk;
-    this._start = 0;
-    this._end = chunk.length;
-  }
-
-  next(): ServerPacket | null {
-    const bytes = this._buffer;
-    const start = this._start;
-    let index = start + 1;
-    // Remaining length (2.2.3): at most four bytes.
-    let length = 0;
-    let digit = 128;
-    for (let multiplier = 1; digit & 128; multiplier *= 128) {
-      if (index >= this._end) return null;
-      if (index > start + 4) throw new Error("remaining length over 4 bytes");
-      digit = bytes[index++];
-      length += (digit & 127) * multiplier;
-    }
-    const total = index - start + length;
-    if (total > this._maxBytes) throw new Error("packet of " + total + " B over the " + this._maxBytes + " B limit");
-    if (this._end - start < total) return null;
-    this._start += total;
-    if (this._start === this._end) this._start = this._end = 0;
-    return decodeBody(bytes[start], bytes, index, index + length);
-  }
+  const total = index - start + length;
+  if (total > maxBytes) throw new Error("packet of " + total + " B over the " + maxBytes + " B limit");
+  return end - start < total ? 0 : total;
 }
 
-/** Decodes one whole packet body (2.2, 3.x). */
-function decodeBody(firstByte: number, bytes: Uint8Array, start: number, end: number): ServerPacket {
+/** Decodes the whole packet of `total` bytes (packetLength's) at bytes[start] (2.2, 3.x); throws an Error naming what is wrong. */
+export function decodePacket(bytes: Uint8Array, start: number, total: number): ServerPacket {
+  const end = start + total;
+  const firstByte = bytes[start];
+  // The body follows the remaining length, whose bytes have the top bit set but the last.
+  while (bytes[++start] & 128);
+  start++;
   const type = firstByte >> 4;
   const flags = firstByte & 15;
   const length = end - start;
