@@ -133,6 +133,17 @@ export function clientIdFromChip(chipId: string): string {
   return "tbfw-" + id;
 }
 
+/** Where a pass over the sensors is (one variable of startDevice's scope rather than two, which live for the run). */
+const NOT_IN_SAMPLE = 0;
+/** Inside a sensor's sample() call, no answer yet. */
+const SAMPLE_WAITING = 1;
+/** Inside it, and it answered at once. */
+const SAMPLE_ANSWERED = 2;
+/** Where the device is (startSession runs once, and nothing runs once it is stopped). */
+const SESSION_NOT_STARTED = 0;
+const SESSION_STARTED = 1;
+const DEVICE_STOPPED = 2;
+
 /**
  * `createSensors[i]` makes `config.sensors[i]`. What is only needed while starting is not
  * kept in a variable here: this scope lives as long as the device (its closures hold it),
@@ -143,29 +154,18 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   let log: Logger = createLogger(platform.log, { logLevel: config.debug ? "debug" : "info" });
   log("I", "boot", "tb-firmware " + config.firmwareVersion + " on " + config.board + " (" + platform.runtime + "), chip " + platform.chipId());
 
-  let overrides: string | null = null;
-  try {
-    overrides = platform.storageRead(OVERRIDE_FILE);
-  } catch (e) {
-    log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
-  }
   // The built configuration gives way to the one with the overrides, so that it is not kept
   // too; a copy either way, since keys read only while starting are deleted from it below.
-  config = applyOverrides(Object.assign({}, config), overrides, (problem) => log("E", "config", problem));
-  overrides = null;
+  // No variable for the file's text: this scope is kept for the run.
+  try {
+    config = applyOverrides(Object.assign({}, config), platform.storageRead(OVERRIDE_FILE), (problem) => log("E", "config", problem));
+  } catch (e) {
+    log("E", "config", "cannot read " + OVERRIDE_FILE + ": " + errorText(e));
+    config = Object.assign({}, config);
+  }
   const settings: Settings = defaultSettings(config);
   log = createLogger(platform.log, settings);
   if (config.token === "" && !config.provisionKey) log("E", "config", "no access token: write {\"token\":\"...\"} to " + OVERRIDE_FILE + " or rebuild with TB_TOKEN");
-  let restartReason = "";
-  try {
-    restartReason = platform.storageRead(RESTART_FILE) || "";
-    if (restartReason !== "") {
-      log("W", "boot", "restarted: " + restartReason);
-      platform.storageRemove(RESTART_FILE);
-    }
-  } catch (e) {
-    log("E", "boot", RESTART_FILE + ": " + errorText(e));
-  }
   if (config.tls && platform.runtime === "espruino") {
     log("W", "tls", "Espruino does not verify the server certificate (encrypted, not authenticated)");
   }
@@ -174,14 +174,11 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   const random = seededRandom(hashString(platform.chipId()));
   // A driver that cannot start fails the start-up, which the entry logs.
   const sensors: Sensor[] = [];
-  // Each sensor's setting name, made once rather than at every sample.
-  const switches: string[] = [];
   for (let i = 0; i < createSensors.length; i++) {
     sensors.push(createSensors[i](platform, config.sensors[i], random));
-    switches.push(sensorSwitch(config.sensors[i]));
   }
-  // As the features below: each factory runs once, and emptied, the array lets them go.
-  createSensors.splice(0, createSensors.length);
+  // As the features below: each factory runs once, and the array is let go.
+  createSensors = null as never;
   config.clientId = clientIdFromChip(platform.chipId());
   const session = new MqttSession(
     platform,
@@ -253,8 +250,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   // A sensor may answer within its sample() call (an error, or Moddable's synchronous
   // drivers): the loop takes that answer instead of nesting one call per sensor, so the
   // stack stays flat however many sensors fail at once (XS's stack is small).
-  let inSample = false;
-  let answered = false;
+  let inSample = NOT_IN_SAMPLE;
   const nextSensor = (error: string | null, values: SensorValues | null) => {
     if (index >= 0) {
       if (reading === null) reading = {};
@@ -262,22 +258,23 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
       if (values !== null) for (const key in values) reading[prefix + key] = values[key];
       if (error !== null) reading.sensor_error = reading.sensor_error ? reading.sensor_error + "; " + error : error;
     }
-    if (inSample) {
-      answered = true;
+    if (inSample !== NOT_IN_SAMPLE) {
+      inSample = SAMPLE_ANSWERED;
       return;
     }
     for (;;) {
-      while (++index < sensors.length && settings[switches[index]] === false);
+      // The switch's name made at each sample rather than kept: on Espruino RAM is scarcer than time.
+      while (++index < sensors.length && settings[sensorSwitch(config.sensors[index])] === false);
       if (index >= sensors.length) break;
-      answered = false;
-      inSample = true;
+      inSample = SAMPLE_WAITING;
       try {
         sensors[index].sample(nextSensor);
       } catch (e) {
         // Still inSample: this only records the error.
-        if (!answered) nextSensor(sensors[index].model + ": " + errorText(e), null);
+        if (inSample === SAMPLE_WAITING) nextSensor(sensors[index].model + ": " + errorText(e), null);
       }
-      inSample = false;
+      const answered = inSample === SAMPLE_ANSWERED;
+      inSample = NOT_IN_SAMPLE;
       // Not answered yet: the sensor calls nextSensor when its conversion is done.
       if (!answered) return;
     }
@@ -312,14 +309,24 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     sampleNow: sampleNow,
     limits: [config.rateLimits, config.dataPointLimits, config.maxPayloadBytes],
     bootAt: platform.now(),
-    restartReason: restartReason,
+    restartReason: "",
   };
+  // Read into the context, not a variable of this scope (kept for the run).
+  try {
+    context.restartReason = platform.storageRead(RESTART_FILE) || "";
+    if (context.restartReason !== "") {
+      log("W", "boot", "restarted: " + context.restartReason);
+      platform.storageRemove(RESTART_FILE);
+    }
+  } catch (e) {
+    log("E", "boot", RESTART_FILE + ": " + errorText(e));
+  }
   applySettings();
   for (let i = 0; i < features.length; i++) features[i](context);
-  // Each runs once. The closures made here keep this scope, and so the array: emptied, its
-  // functions can go (loaded into RAM, Espruino keeps each function's text with it).
-  // splice, not `length = 0`: Espruino's array length cannot be assigned.
-  features.splice(0, features.length);
+  // Each runs once. The closures made here keep this scope, and so the array: let go, its
+  // functions can go (loaded into RAM, Espruino keeps each function's text with it). Not
+  // emptied with splice: an empty array would still be a JsVar of this scope.
+  features = null as never;
   // Only remote configuration falls back to the defaults.
   if (!context.remoteConfig) delete context.defaults;
   // Read only while starting (the settings, the limits and the stores have them now): on
@@ -336,20 +343,20 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
   delete (config as Partial<DeviceConfig>).spillBatches;
 
   let wifiTimer: TimerHandle | null = null;
-  let stopped = false;
-  let sessionStarted = false;
+  // Whether startSession ran, or the device was stopped: one variable of this scope rather than two.
+  let phase = SESSION_NOT_STARTED;
 
 
   const startSession = () => {
-    if (sessionStarted || stopped) return;
-    sessionStarted = true;
+    if (phase !== SESSION_NOT_STARTED) return;
+    phase = SESSION_STARTED;
     platform.syncClock((ok, shiftMs) => {
       if (ok) {
         log("I", "clock", "set to " + new Date(platform.now()).toISOString());
         context.bootAt += shiftMs;
         if (context.clockSet) context.clockSet(shiftMs);
       } else log("W", "clock", "no SNTP: no ts until the clock is set");
-      if (stopped) return;
+      if (phase === DEVICE_STOPPED) return;
       if (context.startSession) context.startSession();
       else session.start();
     });
@@ -360,7 +367,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     wifiTimer = null;
     log("I", "wifi", "joining \"" + config.wifiSsid + "\"");
     platform.wifiConnect(config.wifiSsid, config.wifiPassword, (state, detail) => {
-      if (stopped) return;
+      if (phase === DEVICE_STOPPED) return;
       if (state === "connected") {
         wifiAttempt = 0;
         log("I", "wifi", "connected" + (detail ? " (" + detail + ")" : ""));
@@ -408,7 +415,7 @@ export function startDevice(platform: Platform, config: DeviceConfig, createSens
     queue: queue,
     context: context,
     stop: () => {
-      stopped = true;
+      phase = DEVICE_STOPPED;
       if (sampleTimer !== null) platform.clearTimeout(sampleTimer);
       if (wifiTimer !== null) platform.clearTimeout(wifiTimer);
       if (watchdogTimer !== null) platform.clearTimeout(watchdogTimer);

@@ -307,7 +307,7 @@ export class MqttSession implements SocketHandlers {
         }
         const packet = decodePacket(bytes, start, length);
         start += length;
-        this._clearTimer(RESPONSE_TIMER);
+        this._timer(RESPONSE_TIMER);
         const type = packet.type;
         if (type === CONNACK) {
           if (this.state !== CONNECTING) throw new Error("second CONNACK");
@@ -333,7 +333,7 @@ export class MqttSession implements SocketHandlers {
           this._tokens = 3;
           this._tokensAt = this._platform.now();
           log("I", "mqtt", "connected to " + this._where());
-          this._startTimer(STABLE_TIMER, STABLE_AFTER_MS);
+          this._timer(STABLE_TIMER, STABLE_AFTER_MS);
           if (this._filters.length > 0) this._sendSubscribe(this._filters);
           // Resend in order what was not acknowledged; ones sent before carry DUP.
           let resent = 0;
@@ -402,7 +402,7 @@ export class MqttSession implements SocketHandlers {
         this._tokensAt = now;
         this._tokens = tokens;
         if (tokens < 1) {
-          this._startTimer(PACE_TIMER, Math.ceil((1 - tokens) / rate));
+          this._timer(PACE_TIMER, Math.ceil((1 - tokens) / rate));
           return;
         }
         this._tokens--;
@@ -445,17 +445,22 @@ export class MqttSession implements SocketHandlers {
    */
   private _arm(waitingFor: string | null): void {
     if (waitingFor === null) {
-      this._clearTimer(PING_TIMER);
-      this._startTimer(PING_TIMER, this._options.keepAliveS * 1000);
+      this._timer(PING_TIMER, this._options.keepAliveS * 1000);
     } else if (this._timers[RESPONSE_TIMER] === null) {
       this._waitingFor = waitingFor;
-      this._startTimer(RESPONSE_TIMER, this._options.responseTimeoutMs);
+      this._timer(RESPONSE_TIMER, this._options.responseTimeoutMs);
     }
   }
 
-  /** Starts timer `which`: the platform calls _onTimer with the session and `which`, no closure per timer. */
-  private _startTimer(which: number, ms: number): void {
-    this._timers[which] = this._platform.setTimeout(MqttSession._onTimer, ms, this, which);
+  /**
+   * Stops timer `which` if it runs, then starts it for `ms` (none: only stopped). The
+   * platform calls _onTimer with the session and `which`: no closure per timer. One method
+   * for both: each is a function object for the run on Espruino.
+   */
+  private _timer(which: number, ms?: number): void {
+    const handle = this._timers[which];
+    if (handle !== null) this._platform.clearTimeout(handle);
+    this._timers[which] = ms === undefined ? null : this._platform.setTimeout(MqttSession._onTimer, ms, this, which);
   }
 
   /** Every timer of the session ends here (static: the platform passes the session). */
@@ -474,16 +479,10 @@ export class MqttSession implements SocketHandlers {
       // Stable again: after a suspected rate limit, one step back per keep-alive period.
       if (session.squeeze > 0) {
         session.squeeze--;
-        session._startTimer(STABLE_TIMER, session._options.keepAliveS * 1000);
+        session._timer(STABLE_TIMER, session._options.keepAliveS * 1000);
         session._sendWaiting();
       }
     } else session._sendWaiting();
-  }
-
-  private _clearTimer(which: number): void {
-    const handle = this._timers[which];
-    if (handle !== null) this._platform.clearTimeout(handle);
-    this._timers[which] = null;
   }
 
   /**
@@ -515,7 +514,7 @@ export class MqttSession implements SocketHandlers {
         // Already closed underneath us: nothing more to release.
       }
     }
-    for (let i = 0; i < this._timers.length; i++) this._clearTimer(i);
+    for (let i = 0; i < this._timers.length; i++) this._timer(i);
     const wasConnected = this.state === CONNECTED;
     if (this.state === STOPPED) {
       this._log("I", "mqtt", "disconnected");
@@ -528,7 +527,7 @@ export class MqttSession implements SocketHandlers {
     const line = reason + "; retrying in " + seconds(delay);
     if (this._refused) this._log("E", "mqtt", line);
     else this._log("W", "mqtt", (wasConnected ? "disconnected: " : "connection failed: ") + line);
-    this._startTimer(RECONNECT_TIMER, delay);
+    this._timer(RECONNECT_TIMER, delay);
     const events = this._events;
     if (wasConnected && events.onDisconnected) {
       this._call(events.onDisconnected, "disconnect", reason);
