@@ -122,7 +122,9 @@ export class TelemetryQueue {
     // reading not on the wire, and say so: never silently.
     if (this.size() >= this._capacity && !this._spillOldest("RAM full")) {
       if (waiting.length > 0) {
-        this._takeFront(1);
+        // The oldest waiting reading goes (handed over, moved to flash or dropped: the same two lines each time, no method object).
+        waiting.splice(0, 1);
+        this._restored = this._restored > 1 ? this._restored - 1 : 0;
         log("W", "queue", "full (" + this._capacity + " readings): dropped the oldest, " + ++this.droppedCount + " dropped so far");
       } else {
         log("W", "queue", "full: dropped the new reading, " + ++this.droppedCount + " dropped so far");
@@ -152,17 +154,12 @@ export class TelemetryQueue {
     }
   }
 
-  /** Removes the oldest `count` waiting readings (handed over, moved to flash or dropped). */
-  private _takeFront(count: number): void {
-    this._waiting.splice(0, count);
-    this._restored = this._restored > count ? this._restored - count : 0;
-  }
-
   /** Moves the oldest batch not on the wire to flash; false if there is none or it could not. */
   private _spillOldest(why: string): boolean {
     const count = this._batchLength(this._batchSize);
     if (count === 0 || !this._spill(this._waiting.slice(0, count))) return false;
-    this._takeFront(count);
+    this._waiting.splice(0, count);
+    this._restored = this._restored > count ? this._restored - count : 0;
     this._log("I", "queue", why + ": moved " + count + " reading(s) to flash (" + this.spilledBatches + " batch(es) there)");
     return true;
   }
@@ -272,7 +269,8 @@ export class TelemetryQueue {
       // Several readings in one message: a JSON array, which ThingsBoard accepts as is.
       const payload = utf8Encode(count === 1 ? batch[0] : "[" + batch.join(",") + "]");
       if (!session.publish(TELEMETRY_TOPIC, payload, 1, TelemetryQueue._acknowledge, this)) return;
-      this._takeFront(count);
+      waiting.splice(0, count);
+      this._restored = this._restored > count ? this._restored - count : 0;
       this._handed += count;
       this._flight.push(batch);
       this._flightPayloads.push(payload);
