@@ -21,7 +21,9 @@ export function clockFeature(context: DeviceContext): void {
     const waiting = held;
     held = null;
     if (waiting === null) return;
-    // The device queues readings itself again; these hooks can go.
+    // The device queues readings itself again; these hooks can go. Queued here as the device
+    // queues them (record in app/device.ts), written out rather than a shared function, which
+    // on Espruino would be a global kept for the run.
     delete context.queueReading;
     delete context.clockSet;
     for (let i = 0; i < waiting.length; i++) context.queue.add(telemetryJson(shift === null ? null : waiting[i][0] + shift, waiting[i][1]));
