@@ -90,13 +90,18 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   sectionMarkdown[name] = md.slice(start);
 }
 
+/** What the bench builds with: the local broker (plain unless `settings` say otherwise), placeholders for the secrets, then `settings`. */
+function benchSettings(settings: Partial<DeviceSettings>): DeviceSettings {
+  return { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", ...settings };
+}
+
 /** Builds `boards` for the local broker into a fresh folder; returns the Espruino image paths by board. */
 async function buildFor(boards: string[], settings: Partial<DeviceSettings>, debug = false): Promise<Record<string, string>> {
   const dir = mkdtempSync(join(out, "img-"));
   await buildImages({
     boards,
     outDir: dir,
-    settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.plainPort, tls: false, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", ...settings },
+    settings: benchSettings(settings),
     version: packageVersion(),
     quiet: true,
     debug,
@@ -260,7 +265,7 @@ try {
         const [report] = await buildImages({
           boards: [join(dir, boardName + ".json")],
           outDir: join(dir, "out"),
-          settings: { ...DEFAULT_SETTINGS, host: "127.0.0.1", port: broker.tlsPort!, tls: true, token: "bench-token", ca: tls.caCert, wifiSsid: "bench", telemetryIntervalMs: 1000 },
+          settings: benchSettings({ port: broker.tlsPort!, tls: true, telemetryIntervalMs: 1000 }),
           version: packageVersion(),
           quiet: true,
         });
