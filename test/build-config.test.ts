@@ -317,3 +317,15 @@ test("npm run build prints sizes and the CA, never the token, the Wi-Fi password
     for (const [name, value] of Object.entries(secrets).filter(([n]) => n !== "TB_PROVISION_KEY")) assert.ok(!output.includes(value), name + " printed by the build:\n" + output);
   }
 });
+
+test("a wrong option on a tool's command line gets one line naming it and the options there are, not a stack trace", () => {
+  const tsx = join(ROOT, "node_modules/.bin/tsx");
+  const unknown = spawnSync(tsx, ["tools/build/build.ts", "--boards", "sim"], { cwd: ROOT, encoding: "utf8", timeout: 60000 });
+  assert.equal(unknown.status, 2, unknown.stderr);
+  assert.match(unknown.stderr, /^npm run build: Unknown option '--boards'/);
+  assert.match(unknown.stderr, /npm run build takes --board, --out, --config, --readable/);
+  assert.doesNotMatch(unknown.stderr, /\n\s+at /);
+  const missing = spawnSync(tsx, ["tools/bench/index.ts", "--runs"], { cwd: ROOT, encoding: "utf8", timeout: 60000 });
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /^npm run bench: Option '--runs <value>' argument missing/);
+});

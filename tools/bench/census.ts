@@ -21,7 +21,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import { fileURLToPath } from "node:url";
 
 /** One variable of E.dumpVariables(): `id,blocks,flags,name or value,child ids...`. */
@@ -280,7 +280,7 @@ export function formatCensus(census: Census, top: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("census", {
     options: {
       board: { type: "string", default: "esp32-devkitc" },
       mode: { type: "string", default: "flash" },

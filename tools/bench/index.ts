@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import mqttPacket from "mqtt-packet";
 import { decodePacket, encodePublish, packetLength } from "../../firmware/mqtt/codec.ts";
 import { utf8Encode } from "../../firmware/util/utf8.ts";
@@ -38,7 +38,7 @@ import { V1_TOPIC, V2_TOPIC, measureTlsOverhead, plainWire } from "./wire.ts";
 
 const SECTIONS = ["size", "ram", "features", "heap", "flash", "wire", "throughput", "boot", "codec"];
 
-const { values } = parseArgs({
+const { values } = parseCommandLine("npm run bench", {
   options: {
     runs: { type: "string", default: "5" },
     only: { type: "string", default: SECTIONS.join(",") },

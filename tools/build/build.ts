@@ -11,7 +11,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "./command-line";
 import { rollup } from "rollup";
 import type { RollupLog } from "rollup";
 import { minify } from "terser";
@@ -366,7 +366,7 @@ export function packageVersion(): string {
 }
 
 async function cli(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("npm run build", {
     options: {
       board: { type: "string", multiple: true, default: [] },
       out: { type: "string", default: "dist" },

@@ -8,7 +8,7 @@
 //   npm run console -- --port tcp://127.0.0.1:2323
 
 import { appendFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import type { Link } from "./port.ts";
 import { listPorts, openLink } from "./port.ts";
 
@@ -26,7 +26,7 @@ export function formatLine(line: string, options: { color: boolean; timestamps: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("npm run console", {
     options: {
       port: { type: "string" },
       baud: { type: "string", default: "115200" },

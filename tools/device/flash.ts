@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import { ROOT } from "../build/build.ts";
 import { caFileFor } from "../build/ca.ts";
 import { CA_FILE } from "../../firmware/platform/types.ts";
@@ -23,7 +23,7 @@ import { awaitLine, listPorts, portProblem } from "./port.ts";
 /** How long the boot line may take after a restart: Wi-Fi is not needed for it, only the start. */
 const BOOT_WAIT_MS = 30000;
 
-const { values } = parseArgs({
+const { values } = parseCommandLine("npm run flash", {
   options: {
     port: { type: "string" },
     board: { type: "string", default: "esp32-devkitc" },

@@ -21,7 +21,7 @@ import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import { ConfigError, MODDABLE_PLATFORMS, loadBoard } from "../build/boards.ts";
 import { ROOT, buildImages, packageVersion, writeOtaPackage } from "../build/build.ts";
 import { SIM_MOD_PARTITION, SIM_RESTART_LINE, xsArchiveBytes } from "../build/moddable-manifest.ts";
@@ -161,7 +161,7 @@ export async function buildModPackage(tools: ModdableTools, appDir: string, boar
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine("npm run moddable", {
     allowPositionals: true,
     options: {
       board: { type: "string" },

@@ -12,7 +12,7 @@
 
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import { ConfigError, loadBoard } from "../build/boards.ts";
 import { ThingsBoardEmulator } from "./emulator.ts";
 import { startControl } from "./control.ts";
@@ -45,7 +45,7 @@ function forgetStoredToken(storageDir: string): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine("npm start", {
     options: {
       host: { type: "string" },
       port: { type: "string" },

@@ -13,7 +13,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandLine } from "../build/command-line";
 import type { ControlRequest } from "./control.ts";
 import { CONTROL_FILE } from "./paths.ts";
 import type { JsonValue } from "./emulator.ts";
@@ -141,7 +141,7 @@ export function describe(request: ControlRequest, result: unknown): string {
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine("npm run tb", {
     allowPositionals: true,
     options: {
       device: { type: "string" },
