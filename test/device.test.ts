@@ -5,7 +5,8 @@ import type { DeviceConfig, SensorConfig } from "../firmware/config.ts";
 import { OVERRIDE_FILE, applyOverrides } from "../firmware/config.ts";
 import { telemetryJson } from "../firmware/thingsboard/telemetry.ts";
 import { createLogger, logLevelNames } from "../firmware/util/log.ts";
-import { rpcFeature } from "../firmware/thingsboard/rpc.ts";
+import { registerRpc, rpcFeature } from "../firmware/thingsboard/rpc.ts";
+import type { DeviceContext } from "../firmware/app/device.ts";
 import { remoteConfigService } from "../firmware/app/remote-config.ts";
 import { attributesFeature } from "../firmware/thingsboard/attributes.ts";
 import { createSht3x } from "../firmware/sensors/sht3x.ts";
@@ -398,6 +399,40 @@ test("server-side RPC: subscribed on every connect, answered on the response top
   again.open();
   again.receive([0x20, 2, 0, 0]);
   assert.ok(again.written.some((p) => p[0] === 0x82 && Buffer.from(p).includes(Buffer.from("v1/devices/me/rpc/request/+"))));
+  device.stop();
+});
+
+test("RPC methods of the application: registerRpc from a feature adds a method and replaces a built-in; the other built-ins and unknown methods answer as before", () => {
+  const platform = fakePlatform();
+  const calls: unknown[] = [];
+  const myFeature = (context: DeviceContext) => {
+    registerRpc(context, "setLed", (params, reply) => {
+      calls.push(params);
+      reply({ led: (params as { on: boolean }).on });
+    });
+    registerRpc(context, "ping", (_params, reply, method) => reply({ mine: method }));
+    registerRpc(context, "broken", () => {
+      throw new Error("no LED on this board");
+    });
+  };
+  // Registered before the rpc feature starts: the order of features does not matter.
+  const device = startDevice(platform, { ...CONFIG, maxInflight: 8 }, [createSimulated], [myFeature, remoteConfigService, rpcFeature]);
+  const socket = platform.sockets[0];
+  socket.open();
+  socket.receive([0x20, 2, 0, 0]);
+  socket.receive(publishPacket("v1/devices/me/rpc/request/1", '{"method":"setLed","params":{"on":true}}', 1));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/2", '{"method":"ping"}', 2));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/3", '{"method":"getConfig"}', 3));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/4", '{"method":"toString"}', 4));
+  socket.receive(publishPacket("v1/devices/me/rpc/request/5", '{"method":"broken"}', 5));
+  const replies = repliesOn(socket, "v1/devices/me/rpc/response/");
+  assert.deepEqual(calls, [{ on: true }]);
+  assert.deepEqual(replies.map((r) => r.topic.substring(27)), ["1", "2", "3", "4", "5"]);
+  assert.deepEqual(replies[0].body, { led: true });
+  assert.deepEqual(replies[1].body, { mine: "ping" }, "a registered method replaces the built-in of that name");
+  assert.equal((replies[2].body as { samplingIntervalMs: number }).samplingIntervalMs, 10000, "the other built-ins still answer");
+  assert.deepEqual(replies[3].body, { error: "unknown method: toString" });
+  assert.deepEqual(replies[4].body, { error: "broken failed: no LED on this board" });
   device.stop();
 });
 

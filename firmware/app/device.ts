@@ -12,6 +12,7 @@ import { createLogger, errorText, seconds } from "../util/log";
 import { hashString, seededRandom } from "../util/random";
 import type { RemoteConfig } from "./remote-config";
 import type { ClientRpc } from "../thingsboard/client-rpc";
+import type { RpcHandler } from "../thingsboard/rpc";
 import { TelemetryQueue } from "./telemetry-queue";
 
 export interface Device {
@@ -75,12 +76,8 @@ export interface DeviceContext {
    */
   remoteConfig?: RemoteConfig;
   clientRpc?: ClientRpc;
-}
-
-/** The one `key` object of a device, made on first use: the features that need it share it. */
-export function single<T>(context: DeviceContext, key: string, make: () => T): T {
-  const holder = context as unknown as { [key: string]: T };
-  return holder[key] || (holder[key] = make());
+  /** RPC methods of the application (registerRpc), made by the first one registered. */
+  rpcMethods?: { [method: string]: RpcHandler };
 }
 
 /** The [count, seconds] windows of a ThingsBoard rate limit "count:seconds,..." ("" : none). */

@@ -26,10 +26,6 @@ export function attributesFeature(context: DeviceContext): void {
 
   session.subscribe(ATTRIBUTES_TOPIC);
 
-  const report = (problems: string | null) => {
-    if (problems !== null) publishJson(session, ATTRIBUTES_TOPIC, { config_error: problems }, null);
-  };
-
   context.onConnect.push(() => {
     const attributes = platform.facts ? platform.facts() : {};
     attributes.current_fw_title = FIRMWARE_TITLE;
@@ -53,6 +49,7 @@ export function attributesFeature(context: DeviceContext): void {
   context.topics.push(ATTRIBUTES_TOPIC);
   context.onMessage.push((rest, payload) => {
     const message = parsePayload(payload);
+    let problems: string | null;
     if (rest !== "") {
       // Only the answer to the latest request: an older one may predate a change.
       if (ATTRIBUTES_TOPIC + rest !== ATTRIBUTE_RESPONSE + pending) return;
@@ -60,12 +57,13 @@ export function attributesFeature(context: DeviceContext): void {
       // Garbage is no answer: taken as one, it would reset every setting to the board's.
       if (message === undefined) return context.log("W", "config", "attributes not JSON: ignored");
       const shared = field(message, "shared");
-      report(remote(shared === undefined ? {} : shared, null, true, false));
-      return;
+      problems = remote(shared === undefined ? {} : shared, null, true, false);
+    } else {
+      if (message === undefined) context.log("W", "config", "attributes not JSON: ignored");
+      const deleted = field(message, "deleted");
+      problems = deleted !== undefined ? remote({}, deleted, false, false) : remote(message, null, false, false);
     }
-    if (message === undefined) context.log("W", "config", "attributes not JSON: ignored");
-    const deleted = field(message, "deleted");
-    report(deleted !== undefined ? remote({}, deleted, false, false) : remote(message, null, false, false));
+    if (problems !== null) publishJson(session, ATTRIBUTES_TOPIC, { config_error: problems }, null);
   });
 
   const sendStatus = () => {

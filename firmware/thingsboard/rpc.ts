@@ -8,7 +8,6 @@ import type { DeviceContext } from "../app/device";
 import { errorText } from "../util/log";
 import { CLAIM_TOPIC, RPC_REQUEST, RPC_RESPONSE } from "./topics";
 import { deviceStatus, field, onTopicPrefix, parsePayload, publishJson } from "./json";
-import { single } from "../app/device";
 
 /** `reply` answers once; `afterDelivery` runs when the server has the reply (its PUBACK). */
 export type RpcHandler = (params: unknown, reply: (result: unknown, afterDelivery?: () => void) => void, method: string) => void;
@@ -17,13 +16,14 @@ export type RpcHandler = (params: unknown, reply: (result: unknown, afterDeliver
 const MAX_BUSY = 4;
 const RETRY_MS = 500;
 
-export interface RpcServer {
-  /**
-   * Adds (or replaces) the handler of `method`: the application API. The handler of "*"
-   * answers every method that has none of its own (the built-ins are one handler, so that
-   * the device keeps no table of their names).
-   */
-  register(method: string, handler: RpcHandler): void;
+/**
+ * Adds (or replaces) the handler of `method`, a built-in's too: the application API, called
+ * from a feature of yours. A module function over a table on the context, not a server
+ * object with a method: a board that registers nothing keeps neither the table nor this
+ * function (on Espruino each function object costs JsVars for the whole run).
+ */
+export function registerRpc(context: DeviceContext, method: string, handler: RpcHandler): void {
+  (context.rpcMethods || (context.rpcMethods = {}))[method] = handler;
 }
 
 /** The error reply to a method nobody answers. */
@@ -31,15 +31,22 @@ function unknownMethod(method: unknown): { error: string } {
   return { error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" };
 }
 
-function createRpcServer(context: DeviceContext): RpcServer {
-  const handlers: { [method: string]: RpcHandler } = {};
-  let busy = 0;
+/**
+ * The "rpc" board feature: server-side RPC, with the built-ins getStatus, getConfig,
+ * setConfig, readNow, reboot, ping and claim, and the methods given to registerRpc.
+ */
+export function rpcFeature(context: DeviceContext): void {
+  const config = context.config;
+  const platform = context.platform;
   const log = context.log;
+  // Made by remoteConfigService, which the build runs before this feature.
+  const remote = context.remoteConfig!;
+  let busy = 0;
 
   /** Publishes the reply at QoS 1; while the session has no room it tries again. */
   const send = (id: string, result: unknown, afterDelivery?: () => void): void => {
     if (!publishJson(context.session, RPC_RESPONSE + id, result, afterDelivery ? afterDelivery : null)) {
-      context.platform.setTimeout(() => send(id, result, afterDelivery), RETRY_MS);
+      platform.setTimeout(() => send(id, result, afterDelivery), RETRY_MS);
     }
   };
 
@@ -62,47 +69,6 @@ function createRpcServer(context: DeviceContext): RpcServer {
     };
   };
 
-  onTopicPrefix(context, RPC_REQUEST, (id, payload) => {
-    const request = parsePayload(payload);
-    const method = field(request, "method");
-    // Own properties only ("toString" is no method); "*" is never an inherited one.
-    const handler = typeof method !== "string" ? null : Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : handlers["*"] || null;
-    const counted = handler !== null && busy < MAX_BUSY;
-    if (counted) busy++;
-    // Not inlined by terser: the reply would then close over this scope again.
-    const reply = /*#__NOINLINE__*/ replier(id, method, counted);
-    if (handler === null) reply(unknownMethod(method));
-    else if (!counted) reply({ error: "busy: retry later" });
-    else {
-      try {
-        handler(field(request, "params"), reply, method as string);
-      } catch (e) {
-        reply({ error: method + " failed: " + errorText(e) });
-      }
-    }
-  });
-
-  return {
-    register: (method, handler) => {
-      handlers[method] = handler;
-    },
-  };
-}
-
-/** The one RpcServer of a device: features and the application register handlers on it. */
-export function rpcServer(context: DeviceContext): RpcServer {
-  return single(context, "rpcServer", () => createRpcServer(context));
-}
-
-/**
- * The "rpc" board feature: server-side RPC with the built-ins getStatus, getConfig,
- * setConfig, readNow, reboot, ping and claim.
- */
-export function rpcFeature(context: DeviceContext): void {
-  const config = context.config;
-  const platform = context.platform;
-  // Made by remoteConfigService, which the build runs before this feature.
-  const remote = context.remoteConfig!;
   // One function for all built-ins: every function object costs JsVars on Espruino.
   const builtIn: RpcHandler = (params, reply, method) => {
     if (method === "getStatus") {
@@ -118,7 +84,7 @@ export function rpcFeature(context: DeviceContext): void {
       reply(problems ? { error: problems, config: context.settings } : { config: context.settings });
     } else if (method === "readNow") context.sampleNow((reading) => reply(reading || { error: "every sensor is switched off" }));
     else if (method === "reboot") {
-      context.log("W", "rpc", "rebooting on request");
+      log("W", "rpc", "rebooting on request");
       // Readings waiting in RAM go to flash first, so they survive the restart.
       const restart = () => {
         context.queue.persist();
@@ -137,5 +103,25 @@ export function rpcFeature(context: DeviceContext): void {
     } else if (method === "ping") reply({ pong: true });
     else reply(unknownMethod(method));
   };
-  rpcServer(context).register("*", builtIn);
+
+  onTopicPrefix(context, RPC_REQUEST, (id, payload) => {
+    const request = parsePayload(payload);
+    const method = field(request, "method");
+    const registered = context.rpcMethods;
+    // Own properties only ("toString" is no method).
+    const handler = typeof method !== "string" ? null : registered && Object.prototype.hasOwnProperty.call(registered, method) ? registered[method] : builtIn;
+    const counted = handler !== null && busy < MAX_BUSY;
+    if (counted) busy++;
+    // Not inlined by terser: the reply would then close over this scope again.
+    const reply = /*#__NOINLINE__*/ replier(id, method, counted);
+    if (handler === null) reply(unknownMethod(method));
+    else if (!counted) reply({ error: "busy: retry later" });
+    else {
+      try {
+        handler(field(request, "params"), reply, method as string);
+      } catch (e) {
+        reply({ error: method + " failed: " + errorText(e) });
+      }
+    }
+  });
 }
