@@ -26,11 +26,6 @@ export function registerRpc(context: DeviceContext, method: string, handler: Rpc
   (context.rpcMethods || (context.rpcMethods = {}))[method] = handler;
 }
 
-/** The error reply to a method nobody answers. */
-function unknownMethod(method: unknown): { error: string } {
-  return { error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" };
-}
-
 /**
  * The "rpc" board feature: server-side RPC, with the built-ins getStatus, getConfig,
  * setConfig, readNow, reboot, ping and claim, and the methods given to registerRpc.
@@ -101,21 +96,20 @@ export function rpcFeature(context: DeviceContext): void {
       if (typeof durationMs === "number") claim.durationMs = durationMs;
       reply(publishJson(context.session, CLAIM_TOPIC, claim, null) ? { claiming: true } : { error: "no room to send the claim now; retry" });
     } else if (method === "ping") reply({ pong: true });
-    else reply(unknownMethod(method));
+    else reply({ error: typeof method === "string" ? "unknown method: " + method : "bad request: expected {\"method\": string, \"params\": any}" });
   };
 
   onTopicPrefix(context, RPC_REQUEST, (id, payload) => {
     const request = parsePayload(payload);
     const method = field(request, "method");
     const registered = context.rpcMethods;
-    // Own properties only ("toString" is no method).
-    const handler = typeof method !== "string" ? null : registered && Object.prototype.hasOwnProperty.call(registered, method) ? registered[method] : builtIn;
-    const counted = handler !== null && busy < MAX_BUSY;
+    // Own properties only ("toString" is no method). The built-ins answer the rest, bad requests too.
+    const handler = typeof method === "string" && registered && Object.prototype.hasOwnProperty.call(registered, method) ? registered[method] : builtIn;
+    const counted = busy < MAX_BUSY;
     if (counted) busy++;
     // Not inlined by terser: the reply would then close over this scope again.
     const reply = /*#__NOINLINE__*/ replier(id, method, counted);
-    if (handler === null) reply(unknownMethod(method));
-    else if (!counted) reply({ error: "busy: retry later" });
+    if (!counted) reply({ error: "busy: retry later" });
     else {
       try {
         handler(field(request, "params"), reply, method as string);
