@@ -357,30 +357,30 @@ export function otaFeature(context: DeviceContext): void {
   let attributeId = REQUEST_ID_BASE;
 
   let updater: Updater | null = null;
-  const consider = (values: unknown) => {
-    const title = field(values, "fw_title");
-    const version = field(values, "fw_version");
-    if (typeof title !== "string" || typeof version !== "string" || (title === FIRMWARE_TITLE && version === context.config.firmwareVersion)) return;
-    if (updater === null) updater = wakeUpdater(context, record, running);
-    if (!updater.update(title, version, values)) updater = null;
-  };
   session.subscribe(ATTRIBUTES_TOPIC);
   session.subscribe(ATTRIBUTE_RESPONSE + "+");
   // First, for every topic: attribute messages are the attributes feature's too, so they are passed on.
   context.topics.unshift("");
   context.onMessage.unshift((topic, payload) => {
-    if (topic === ATTRIBUTES_TOPIC) {
-      consider(parsePayload(payload));
-      return false;
-    }
-    if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
+    let values: unknown;
+    if (topic === ATTRIBUTES_TOPIC) values = parsePayload(payload);
+    else if (topic.indexOf(ATTRIBUTE_RESPONSE) === 0) {
       if (Number(topic.substring(ATTRIBUTE_RESPONSE.length)) <= REQUEST_ID_BASE) return false;
-      consider(field(parsePayload(payload), "shared"));
+      values = field(parsePayload(payload), "shared");
+    } else {
+      if (topic.indexOf(CHUNK_RESPONSE) !== 0 && topic !== FW_ERROR) return false;
+      if (updater !== null && !updater.onMessage(topic, payload)) updater = null;
       return true;
     }
-    if (topic.indexOf(CHUNK_RESPONSE) !== 0 && topic !== FW_ERROR) return false;
-    if (updater !== null && !updater.onMessage(topic, payload)) updater = null;
-    return true;
+    // Firmware other than this one starts an update (written here, not as a closure: one
+    // function object fewer for the run).
+    const title = field(values, "fw_title");
+    const version = field(values, "fw_version");
+    if (typeof title === "string" && typeof version === "string" && (title !== FIRMWARE_TITLE || version !== context.config.firmwareVersion)) {
+      if (updater === null) updater = wakeUpdater(context, record, running);
+      if (!updater.update(title, version, values)) updater = null;
+    }
+    return topic !== ATTRIBUTES_TOPIC;
   });
   context.onConnect.push(() => {
     // A trial to confirm (until its first PUBACK) or a failure to report.
